@@ -1,0 +1,428 @@
+package mitigation
+
+import (
+	"net/netip"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/levee-dots/levee/dots"
+)
+
+// Policy is the server's local policy for mitigation requests.
+type Policy struct {
+	// AllowIndefinite grants lifetime -1 when asked; otherwise MaxLifetime is granted.
+	AllowIndefinite bool
+	// MaxLifetime caps granted lifetimes (0: no cap; an indefinite request
+	// that is not allowed then gets DefaultLifetime).
+	MaxLifetime time.Duration
+	// DefaultLifetime is granted for a refused indefinite request when there is no cap (RFC 9132 default 3600 s).
+	DefaultLifetime time.Duration
+	// Terminating is the active-but-terminating period (default 120 s), doubled
+	// for each re-request within it, up to MaxTerminating (default 300 s).
+	Terminating, MaxTerminating time.Duration
+	// RejectOtherClientOverlap answers 4.09 instead of 2.01 when a request
+	// overlaps another client's active request.
+	RejectOtherClientOverlap bool
+	// MaxPerClient bounds the requests one client may hold (0: 1024).
+	MaxPerClient int
+}
+
+func (p *Policy) defaults() {
+	if p.DefaultLifetime == 0 {
+		p.DefaultLifetime = time.Hour
+	}
+	if p.Terminating == 0 {
+		p.Terminating = 120 * time.Second
+	}
+	if p.MaxTerminating == 0 {
+		p.MaxTerminating = 300 * time.Second
+	}
+	if p.MaxPerClient == 0 {
+		p.MaxPerClient = 1024
+	}
+}
+
+// Book holds every client's mitigation requests.
+type Book struct {
+	policy   Policy
+	byClient map[string]map[uint32]*Record
+}
+
+// NewBook returns an empty book with the given policy.
+func NewBook(p Policy) *Book {
+	p.defaults()
+	return &Book{policy: p, byClient: map[string]map[uint32]*Record{}}
+}
+
+// Result is what an operation changed. The caller persists Changes, then
+// answers with Code, then applies Activate and Withdraw to the mitigator and
+// notifies observers of Notify (and of the clients in Changes).
+type Result struct {
+	Code     dots.Code
+	Record   *Record                   // the request the operation was about (a copy)
+	Conflict *dots.ConflictInformation // conflict-information for the response
+	Changes  []Change
+	Activate []*Record // start diverting (copies)
+	Withdraw []Key     // stop diverting
+	Notify   []*Record // final states to notify before they vanish (status 6)
+}
+
+// Change is one record to write (or delete) in the store.
+type Change struct {
+	Key     Key
+	Record  *Record // nil when deleted
+	Deleted bool
+}
+
+func (res *Result) put(r *Record) {
+	c := *r
+	res.Changes = append(res.Changes, Change{Key: r.Key, Record: &c})
+}
+
+func (res *Result) del(k Key) { res.Changes = append(res.Changes, Change{Key: k, Deleted: true}) }
+
+// Restore loads a persisted record (at start-up).
+func (b *Book) Restore(r *Record) {
+	m := b.byClient[r.CUID]
+	if m == nil {
+		m = map[uint32]*Record{}
+		b.byClient[r.CUID] = m
+	}
+	c := *r
+	m[r.MID] = &c
+}
+
+// PutRequest is a validated PUT /mitigate/cuid=…/mid=… request.
+type PutRequest struct {
+	CUID, Domain string
+	MID          uint32
+	Req          *dots.Request
+	Prefixes     []netip.Prefix // every address covered, after ownership checks and name resolution
+	Efficacy     bool           // If-Match present and empty (RFC 9132 §4.4.3)
+}
+
+// Put handles creation, refresh and efficacy updates.
+func (b *Book) Put(in PutRequest, now time.Time) (*Result, error) {
+	mine := b.byClient[in.CUID]
+	if cur, ok := mine[in.MID]; ok && cur.Status != dots.StatusTerminated {
+		return b.update(cur, in, now)
+	}
+	if in.Efficacy {
+		// RFC 9132 §4.4.3: an efficacy update for an unknown mid is ignored.
+		return &Result{}, nil
+	}
+	if in.Req.Lifetime == 0 {
+		return nil, dots.Errorf(dots.BadRequest, "lifetime is mandatory")
+	}
+	rec := &Record{Key: Key{CUID: in.CUID, MID: in.MID}, Domain: in.Domain, Scope: requestScope(in.Req),
+		Prefixes: in.Prefixes, Trigger: in.Req.Trigger}
+	res := &Result{Code: dots.Created}
+	if err := b.sameClientOverlap(rec, res); err != nil {
+		return nil, err
+	}
+	if len(mine)-countKeys(res.Changes) >= b.policy.MaxPerClient {
+		return nil, dots.Errorf(dots.ServiceUnavailable, "client holds %d mitigation requests, the most this server allows", b.policy.MaxPerClient)
+	}
+	if err := b.otherClientOverlap(rec, res, now); err != nil {
+		return nil, err
+	}
+	b.grant(rec, in.Req.Lifetime, now)
+	if rec.Trigger {
+		rec.Status, rec.Start = dots.StatusInProgress, now
+		res.Activate = append(res.Activate, clone(rec))
+	} else {
+		rec.Status = dots.StatusSignalLoss
+	}
+	b.Restore(rec)
+	res.put(rec)
+	res.Record = clone(rec)
+	return res, nil
+}
+
+func countKeys(ch []Change) int {
+	n := 0
+	for _, c := range ch {
+		if c.Deleted {
+			n++
+		}
+	}
+	return n
+}
+
+// update is a PUT on an existing mid: refresh, efficacy update, or the
+// re-request of a request in its active-but-terminating period.
+func (b *Book) update(cur *Record, in PutRequest, now time.Time) (*Result, error) {
+	if !cur.sameParams(&in.Req.Scope, in.Req.Trigger) {
+		return nil, dots.Errorf(dots.BadRequest, "mid %d exists with other parameters: a refresh or efficacy update may change only lifetime and attack-status; use a new mid", cur.MID)
+	}
+	if in.Efficacy && in.Req.Scope.AttackStatus == nil {
+		return nil, dots.Errorf(dots.BadRequest, "an efficacy update (empty If-Match) requires attack-status")
+	}
+	res := &Result{Code: dots.Changed}
+	if in.Req.Scope.AttackStatus != nil {
+		cur.AttackStatus = *in.Req.Scope.AttackStatus
+	}
+	if in.Req.Lifetime != 0 {
+		b.grant(cur, in.Req.Lifetime, now)
+	}
+	if cur.Status == dots.StatusClientWithdrawn {
+		// Re-requested within active-but-terminating: back to work, and the
+		// next termination period grows (RFC 9132 §4.4.4).
+		cur.Status, cur.TerminateAt = dots.StatusInProgress, time.Time{}
+		cur.Terminations++
+		res.Code = dots.Created
+		res.Activate = append(res.Activate, clone(cur))
+	}
+	res.put(cur)
+	res.Record = clone(cur)
+	return res, nil
+}
+
+// sameClientOverlap applies "higher mid wins" among one client's requests of
+// the same trigger-mitigation type.
+func (b *Book) sameClientOverlap(rec *Record, res *Result) error {
+	for _, o := range b.sorted(rec.CUID) {
+		if o.Trigger != rec.Trigger || o.Status == dots.StatusClientWithdrawn || o.Status == dots.StatusTerminated || !rec.overlaps(o) {
+			continue
+		}
+		if o.MID > rec.MID {
+			ci := &dots.ConflictInformation{
+				ConflictStatus: dots.Ptr(dots.ConflictInactiveOtherActive),
+				ConflictCause:  dots.Ptr(dots.CauseOverlappingTargets),
+				ConflictScope:  &dots.ConflictScope{MID: dots.Ptr(o.MID), TargetPrefix: rec.overlapPrefixes(o)},
+			}
+			return &dots.Error{Code: dots.Conflict, Diag: "request overlaps mid " + uitoa(o.MID) + " of this client, which is higher: mids must increase",
+				Body: conflictBody(rec.MID, ci)}
+		}
+		b.remove(o, res)
+	}
+	return nil
+}
+
+// otherClientOverlap reports (or refuses) overlap with other clients' active requests.
+func (b *Book) otherClientOverlap(rec *Record, res *Result, now time.Time) error {
+	if !rec.Trigger {
+		return nil
+	}
+	var hits []string
+	var retry int64
+	for cuid, m := range b.byClient {
+		if cuid == rec.CUID {
+			continue
+		}
+		for _, o := range m {
+			if !o.Active() || o.Status == dots.StatusClientWithdrawn || !rec.overlaps(o) {
+				continue
+			}
+			hits = append(hits, rec.overlapPrefixes(o)...)
+			if rem := o.Remaining(now); rem > retry || rem < 0 {
+				retry = rem
+			}
+		}
+	}
+	if len(hits) == 0 {
+		return nil
+	}
+	slices.Sort(hits)
+	hits = slices.Compact(hits)
+	ci := &dots.ConflictInformation{ConflictCause: dots.Ptr(dots.CauseOverlappingTargets), ConflictScope: &dots.ConflictScope{TargetPrefix: hits}}
+	if b.policy.RejectOtherClientOverlap {
+		ci.ConflictStatus = dots.Ptr(dots.ConflictInactiveOtherActive)
+		if retry >= 0 {
+			ci.RetryTimer = dots.Ptr(uint32(min(retry, 1<<32-1)))
+		}
+		return &dots.Error{Code: dots.Conflict, Diag: "targets overlap an active mitigation of another client", Body: conflictBody(rec.MID, ci)}
+	}
+	ci.ConflictStatus = dots.Ptr(dots.ConflictActive)
+	rec.Conflict, res.Conflict = ci, ci
+	return nil
+}
+
+func conflictBody(mid uint32, ci *dots.ConflictInformation) *dots.Message {
+	return &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{{MID: dots.Ptr(mid), ConflictInformation: ci}}}}
+}
+
+func (b *Book) grant(rec *Record, asked int64, now time.Time) {
+	p := b.policy
+	lt := asked
+	if lt < 0 && !p.AllowIndefinite {
+		lt = int64(p.DefaultLifetime / time.Second)
+		if p.MaxLifetime > 0 {
+			lt = int64(p.MaxLifetime / time.Second)
+		}
+	}
+	if max := int64(p.MaxLifetime / time.Second); max > 0 && lt > max {
+		lt = max
+	}
+	rec.Lifetime = lt
+	rec.Expires = time.Time{}
+	if lt >= 0 {
+		rec.Expires = now.Add(time.Duration(lt) * time.Second)
+	}
+}
+
+func (b *Book) remove(r *Record, res *Result) {
+	if r.Active() {
+		res.Withdraw = append(res.Withdraw, r.Key)
+	}
+	delete(b.byClient[r.CUID], r.MID)
+	if len(b.byClient[r.CUID]) == 0 {
+		delete(b.byClient, r.CUID)
+	}
+	res.del(r.Key)
+}
+
+// Delete withdraws a request (RFC 9132 §4.4.4). It always succeeds with 2.02.
+func (b *Book) Delete(k Key, now time.Time) *Result {
+	res := &Result{Code: dots.Deleted}
+	r, ok := b.byClient[k.CUID][k.MID]
+	if !ok || r.Status == dots.StatusClientWithdrawn || r.Status == dots.StatusTerminated {
+		return res
+	}
+	if !r.Active() {
+		b.remove(r, res)
+		return res
+	}
+	period := b.policy.Terminating << min(r.Terminations, 8)
+	if period > b.policy.MaxTerminating {
+		period = b.policy.MaxTerminating
+	}
+	r.Status, r.TerminateAt = dots.StatusClientWithdrawn, now.Add(period)
+	res.put(r)
+	res.Record = clone(r)
+	return res
+}
+
+// Tick ends what is due at now: active-but-terminating periods (status 6,
+// then gone) and expired lifetimes.
+func (b *Book) Tick(now time.Time) *Result {
+	res := &Result{}
+	for _, cuid := range b.clients() {
+		for _, r := range b.sorted(cuid) {
+			switch {
+			case r.Status == dots.StatusClientWithdrawn && !now.Before(r.TerminateAt),
+				r.Lifetime >= 0 && !now.Before(r.Expires):
+				final := clone(r)
+				final.Status = dots.StatusTerminated
+				res.Notify = append(res.Notify, final)
+				b.remove(r, res)
+			}
+		}
+	}
+	return res
+}
+
+// SessionLost activates the client's trigger-mitigation=false requests and
+// withdraws its active requests they overlap (RFC 9132 §4.4.1, §4.7).
+func (b *Book) SessionLost(cuid string, now time.Time) *Result {
+	res := &Result{}
+	recs := b.sorted(cuid)
+	for _, r := range recs {
+		if r.Status != dots.StatusSignalLoss {
+			continue
+		}
+		r.Status, r.Start = dots.StatusInProgress, now
+		res.put(r)
+		res.Activate = append(res.Activate, clone(r))
+		for _, o := range recs {
+			if o.Trigger && o.Active() && o.Status != dots.StatusClientWithdrawn && o.overlaps(r) {
+				o.Status = dots.StatusServerWithdrawn
+				res.Withdraw = append(res.Withdraw, o.Key)
+				res.put(o)
+			}
+		}
+	}
+	return res
+}
+
+// SetOutcome records what the mitigator reported for an active request.
+func (b *Book) SetOutcome(k Key, status dots.Status, note string) *Result {
+	res := &Result{}
+	r, ok := b.byClient[k.CUID][k.MID]
+	if !ok || !r.Active() || r.Status == dots.StatusClientWithdrawn {
+		return res
+	}
+	if r.Status == status && r.Note == note {
+		return res
+	}
+	r.Status, r.Note = status, note
+	res.put(r)
+	res.Record = clone(r)
+	return res
+}
+
+// Get returns a copy of one request.
+func (b *Book) Get(k Key) (*Record, bool) {
+	r, ok := b.byClient[k.CUID][k.MID]
+	if !ok {
+		return nil, false
+	}
+	return clone(r), true
+}
+
+// List returns copies of a client's requests in mid order.
+func (b *Book) List(cuid string) []*Record {
+	recs := b.sorted(cuid)
+	for i, r := range recs {
+		recs[i] = clone(r)
+	}
+	return recs
+}
+
+// Active returns copies of every request that should be diverting.
+func (b *Book) Active() []*Record {
+	var out []*Record
+	for _, cuid := range b.clients() {
+		for _, r := range b.sorted(cuid) {
+			if r.Active() {
+				out = append(out, clone(r))
+			}
+		}
+	}
+	return out
+}
+
+// HasActive reports whether a client has an active mitigation (which selects
+// the mitigating-config set of RFC 9132 §4.5).
+func (b *Book) HasActive(cuid string) bool {
+	for _, r := range b.byClient[cuid] {
+		if r.Active() {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Book) clients() []string {
+	out := make([]string, 0, len(b.byClient))
+	for c := range b.byClient {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (b *Book) sorted(cuid string) []*Record {
+	m := b.byClient[cuid]
+	out := make([]*Record, 0, len(m))
+	for _, r := range m {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].MID < out[j].MID })
+	return out
+}
+
+func clone(r *Record) *Record {
+	c := *r
+	return &c
+}
+
+// requestScope keeps the target attributes of a request (what a refresh must repeat).
+func requestScope(r *dots.Request) dots.Scope {
+	s := r.Scope
+	return dots.Scope{TargetPrefix: s.TargetPrefix, TargetPortRange: s.TargetPortRange, TargetProtocol: s.TargetProtocol,
+		TargetFQDN: s.TargetFQDN, TargetURI: s.TargetURI, AliasName: s.AliasName, TriggerMitigation: s.TriggerMitigation}
+}
+
+func uitoa(v uint32) string { return dots.KeyName(uint64(v))[4:] }

@@ -1,0 +1,148 @@
+package mitigation
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/levee-dots/levee/dots"
+)
+
+// Key identifies a mitigation request: the client and its mid.
+type Key struct {
+	CUID string `json:"cuid"`
+	MID  uint32 `json:"mid"`
+}
+
+// Record is one mitigation request as the server keeps it (and persists it).
+type Record struct {
+	Key
+	Domain       string                    `json:"domain"`
+	Scope        dots.Scope                `json:"scope"`    // targets as requested (no lifetime, no status)
+	Prefixes     []netip.Prefix            `json:"prefixes"` // every address the request covers (prefixes + resolved names)
+	Lifetime     int64                     `json:"lifetime"` // granted at the last create/refresh, -1 indefinite
+	Expires      time.Time                 `json:"expires"`  // zero when indefinite
+	Start        time.Time                 `json:"start"`    // mitigation-start, zero while status 8
+	Status       dots.Status               `json:"status"`
+	Trigger      bool                      `json:"trigger"` // trigger-mitigation
+	TerminateAt  time.Time                 `json:"terminate_at,omitempty"`
+	Terminations int                       `json:"terminations,omitempty"` // withdrawals seen, for the exponential active-but-terminating period
+	AttackStatus dots.AttackStatus         `json:"attack_status,omitempty"`
+	Conflict     *dots.ConflictInformation `json:"conflict,omitempty"`
+	Note         string                    `json:"note,omitempty"` // what the mitigator said (e.g. none configured)
+	BytesDropped uint64                    `json:"bytes_dropped,omitempty"`
+	PktsDropped  uint64                    `json:"pkts_dropped,omitempty"`
+}
+
+// Active reports whether the request is (or should be) diverting traffic.
+func (r *Record) Active() bool {
+	switch r.Status {
+	case dots.StatusInProgress, dots.StatusMitigated, dots.StatusAttackStopped,
+		dots.StatusExceededCapability, dots.StatusClientWithdrawn:
+		return true
+	}
+	return false
+}
+
+// Remaining returns the remaining lifetime in seconds (-1 indefinite).
+func (r *Record) Remaining(now time.Time) int64 {
+	if r.Lifetime < 0 {
+		return -1
+	}
+	d := r.Expires.Sub(now)
+	if d < 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// sameParams reports whether a request carries the same parameters as the
+// record apart from lifetime and attack-status (RFC 9132 §4.4.1 refresh).
+func (r *Record) sameParams(s *dots.Scope, trigger bool) bool {
+	a := r.Scope
+	return trigger == r.Trigger &&
+		slices.Equal(a.TargetPrefix, s.TargetPrefix) &&
+		slices.EqualFunc(a.TargetPortRange, s.TargetPortRange, portRangeEqual) &&
+		slices.Equal(a.TargetProtocol, s.TargetProtocol) &&
+		slices.Equal(a.TargetFQDN, s.TargetFQDN) &&
+		slices.Equal(a.TargetURI, s.TargetURI) &&
+		slices.Equal(a.AliasName, s.AliasName)
+}
+
+func portRangeEqual(a, b dots.PortRange) bool {
+	return a.LowerPort == b.LowerPort && upper(a) == upper(b)
+}
+
+func upper(p dots.PortRange) uint16 {
+	if p.UpperPort == nil {
+		return p.LowerPort
+	}
+	return *p.UpperPort
+}
+
+// overlaps reports whether two requests share a target: an address, a
+// name, a URI or an alias (RFC 9132 §4.4.1 overlap rule).
+func (r *Record) overlaps(o *Record) bool {
+	for _, p := range r.Prefixes {
+		for _, q := range o.Prefixes {
+			if p.Overlaps(q) {
+				return true
+			}
+		}
+	}
+	return shareString(r.Scope.TargetFQDN, o.Scope.TargetFQDN) ||
+		shareString(r.Scope.TargetURI, o.Scope.TargetURI) ||
+		shareString(r.Scope.AliasName, o.Scope.AliasName)
+}
+
+func shareString(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// overlapPrefixes returns r's prefixes that overlap o.
+func (r *Record) overlapPrefixes(o *Record) []string {
+	var out []string
+	for _, p := range r.Prefixes {
+		for _, q := range o.Prefixes {
+			if p.Overlaps(q) {
+				out = append(out, p.String())
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Status renders the record as a status scope entry (RFC 9132 §4.4.2).
+// withConfig and withState select the 'c' query's config and non-config nodes.
+func (r *Record) StatusScope(now time.Time, withConfig, withState bool) dots.Scope {
+	s := dots.Scope{MID: dots.Ptr(r.MID)}
+	if withConfig {
+		c := r.Scope
+		s.TargetPrefix, s.TargetPortRange, s.TargetProtocol = c.TargetPrefix, c.TargetPortRange, c.TargetProtocol
+		s.TargetFQDN, s.TargetURI, s.AliasName = c.TargetFQDN, c.TargetURI, c.AliasName
+		s.TriggerMitigation = c.TriggerMitigation
+	}
+	s.Lifetime = dots.Ptr(r.Remaining(now))
+	if withState {
+		s.Status = dots.Ptr(r.Status)
+		if !r.Start.IsZero() && r.Status != dots.StatusSignalLoss {
+			s.MitigationStart = dots.Ptr(dots.U64(r.Start.Unix()))
+		}
+		s.ConflictInformation = r.Conflict
+		if r.Active() || r.Status == dots.StatusTerminated {
+			s.BytesDropped = dots.Ptr(dots.U64(r.BytesDropped))
+			s.PktsDropped = dots.Ptr(dots.U64(r.PktsDropped))
+		}
+		if r.AttackStatus != 0 {
+			s.AttackStatus = dots.Ptr(r.AttackStatus)
+		}
+		s.Note = r.Note
+	}
+	return s
+}
