@@ -100,6 +100,7 @@ type PutRequest struct {
 	Req          *dots.Request
 	Prefixes     []netip.Prefix // every address covered, after ownership checks and name resolution
 	Efficacy     bool           // If-Match present and empty (RFC 9132 §4.4.3)
+	Note         string         // initial note (e.g. that no mitigator is configured)
 }
 
 // Put handles creation, refresh and efficacy updates.
@@ -116,7 +117,7 @@ func (b *Book) Put(in PutRequest, now time.Time) (*Result, error) {
 		return nil, dots.Errorf(dots.BadRequest, "lifetime is mandatory")
 	}
 	rec := &Record{Key: Key{CUID: in.CUID, MID: in.MID}, Domain: in.Domain, Scope: requestScope(in.Req),
-		Prefixes: in.Prefixes, Trigger: in.Req.Trigger}
+		Prefixes: in.Prefixes, Trigger: in.Req.Trigger, Note: in.Note}
 	res := &Result{Code: dots.Created}
 	if err := b.sameClientOverlap(rec, res); err != nil {
 		return nil, err

@@ -1,0 +1,346 @@
+// Package dotsclient is the DOTS client side of the signal channel
+// (RFC 9132): Happy Eyeballs over DTLS and TLS (§4.3), mitigation requests,
+// refresh, efficacy updates, status with Observe, withdrawal (§4.4), session
+// configuration (§4.5), heartbeats in both directions (§4.7), and an agent
+// that keeps a session alive and reconnects as §4.7 prescribes.
+package dotsclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	"github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/mux"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/tcp"
+	tcpClient "github.com/plgd-dev/go-coap/v3/tcp/client"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/levee-dots/levee/dots"
+)
+
+// Config configures a client.
+type Config struct {
+	Servers     []string // host:port, in order of preference
+	Certificate tls.Certificate
+	RootCAs     *x509.CertPool
+	ServerName  string // for certificate verification; default: the host of each server address
+	// CUID overrides the identifier derived from the certificate (only
+	// after a cuid collision, RFC 9132 §4.4.1.3).
+	CUID string
+	// Transport restricts Happy Eyeballs: "" or "auto" (DTLS preferred,
+	// TLS as fallback), "dtls" or "tls".
+	Transport string
+	// AttemptDelay is the Happy Eyeballs connection attempt delay (default 100 ms, RFC 9132 §4.3).
+	AttemptDelay time.Duration
+	Logger       *slog.Logger
+	// OnHeartbeat is called for each heartbeat the server sends.
+	OnHeartbeat func(peerHBStatus bool)
+}
+
+// Client is one signal-channel session.
+type Client struct {
+	cfg       Config
+	conn      mux.Conn
+	transport string
+	remote    string
+	cuid      string
+	log       *slog.Logger
+
+	mu       sync.Mutex
+	lastHBRx time.Time
+}
+
+// CUID returns the client identifier used in requests.
+func (c *Client) CUID() string { return c.cuid }
+
+// Transport returns "dtls" or "tls".
+func (c *Client) Transport() string { return c.transport }
+
+// Remote returns the server address of the session.
+func (c *Client) Remote() string { return c.remote }
+
+// Done is closed when the session ends.
+func (c *Client) Done() <-chan struct{} { return c.conn.Done() }
+
+// Close ends the session.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// LastServerHeartbeat returns when the server's last heartbeat arrived.
+func (c *Client) LastServerHeartbeat() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastHBRx
+}
+
+// Response is a server answer.
+type Response struct {
+	Code   dots.Code
+	Body   *dots.Message // for 2.xx and 4.09 with application/dots+cbor
+	Diag   string        // plain-text diagnostic of a 4.xx/5.xx
+	MaxAge *uint32
+}
+
+// Err returns a *dots.Error for 4.xx/5.xx answers, nil otherwise.
+func (r *Response) Err() error {
+	if r.Code < dots.BadRequest {
+		return nil
+	}
+	diag := r.Diag
+	if r.Body != nil && diag == "" {
+		diag = describeConflict(r.Body)
+	}
+	return &dots.Error{Code: r.Code, Diag: diag, Body: r.Body}
+}
+
+func describeConflict(m *dots.Message) string {
+	if m.MitigationScope == nil || len(m.MitigationScope.Scope) == 0 || m.MitigationScope.Scope[0].ConflictInformation == nil {
+		return ""
+	}
+	ci := m.MitigationScope.Scope[0].ConflictInformation
+	var parts []string
+	if ci.ConflictCause != nil {
+		parts = append(parts, "conflict-cause "+ci.ConflictCause.String())
+	}
+	if ci.ConflictStatus != nil {
+		parts = append(parts, "conflict-status "+ci.ConflictStatus.String())
+	}
+	if cs := ci.ConflictScope; cs != nil {
+		if cs.MID != nil {
+			parts = append(parts, fmt.Sprintf("with mid %d", *cs.MID))
+		}
+		if len(cs.TargetPrefix) > 0 {
+			parts = append(parts, "on "+strings.Join(cs.TargetPrefix, ","))
+		}
+	}
+	if ci.RetryTimer != nil {
+		parts = append(parts, fmt.Sprintf("retry after %d s", *ci.RetryTimer))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Dial opens a session using Happy Eyeballs over the configured servers:
+// for each address UDP/IPv6, UDP/IPv4, TCP/IPv6, TCP/IPv4 are tried with
+// staggered starts; the first (D)TLS session that completes wins.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.AttemptDelay == 0 {
+		cfg.AttemptDelay = 100 * time.Millisecond
+	}
+	if len(cfg.Certificate.Certificate) == 0 {
+		return nil, errors.New("dotsclient: a client certificate is required")
+	}
+	leaf, err := x509.ParseCertificate(cfg.Certificate.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("dotsclient: client certificate: %w", err)
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger, cuid: dots.CUIDFromSPKI(leaf.RawSubjectPublicKeyInfo)}
+	if cfg.CUID != "" {
+		c.cuid = cfg.CUID
+	}
+	cands, err := candidates(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.race(ctx, cands); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+type candidate struct {
+	transport, addr, serverName string
+}
+
+func candidates(ctx context.Context, cfg Config) ([]candidate, error) {
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("dotsclient: no server address configured")
+	}
+	var udp6, udp4, tcp6, tcp4 []candidate
+	for _, s := range cfg.Servers {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return nil, fmt.Errorf("dotsclient: server address %q: %w", s, err)
+		}
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return nil, fmt.Errorf("dotsclient: resolve %s: %w", host, err)
+		}
+		sn := cfg.ServerName
+		if sn == "" {
+			sn = host
+		}
+		for _, a := range addrs {
+			a = a.Unmap()
+			hp := net.JoinHostPort(a.String(), port)
+			if a.Is4() {
+				udp4, tcp4 = append(udp4, candidate{"dtls", hp, sn}), append(tcp4, candidate{"tls", hp, sn})
+			} else {
+				udp6, tcp6 = append(udp6, candidate{"dtls", hp, sn}), append(tcp6, candidate{"tls", hp, sn})
+			}
+		}
+	}
+	var out []candidate
+	for _, group := range [][]candidate{udp6, udp4, tcp6, tcp4} {
+		for _, c := range group {
+			if cfg.Transport == "" || cfg.Transport == "auto" || cfg.Transport == c.transport {
+				out = append(out, c)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("dotsclient: no candidate address for transport %q", cfg.Transport)
+	}
+	return out, nil
+}
+
+type attempt struct {
+	cand candidate
+	conn mux.Conn
+	err  error
+}
+
+// race runs staggered connection attempts and keeps the first success.
+func (c *Client) race(ctx context.Context, cands []candidate) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan attempt, len(cands))
+	next, pending := 0, 0
+	var errs []error
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-timer.C:
+			if next < len(cands) {
+				cand := cands[next]
+				next++
+				pending++
+				go func() {
+					conn, err := c.connect(ctx, cand)
+					results <- attempt{cand, conn, err}
+				}()
+				timer.Reset(c.cfg.AttemptDelay)
+			}
+		case a := <-results:
+			pending--
+			if a.err == nil {
+				c.conn, c.transport, c.remote = a.conn, a.cand.transport, a.cand.addr
+				cancel()
+				go drain(results, pending)
+				c.log.Debug("signal channel up", "transport", a.cand.transport, "server", a.cand.addr)
+				return nil
+			}
+			errs = append(errs, fmt.Errorf("%s %s: %w", a.cand.transport, a.cand.addr, a.err))
+			if next < len(cands) {
+				timer.Reset(0) // a failure starts the next attempt at once
+			} else if pending == 0 {
+				return fmt.Errorf("dotsclient: no session could be established: %w", errors.Join(errs...))
+			}
+		case <-ctx.Done():
+			go drain(results, pending)
+			return fmt.Errorf("dotsclient: connecting: %w (attempts: %v)", ctx.Err(), errors.Join(errs...))
+		}
+	}
+}
+
+func drain(results chan attempt, n int) {
+	for ; n > 0; n-- {
+		if a := <-results; a.conn != nil {
+			_ = a.conn.Close()
+		}
+	}
+}
+
+const idle = 24 * time.Hour
+
+func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) {
+	handler := mux.HandlerFunc(c.serveServer)
+	switch cand.transport {
+	case "dtls":
+		var d net.Dialer
+		raw, err := d.DialContext(ctx, "udp", cand.addr)
+		if err != nil {
+			return nil, err
+		}
+		dc, err := piondtls.ClientWithOptions(packetConn{raw}, raw.RemoteAddr(),
+			piondtls.WithCertificates(c.cfg.Certificate), piondtls.WithRootCAs(c.cfg.RootCAs),
+			piondtls.WithServerName(cand.serverName),
+			piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret))
+		if err != nil {
+			raw.Close()
+			return nil, err
+		}
+		if err := dc.HandshakeContext(ctx); err != nil {
+			dc.Close()
+			return nil, fmt.Errorf("DTLS handshake: %w", err)
+		}
+		return dtls.Client(dc, options.WithMux(handler), options.WithCloseSocket(),
+			options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() })), nil
+	default:
+		d := tls.Dialer{Config: &tls.Config{Certificates: []tls.Certificate{c.cfg.Certificate}, RootCAs: c.cfg.RootCAs,
+			ServerName: cand.serverName, MinVersion: tls.VersionTLS12, NextProtos: []string{"coap"}}}
+		nc, err := d.DialContext(ctx, "tcp", cand.addr)
+		if err != nil {
+			return nil, err
+		}
+		cc, err := tcp.Client(nc, options.WithMux(handler),
+			options.WithInactivityMonitor(idle, func(cc *tcpClient.Conn) { _ = cc.Close() }))
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		return cc, nil
+	}
+}
+
+// packetConn adapts a connected UDP socket to net.PacketConn for pion.
+type packetConn struct{ net.Conn }
+
+func (p packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, err := p.Conn.Read(b)
+	return n, p.Conn.RemoteAddr(), err
+}
+
+func (p packetConn) WriteTo(b []byte, _ net.Addr) (int, error) { return p.Conn.Write(b) }
+
+// serveServer answers the server's requests: heartbeats (2.04), nothing else.
+func (c *Client) serveServer(w mux.ResponseWriter, r *mux.Message) {
+	path, _ := r.Options().Path()
+	if r.Code() != codes.PUT || strings.TrimPrefix(path, "/") != strings.TrimPrefix(hbPath, "/") {
+		if r.Code() != codes.Empty {
+			_ = w.SetResponse(codes.NotFound, message.TextPlain, strings.NewReader("a DOTS client serves only /.well-known/dots/hb"))
+		}
+		return
+	}
+	status := false
+	if b, err := r.ReadBody(); err == nil {
+		if m, err := dots.Decode(b); err == nil && m.Heartbeat != nil && m.Heartbeat.PeerHBStatus != nil {
+			status = *m.Heartbeat.PeerHBStatus
+		}
+	}
+	c.mu.Lock()
+	c.lastHBRx = time.Now()
+	c.mu.Unlock()
+	if c.cfg.OnHeartbeat != nil {
+		c.cfg.OnHeartbeat(status)
+	}
+	_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
+}
+
+var _ = pool.NewMessage

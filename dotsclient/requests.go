@@ -1,0 +1,211 @@
+package dotsclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+
+	"github.com/levee-dots/levee/dots"
+)
+
+const (
+	wellKnown    = "/.well-known/dots"
+	hbPath       = wellKnown + "/hb"
+	mitigatePath = wellKnown + "/mitigate"
+	configPath   = wellKnown + "/config"
+)
+
+func (c *Client) mitigationPath(mid *uint32) string {
+	p := mitigatePath + "/cuid=" + c.cuid
+	if mid != nil {
+		p += fmt.Sprintf("/mid=%d", *mid)
+	}
+	return p
+}
+
+// request describes one CoAP exchange.
+type request struct {
+	code    codes.Code
+	path    string
+	queries []string
+	body    *dots.Message
+	nonConf bool // Non-confirmable over DTLS (mitigation requests, heartbeats)
+	ifMatch bool // empty If-Match (efficacy update)
+}
+
+// do sends a request and returns the response. Non-confirmable requests
+// are re-sent with growing intervals until an answer arrives or ctx ends
+// (RFC 9132 §4.4.1: a NON request is repeated until answered).
+func (c *Client) do(ctx context.Context, rq request) (*Response, error) {
+	var payload []byte
+	if rq.body != nil {
+		b, err := dots.Encode(rq.body)
+		if err != nil {
+			return nil, err
+		}
+		payload = b
+	}
+	wait := 2 * time.Second
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, wait)
+		resp, err := c.once(actx, rq, payload)
+		cancel()
+		if err == nil || ctx.Err() != nil || !rq.nonConf || c.transport != "dtls" || attempt >= 4 {
+			if err != nil {
+				return nil, fmt.Errorf("dotsclient: %s %s: %w", rq.code, rq.path, err)
+			}
+			return resp, nil
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("dotsclient: %s %s: %w", rq.code, rq.path, err)
+		}
+		wait *= 2
+	}
+}
+
+func (c *Client) once(ctx context.Context, rq request, payload []byte) (*Response, error) {
+	var req *pool.Message
+	var err error
+	switch rq.code {
+	case codes.GET:
+		req, err = c.conn.NewGetRequest(ctx, rq.path)
+	case codes.DELETE:
+		req, err = c.conn.NewDeleteRequest(ctx, rq.path)
+	default:
+		req, err = c.conn.NewPutRequest(ctx, rq.path, message.MediaType(dots.ContentFormat), bytes.NewReader(payload))
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer c.conn.ReleaseMessage(req)
+	if payload == nil && rq.code == codes.PUT {
+		req.SetBody(nil)
+	}
+	for _, q := range rq.queries {
+		req.AddQuery(q)
+	}
+	if rq.ifMatch {
+		req.AddOptionBytes(message.IfMatch, []byte{})
+	}
+	if rq.nonConf && c.transport == "dtls" {
+		req.SetType(message.NonConfirmable)
+	}
+	resp, err := c.conn.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer c.conn.ReleaseMessage(resp)
+	return parseResponse(resp)
+}
+
+func parseResponse(m *pool.Message) (*Response, error) {
+	r := &Response{Code: dots.Code(m.Code())}
+	if v, err := m.GetOptionUint32(message.MaxAge); err == nil {
+		r.MaxAge = &v
+	}
+	b, err := m.ReadBody()
+	if err != nil && !errors.Is(err, message.ErrOptionNotFound) {
+		return nil, fmt.Errorf("reading response body: %w", err)
+	}
+	if len(b) == 0 {
+		return r, nil
+	}
+	cf, cfErr := m.ContentFormat()
+	if cfErr == nil && cf == message.MediaType(dots.ContentFormat) {
+		body, err := dots.Decode(b)
+		if err != nil {
+			return nil, fmt.Errorf("server sent an undecodable DOTS body: %w", err)
+		}
+		r.Body = body
+		return r, nil
+	}
+	r.Diag = string(b)
+	return r, nil
+}
+
+// Mitigate sends a mitigation request (create or refresh) for mid.
+func (c *Client) Mitigate(ctx context.Context, mid uint32, scope dots.Scope) (*Response, error) {
+	return c.do(ctx, request{code: codes.PUT, path: c.mitigationPath(&mid), nonConf: true,
+		body: &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{scope}}}})
+}
+
+// Efficacy sends an efficacy update: the original scope with attack-status
+// and an empty If-Match (RFC 9132 §4.4.3).
+func (c *Client) Efficacy(ctx context.Context, mid uint32, scope dots.Scope, status dots.AttackStatus) (*Response, error) {
+	scope.AttackStatus = &status
+	return c.do(ctx, request{code: codes.PUT, path: c.mitigationPath(&mid), nonConf: true, ifMatch: true,
+		body: &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{scope}}}})
+}
+
+// Status retrieves one (mid set) or all mitigation requests; content is
+// the 'c' query: "c", "n" or "a" ("" for the default).
+func (c *Client) Status(ctx context.Context, mid *uint32, content string) (*Response, error) {
+	rq := request{code: codes.GET, path: c.mitigationPath(mid), nonConf: true}
+	if content != "" {
+		rq.queries = []string{"c=" + content}
+	}
+	return c.do(ctx, rq)
+}
+
+// Withdraw deletes a mitigation request (always 2.02).
+func (c *Client) Withdraw(ctx context.Context, mid uint32) (*Response, error) {
+	return c.do(ctx, request{code: codes.DELETE, path: c.mitigationPath(&mid), nonConf: true})
+}
+
+// GetConfig retrieves the session configuration (sid nil: limits and current values).
+func (c *Client) GetConfig(ctx context.Context, sid *uint32) (*Response, error) {
+	p := configPath
+	if sid != nil {
+		p += fmt.Sprintf("/sid=%d", *sid)
+	}
+	return c.do(ctx, request{code: codes.GET, path: p})
+}
+
+// PutConfig sets the session configuration under sid.
+func (c *Client) PutConfig(ctx context.Context, sid uint32, sc *dots.SignalConfig) (*Response, error) {
+	return c.do(ctx, request{code: codes.PUT, path: fmt.Sprintf("%s/sid=%d", configPath, sid), body: &dots.Message{SignalConfig: sc}})
+}
+
+// DeleteConfig resets the session configuration to the defaults.
+func (c *Client) DeleteConfig(ctx context.Context) (*Response, error) {
+	return c.do(ctx, request{code: codes.DELETE, path: configPath})
+}
+
+// Heartbeat sends one heartbeat (RFC 9132 §4.7).
+func (c *Client) Heartbeat(ctx context.Context, peerHBStatus bool) (*Response, error) {
+	body := &dots.Message{Heartbeat: &dots.Heartbeat{PeerHBStatus: &peerHBStatus}}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return c.once(actx, request{code: codes.PUT, path: hbPath, nonConf: true, body: body}, dots.MustEncode(body))
+}
+
+// Observe subscribes to one (mid set) or all mitigation requests; fn gets
+// the first answer and every notification. The returned func cancels.
+func (c *Client) Observe(ctx context.Context, mid *uint32, content string, fn func(*Response)) (func(), error) {
+	var opts []message.Option
+	if content != "" {
+		opts = append(opts, message.Option{ID: message.URIQuery, Value: []byte("c=" + content)})
+	}
+	obs, err := c.conn.Observe(ctx, c.mitigationPath(mid), func(m *pool.Message) {
+		r, err := parseResponse(m)
+		if err != nil {
+			c.log.Warn("bad notification", "err", err)
+			return
+		}
+		fn(r)
+	}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dotsclient: observe: %w", err)
+	}
+	return func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = obs.Cancel(cctx)
+	}, nil
+}

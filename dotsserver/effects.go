@@ -1,0 +1,177 @@
+package dotsserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/levee-dots/levee/divert"
+	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/dotsserver/mitigation"
+	"github.com/levee-dots/levee/store"
+)
+
+// effect is the work that follows a state change once it is on disk:
+// diversions to apply or withdraw, and observers to notify.
+type effect struct {
+	done <-chan error
+	res  *mitigation.Result
+}
+
+func recordKey(k mitigation.Key) string { return fmt.Sprintf("%s/%010d", k.CUID, k.MID) }
+
+// changeOps turns a result's changes into store writes.
+func changeOps(changes []mitigation.Change) []store.Op {
+	ops := make([]store.Op, 0, len(changes))
+	for _, c := range changes {
+		if c.Deleted {
+			ops = append(ops, store.Op{Bucket: bucketMitigations, Key: recordKey(c.Key), Delete: true})
+			continue
+		}
+		b, err := json.Marshal(c.Record)
+		if err != nil {
+			panic(fmt.Sprintf("dotsserver: encoding a record cannot fail: %v", err))
+		}
+		ops = append(ops, store.Op{Bucket: bucketMitigations, Key: recordKey(c.Key), Value: b})
+	}
+	return ops
+}
+
+// commitLocked queues res's changes for the disk and its effects for after
+// the commit. It must be called with s.mu held, so disk order is state order.
+func (s *Server) commitLocked(res *mitigation.Result) <-chan error {
+	done := s.j.add(changeOps(res.Changes))
+	if len(res.Activate)+len(res.Withdraw)+len(res.Changes)+len(res.Notify) > 0 {
+		s.effects.push(effect{done: done, res: res})
+	}
+	return done
+}
+
+// effectQueue is an unbounded FIFO, so that queuing under s.mu never blocks.
+type effectQueue struct {
+	mu    sync.Mutex
+	items []effect
+	ready chan struct{}
+}
+
+func newEffectQueue() *effectQueue { return &effectQueue{ready: make(chan struct{}, 1)} }
+
+func (q *effectQueue) push(e effect) {
+	q.mu.Lock()
+	q.items = append(q.items, e)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *effectQueue) take() []effect {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items := q.items
+	q.items = nil
+	return items
+}
+
+func (s *Server) runEffects() {
+	for {
+		select {
+		case <-s.effects.ready:
+			for _, e := range s.effects.take() {
+				s.applyEffect(e)
+			}
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+func (s *Server) applyEffect(e effect) {
+	if err := <-e.done; err != nil {
+		s.log.Error("state change not persisted; effects skipped", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, k := range e.res.Withdraw {
+		if err := s.orch.Withdraw(ctx, divert.Key{CUID: k.CUID, MID: k.MID}); err != nil {
+			s.log.Error("withdraw failed", "cuid", k.CUID, "mid", k.MID, "err", err)
+		} else {
+			s.log.Info("mitigation withdrawn", "cuid", k.CUID, "mid", k.MID)
+		}
+	}
+	for _, r := range e.res.Activate {
+		out := s.orch.Apply(ctx, diversionOf(r))
+		if out.Err != nil {
+			s.log.Error("diversion failed", "cuid", r.CUID, "mid", r.MID, "err", out.Err)
+		} else if !s.orch.Configured() {
+			s.log.Warn("mitigation accepted but not diverted: no mitigator is configured", "cuid", r.CUID, "mid", r.MID, "domain", r.Domain)
+		} else {
+			s.log.Info("mitigation diverted", "cuid", r.CUID, "mid", r.MID, "note", out.Note)
+		}
+		s.setOutcome(r.Key, out)
+	}
+	clients := map[string]bool{}
+	for _, c := range e.res.Changes {
+		clients[c.Key.CUID] = true
+	}
+	for _, r := range e.res.Notify {
+		s.obs.notifyFinal(r)
+		clients[r.CUID] = true
+	}
+	for c := range clients {
+		s.obs.notifyClient(c)
+	}
+}
+
+// setOutcome records the mitigator's answer and notifies observers.
+func (s *Server) setOutcome(k mitigation.Key, out divert.Outcome) {
+	s.mu.Lock()
+	res := s.book.SetOutcome(k, out.Status, out.Note)
+	done := s.j.add(changeOps(res.Changes))
+	s.mu.Unlock()
+	if err := <-done; err != nil {
+		s.log.Error("persisting mitigation status", "cuid", k.CUID, "mid", k.MID, "err", err)
+		return
+	}
+	if res.Record != nil {
+		s.obs.notifyClient(k.CUID)
+	}
+}
+
+func diversionOf(r *mitigation.Record) divert.Diversion {
+	d := divert.Diversion{Key: divert.Key{CUID: r.CUID, MID: r.MID}, Domain: r.Domain, Prefixes: r.Prefixes,
+		Ports: r.Scope.TargetPortRange, FQDNs: r.Scope.TargetFQDN, Expires: r.Expires}
+	for _, p := range r.Scope.TargetProtocol {
+		d.Protocols = append(d.Protocols, uint8(p))
+	}
+	return d
+}
+
+// tick ends what is due: active-but-terminating periods and lifetimes.
+func (s *Server) tick() {
+	s.mu.Lock()
+	res := s.book.Tick(s.now())
+	if len(res.Changes) > 0 {
+		s.commitLocked(res)
+	}
+	s.mu.Unlock()
+}
+
+// sessionLost activates a client's trigger-mitigation=false requests.
+func (s *Server) sessionLost(cuid string) {
+	s.mu.Lock()
+	res := s.book.SessionLost(cuid, s.now())
+	if len(res.Changes) > 0 {
+		s.commitLocked(res)
+	}
+	s.mu.Unlock()
+	if len(res.Activate) > 0 {
+		s.log.Warn("signal channel lost: preconfigured mitigations activated", "cuid", cuid, "count", len(res.Activate))
+	}
+}
+
+var _ = dots.StatusInProgress

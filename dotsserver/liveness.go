@@ -1,0 +1,264 @@
+package dotsserver
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/mux"
+
+	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/dotsserver/session"
+)
+
+// connState is one signal-channel session (one (D)TLS association).
+type connState struct {
+	conn       mux.Conn
+	udp        bool
+	peer       *peer
+	lastRx     time.Time
+	lastHBSent time.Time
+	hbInFlight bool
+}
+
+// clientState is what the server knows of a client across its sessions:
+// the signal channel is lost only when nothing at all arrived from the
+// client for missing-hb-allowed heartbeat intervals (RFC 9132 §4.7).
+type clientState struct {
+	lastRx, lastHBRx time.Time
+	lost             bool
+}
+
+type liveness struct {
+	s       *Server
+	mu      sync.Mutex
+	conns   map[mux.Conn]*connState
+	clients map[string]*clientState
+}
+
+func newLiveness(s *Server) *liveness {
+	return &liveness{s: s, conns: map[mux.Conn]*connState{}, clients: map[string]*clientState{}}
+}
+
+func (l *liveness) opened(conn mux.Conn, udp bool) {
+	l.mu.Lock()
+	l.conns[conn] = &connState{conn: conn, udp: udp, lastRx: l.s.now()}
+	l.mu.Unlock()
+	conn.AddOnClose(func() {
+		l.mu.Lock()
+		delete(l.conns, conn)
+		l.mu.Unlock()
+	})
+}
+
+// received notes any message from the peer (requests and responses alike).
+func (l *liveness) received(conn mux.Conn, _ *pool.Message) {
+	now := l.s.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cs := l.conns[conn]
+	if cs == nil {
+		return
+	}
+	cs.lastRx = now
+	if cs.peer != nil {
+		l.clientLocked(cs.peer.cuid).seen(now)
+	}
+}
+
+func (c *clientState) seen(now time.Time) {
+	c.lastRx = now
+	c.lost = false
+}
+
+func (l *liveness) clientLocked(cuid string) *clientState {
+	c := l.clients[cuid]
+	if c == nil {
+		c = &clientState{}
+		l.clients[cuid] = c
+	}
+	return c
+}
+
+func (l *liveness) heartbeat(conn mux.Conn, _ bool) {
+	now := l.s.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cs := l.conns[conn]; cs != nil && cs.peer != nil {
+		c := l.clientLocked(cs.peer.cuid)
+		c.seen(now)
+		c.lastHBRx = now
+	}
+}
+
+// peer returns the authenticated identity of a connection, computing it once.
+func (l *liveness) peer(conn mux.Conn) (*peer, error) {
+	l.mu.Lock()
+	cs := l.conns[conn]
+	if cs != nil && cs.peer != nil {
+		p := cs.peer
+		l.mu.Unlock()
+		return p, nil
+	}
+	l.mu.Unlock()
+	leaf, transport, err := peerLeaf(conn.NetConn())
+	if err != nil {
+		return nil, err
+	}
+	p, err := identify(l.s.opts.Domains, leaf, transport)
+	if err != nil {
+		return nil, err
+	}
+	now := l.s.now()
+	l.mu.Lock()
+	if cs != nil {
+		cs.peer = p
+	}
+	l.clientLocked(p.cuid).seen(now)
+	l.mu.Unlock()
+	l.s.log.Info("client session", "cuid", p.cuid, "domain", p.domain.Name, "transport", transport, "remote", conn.RemoteAddr())
+	return p, nil
+}
+
+// values returns the session parameters in force for a client.
+func (s *Server) values(cuid string) session.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.configOf(cuid).Current(s.book.HasActive(cuid))
+}
+
+// run drives heartbeats, loss detection, lifetimes and periodic notifications.
+func (l *liveness) run(stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lastNotify := l.s.now()
+	l.mu.Lock()
+	// Clients known from the store count as seen at start-up, so a client
+	// that never comes back still triggers its preconfigured requests.
+	for _, r := range l.s.bookSnapshotClients() {
+		l.clientLocked(r).seen(l.s.now())
+	}
+	l.mu.Unlock()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		now := l.s.now()
+		l.s.tick()
+		l.sweep(now)
+		if now.Sub(lastNotify) >= l.s.opts.NotifyInterval {
+			lastNotify = now
+			l.s.obs.periodic()
+		}
+	}
+}
+
+func (s *Server) bookSnapshotClients() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range s.book.Active() {
+		seen[r.CUID] = true
+	}
+	for c := range s.configs {
+		seen[c] = true
+	}
+	for c := range s.bindings {
+		seen[c] = true
+	}
+	for c := range seen {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (l *liveness) sweep(now time.Time) {
+	type hb struct {
+		cs     *connState
+		status bool
+	}
+	var send []hb
+	var lost []string
+	var dead []mux.Conn
+	l.mu.Lock()
+	vals := map[string]session.Values{}
+	for cuid, c := range l.clients {
+		v := l.s.values(cuid)
+		vals[cuid] = v
+		window := time.Duration(v.HeartbeatInterval) * time.Duration(max(v.MissingHBAllowed, 1)) * time.Second
+		if v.HeartbeatInterval > 0 && !c.lost && now.Sub(c.lastRx) > window {
+			c.lost = true
+			lost = append(lost, cuid)
+		}
+	}
+	for conn, cs := range l.conns {
+		if cs.peer == nil {
+			if now.Sub(cs.lastRx) > time.Minute {
+				dead = append(dead, conn)
+			}
+			continue
+		}
+		v := vals[cs.peer.cuid]
+		if v.HeartbeatInterval == 0 {
+			continue
+		}
+		interval := time.Duration(v.HeartbeatInterval) * time.Second
+		if now.Sub(cs.lastRx) > interval*time.Duration(max(v.MissingHBAllowed, 1)) {
+			dead = append(dead, conn)
+			continue
+		}
+		if now.Sub(cs.lastHBSent) >= interval && !cs.hbInFlight {
+			cs.lastHBSent, cs.hbInFlight = now, true
+			c := l.clients[cs.peer.cuid]
+			send = append(send, hb{cs, c != nil && !c.lastHBRx.IsZero() && now.Sub(c.lastHBRx) <= 2*interval})
+		}
+	}
+	l.mu.Unlock()
+	for _, cuid := range lost {
+		l.s.log.Warn("signal channel lost: nothing received from the client for missing-hb-allowed heartbeat intervals", "cuid", cuid)
+		l.s.sessionLost(cuid)
+	}
+	for _, conn := range dead {
+		_ = conn.Close()
+	}
+	for _, h := range send {
+		go l.sendHeartbeat(h.cs, h.status)
+	}
+}
+
+var hbPath = "/.well-known/dots/hb"
+
+// sendHeartbeat sends the server's NON PUT /hb (RFC 9132 §4.7).
+func (l *liveness) sendHeartbeat(cs *connState, status bool) {
+	defer func() {
+		l.mu.Lock()
+		cs.hbInFlight = false
+		l.mu.Unlock()
+	}()
+	body := dots.MustEncode(&dots.Message{Heartbeat: &dots.Heartbeat{PeerHBStatus: dots.Ptr(status)}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := cs.conn.NewPutRequest(ctx, hbPath, message.MediaType(dots.ContentFormat), bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	defer cs.conn.ReleaseMessage(req)
+	if cs.udp {
+		req.SetType(message.NonConfirmable)
+	}
+	resp, err := cs.conn.Do(req)
+	if err != nil {
+		return
+	}
+	if resp.Code() != codes.Changed {
+		l.s.log.Debug("heartbeat answered", "code", resp.Code())
+	}
+	cs.conn.ReleaseMessage(resp)
+}

@@ -1,0 +1,361 @@
+package dotsserver
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	"github.com/plgd-dev/go-coap/v3/dtls"
+	dtlsServer "github.com/plgd-dev/go-coap/v3/dtls/server"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/mux"
+	coapNet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/options/config"
+	"github.com/plgd-dev/go-coap/v3/tcp"
+	tcpClient "github.com/plgd-dev/go-coap/v3/tcp/client"
+	tcpServer "github.com/plgd-dev/go-coap/v3/tcp/server"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/levee-dots/levee/divert"
+	"github.com/levee-dots/levee/dotsserver/mitigation"
+	"github.com/levee-dots/levee/dotsserver/session"
+)
+
+// Resolver resolves target-fqdn and target-uri hosts (net.Resolver fits).
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger     // nil: discard
+	Now    func() time.Time // nil: time.Now
+
+	// Listen lists the signal-channel addresses; each serves DTLS on UDP and
+	// TLS on TCP with the same port number. Port 0 picks a free port.
+	Listen      []string
+	Certificate tls.Certificate
+	ClientCAs   *x509.CertPool
+	Domains     []*ClientDomain
+
+	Store     Store
+	Mitigator *divert.Orchestrator // nil: no mitigator configured
+	Resolver  Resolver             // nil: net.DefaultResolver
+	// ResolveTimeout bounds name resolution of one request (default 2 s).
+	ResolveTimeout time.Duration
+
+	Policy mitigation.Policy
+	Ranges session.Ranges // zero: session.DefaultRanges
+
+	// UDPReceiveBuffer is the socket receive buffer (default 8 MiB).
+	UDPReceiveBuffer int
+	// NotifyInterval is the period of unsolicited Observe notifications (default 60 s).
+	NotifyInterval time.Duration
+	// ConfigMaxAge is the Max-Age of /config responses in seconds (default 3600).
+	ConfigMaxAge uint32
+}
+
+// Server is a DOTS signal-channel server.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+	orch *divert.Orchestrator
+
+	mu       sync.Mutex // guards book, configs, bindings
+	book     *mitigation.Book
+	configs  map[string]session.Config // by cuid
+	bindings map[string]string         // cuid -> spki hash
+
+	j       *journal
+	effects *effectQueue
+	obs     *observers
+	live    *liveness
+
+	dtlsServers []*dtlsServer.Server
+	tcpServers  []*tcpServer.Server
+	listeners   []io.Closer
+	addrs       []string
+	wg          sync.WaitGroup
+	stop        chan struct{}
+	closeOnce   sync.Once
+}
+
+// New builds a server and restores its state from the store: expired
+// requests are removed, and the active ones are handed to the mitigator
+// again (re-announced exactly, nothing else).
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("dotsserver: a store is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Resolver == nil {
+		opts.Resolver = net.DefaultResolver
+	}
+	if opts.ResolveTimeout == 0 {
+		opts.ResolveTimeout = 2 * time.Second
+	}
+	if opts.Ranges == (session.Ranges{}) {
+		opts.Ranges = session.DefaultRanges
+	}
+	if opts.UDPReceiveBuffer == 0 {
+		opts.UDPReceiveBuffer = 8 << 20
+	}
+	if opts.NotifyInterval == 0 {
+		opts.NotifyInterval = time.Minute
+	}
+	if opts.ConfigMaxAge == 0 {
+		opts.ConfigMaxAge = 3600
+	}
+	orch := opts.Mitigator
+	if orch == nil {
+		orch = divert.NewOrchestrator()
+	}
+	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, orch: orch,
+		book: mitigation.NewBook(opts.Policy), configs: map[string]session.Config{}, bindings: map[string]string{},
+		j: newJournal(opts.Store), effects: newEffectQueue(), stop: make(chan struct{})}
+	s.obs = newObservers(s)
+	s.live = newLiveness(s)
+	if err := s.restore(); err != nil {
+		s.j.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Buckets of the store.
+const (
+	bucketMitigations = "mitigations"
+	bucketConfigs     = "session-configs"
+	bucketBindings    = "cuid-bindings"
+)
+
+func (s *Server) restore() error {
+	n := 0
+	err := s.opts.Store.ForEach(bucketMitigations, func(key string, v []byte) error {
+		var r mitigation.Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("mitigation %s: %w", key, err)
+		}
+		s.book.Restore(&r)
+		n++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("dotsserver: restore: %w", err)
+	}
+	err = s.opts.Store.ForEach(bucketConfigs, func(key string, v []byte) error {
+		var c session.Config
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("session config %s: %w", key, err)
+		}
+		s.configs[key] = c
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("dotsserver: restore: %w", err)
+	}
+	err = s.opts.Store.ForEach(bucketBindings, func(key string, v []byte) error {
+		s.bindings[key] = string(v)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("dotsserver: restore: %w", err)
+	}
+	s.mu.Lock()
+	res := s.book.Tick(s.now())
+	done := s.j.add(changeOps(res.Changes))
+	active := s.book.Active()
+	s.mu.Unlock()
+	if err := <-done; err != nil {
+		return fmt.Errorf("dotsserver: restore: %w", err)
+	}
+	s.log.Info("state restored", "mitigations", n, "expired", len(res.Notify), "active", len(active))
+	return nil
+}
+
+// Start opens the listeners and starts serving. Addrs tells the bound addresses.
+func (s *Server) Start(ctx context.Context) error {
+	go s.runEffects()
+	s.resync(ctx)
+	for _, addr := range s.opts.Listen {
+		if err := s.listen(addr); err != nil {
+			s.Close()
+			return err
+		}
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.live.run(s.stop)
+	}()
+	return nil
+}
+
+// Addrs returns the bound signal-channel addresses (host:port), one per Listen entry.
+func (s *Server) Addrs() []string { return s.addrs }
+
+// resync hands every active mitigation to the mitigator again (start-up).
+func (s *Server) resync(ctx context.Context) {
+	s.mu.Lock()
+	active := s.book.Active()
+	s.mu.Unlock()
+	all := make([]divert.Diversion, 0, len(active))
+	for _, r := range active {
+		all = append(all, diversionOf(r))
+	}
+	if err := s.orch.Sync(ctx, all); err != nil {
+		s.log.Error("re-applying active mitigations", "err", err)
+	}
+	for _, r := range active {
+		if r.Status == 5 {
+			continue
+		}
+		out := divert.Outcome{Status: 2, Note: "diverted"}
+		if !s.orch.Configured() {
+			out = divert.Outcome{Status: 1, Note: divert.NoMitigator}
+		}
+		s.setOutcome(r.Key, out)
+	}
+}
+
+func (s *Server) listen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	// With port 0, pick the UDP port first and bind TCP to the same number,
+	// retrying a few times if TCP has it taken.
+	for attempt := 0; ; attempt++ {
+		dl, err := s.listenDTLS(net.JoinHostPort(host, port))
+		if err != nil {
+			return err
+		}
+		udpPort := fmt.Sprint(dl.Addr().(*net.UDPAddr).Port)
+		tl, err := coapNet.NewTLSListener("tcp", net.JoinHostPort(host, udpPort), s.tlsConfig())
+		if err != nil {
+			dl.Close()
+			if port == "0" && attempt < 5 {
+				continue
+			}
+			return fmt.Errorf("listen TLS on %s: %w", net.JoinHostPort(host, udpPort), err)
+		}
+		s.serve(dl, tl)
+		s.addrs = append(s.addrs, net.JoinHostPort(host, udpPort))
+		s.log.Info("signal channel listening", "addr", net.JoinHostPort(host, udpPort), "transports", "dtls+tls")
+		return nil
+	}
+}
+
+func (s *Server) listenDTLS(addr string) (*coapNet.DTLSListener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			// SO_RCVBUFFORCE as root, else SO_RCVBUF (capped by net.core.rmem_max).
+			if e := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, s.opts.UDPReceiveBuffer); e != nil {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, s.opts.UDPReceiveBuffer)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if serr != nil {
+			s.log.Warn("could not size the UDP receive buffer", "bytes", s.opts.UDPReceiveBuffer, "err", serr)
+		}
+		return nil
+	}}
+	cfg := coapNet.NewDTLSServerOptions(
+		piondtls.WithCertificates(s.opts.Certificate),
+		piondtls.WithClientAuth(piondtls.RequireAndVerifyClientCert),
+		piondtls.WithClientCAs(s.opts.ClientCAs),
+		piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret),
+		piondtls.WithListenConfig(lc),
+	)
+	l, err := coapNet.NewDTLSListener("udp", addr, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("listen DTLS on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+func (s *Server) tlsConfig() *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{s.opts.Certificate},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    s.opts.ClientCAs,
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"coap"},
+	}
+}
+
+// idleLimit is go-coap's inactivity backstop; heartbeats decide liveness.
+const idleLimit = 2 * time.Hour
+
+func (s *Server) serve(dl *coapNet.DTLSListener, tl *coapNet.TLSListener) {
+	handler := mux.HandlerFunc(s.serveCOAP)
+	ds := dtls.NewServer(
+		options.WithMux(handler),
+		options.WithContext(context.Background()),
+		options.WithInactivityMonitor(idleLimit, func(cc *udpClient.Conn) { _ = cc.Close() }),
+		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpClient.Conn](
+			func(req *pool.Message, cc *udpClient.Conn, h config.HandlerFunc[*udpClient.Conn]) {
+				s.live.received(cc, req)
+				cc.ProcessReceivedMessageWithHandler(req, h)
+			})),
+		options.WithOnNewConn(func(cc *udpClient.Conn) { s.live.opened(cc, true) }),
+		options.WithErrors(func(err error) { s.log.Debug("dtls", "err", err) }),
+	)
+	ts := tcp.NewServer(
+		options.WithMux(handler),
+		options.WithContext(context.Background()),
+		options.WithInactivityMonitor(idleLimit, func(cc *tcpClient.Conn) { _ = cc.Close() }),
+		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*tcpClient.Conn](
+			func(req *pool.Message, cc *tcpClient.Conn, h config.HandlerFunc[*tcpClient.Conn]) {
+				s.live.received(cc, req)
+				cc.ProcessReceivedMessageWithHandler(req, h)
+			})),
+		options.WithOnNewConn(func(cc *tcpClient.Conn) { s.live.opened(cc, false) }),
+		options.WithErrors(func(err error) { s.log.Debug("tls", "err", err) }),
+	)
+	s.dtlsServers = append(s.dtlsServers, ds)
+	s.tcpServers = append(s.tcpServers, ts)
+	s.listeners = append(s.listeners, dl, tl)
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); _ = ds.Serve(dl) }()
+	go func() { defer s.wg.Done(); _ = ts.Serve(tl) }()
+}
+
+// Close stops listening, closes every session and flushes the store queue.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		for _, d := range s.dtlsServers {
+			d.Stop()
+		}
+		for _, t := range s.tcpServers {
+			t.Stop()
+		}
+		for _, l := range s.listeners {
+			_ = l.Close()
+		}
+		s.wg.Wait()
+		s.j.close()
+	})
+}
