@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/levee-dots/levee/dotsserver"
+	"github.com/levee-dots/levee/dotsserver/mitigation"
+)
+
+// fileConfig is the dotsd YAML file. Relative paths are relative to the file.
+type fileConfig struct {
+	Signal struct {
+		Listen           []string      `yaml:"listen"`
+		UDPReceiveBuffer int           `yaml:"udp-receive-buffer"`
+		NotifyInterval   time.Duration `yaml:"notify-interval"`
+		ConfigMaxAge     uint32        `yaml:"config-max-age"`
+	} `yaml:"signal"`
+	TLS struct {
+		Certificate string   `yaml:"certificate"`
+		Key         string   `yaml:"key"`
+		ClientCAs   []string `yaml:"client-cas"`
+	} `yaml:"tls"`
+	Store struct {
+		Path string `yaml:"path"`
+	} `yaml:"store"`
+	Resolver struct {
+		Servers []string      `yaml:"servers"`
+		Timeout time.Duration `yaml:"timeout"`
+	} `yaml:"resolver"`
+	Policy struct {
+		AllowIndefinite         *bool         `yaml:"allow-indefinite-lifetime"`
+		MaxLifetime             time.Duration `yaml:"max-lifetime"`
+		ActiveButTerminating    time.Duration `yaml:"active-but-terminating"`
+		MaxActiveButTerminating time.Duration `yaml:"max-active-but-terminating"`
+		RejectOtherClients      bool          `yaml:"reject-overlap-with-other-clients"`
+		MaxRequestsPerClient    int           `yaml:"max-requests-per-client"`
+	} `yaml:"policy"`
+	Log struct {
+		Level  string `yaml:"level"`
+		Format string `yaml:"format"`
+	} `yaml:"log"`
+	Clients []clientConfig `yaml:"clients"`
+}
+
+type clientConfig struct {
+	Name     string   `yaml:"name"`
+	Prefixes []string `yaml:"prefixes"`
+	Match    struct {
+		CommonNames []string `yaml:"common-names"`
+		DNSNames    []string `yaml:"dns-names"`
+		SPKIPins    []string `yaml:"spki-pins"`
+	} `yaml:"match"`
+}
+
+// configError names the key at fault and says what to fix.
+type configError struct {
+	file, key, problem string
+}
+
+func (e *configError) Error() string {
+	return fmt.Sprintf("%s: %s: %s", e.file, e.key, e.problem)
+}
+
+var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type`)
+
+// loadConfig reads and validates a dotsd configuration file.
+func loadConfig(path string) (*fileConfig, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration: %w", err)
+	}
+	var c fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if m := unknownField.FindAllStringSubmatch(err.Error(), -1); m != nil {
+			var parts []string
+			for _, x := range m {
+				parts = append(parts, fmt.Sprintf("unknown key %q at line %s", x[2], x[1]))
+			}
+			return nil, fmt.Errorf("%s: %s (check the spelling; see README for the keys)", path, strings.Join(parts, "; "))
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	base := filepath.Dir(path)
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	c.TLS.Certificate, c.TLS.Key, c.Store.Path = rel(c.TLS.Certificate), rel(c.TLS.Key), rel(c.Store.Path)
+	for i := range c.TLS.ClientCAs {
+		c.TLS.ClientCAs[i] = rel(c.TLS.ClientCAs[i])
+	}
+	if err := c.validate(path); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *fileConfig) validate(file string) error {
+	bad := func(key, format string, args ...any) error {
+		return &configError{file: file, key: key, problem: fmt.Sprintf(format, args...)}
+	}
+	if len(c.Signal.Listen) == 0 {
+		return bad("signal.listen", "at least one address:port is required, e.g. 127.0.0.1:4646")
+	}
+	for i, l := range c.Signal.Listen {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			return bad(fmt.Sprintf("signal.listen[%d]", i), "%q is not host:port (IPv6 as [::1]:4646)", l)
+		}
+	}
+	if c.TLS.Certificate == "" || c.TLS.Key == "" {
+		return bad("tls.certificate", "the server certificate and tls.key are required")
+	}
+	if len(c.TLS.ClientCAs) == 0 {
+		return bad("tls.client-cas", "at least one CA file for client certificates is required")
+	}
+	if c.Store.Path == "" {
+		return bad("store.path", "a database file path is required")
+	}
+	for i, s := range c.Resolver.Servers {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return bad(fmt.Sprintf("resolver.servers[%d]", i), "%q is not host:port", s)
+		}
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q: use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		return bad("log.format", "%q: use text or json", c.Log.Format)
+	}
+	if c.Policy.MaxLifetime < 0 || c.Policy.ActiveButTerminating < 0 || c.Policy.MaxActiveButTerminating < 0 {
+		return bad("policy", "durations must not be negative")
+	}
+	if len(c.Clients) == 0 {
+		return bad("clients", "at least one client domain is required")
+	}
+	names := map[string]bool{}
+	for i, cl := range c.Clients {
+		key := fmt.Sprintf("clients[%d]", i)
+		if cl.Name == "" {
+			return bad(key+".name", "a client domain needs a name")
+		}
+		if names[cl.Name] {
+			return bad(key+".name", "%q is used twice", cl.Name)
+		}
+		names[cl.Name] = true
+		if len(cl.Prefixes) == 0 {
+			return bad(key+".prefixes", "client %q owns no prefixes", cl.Name)
+		}
+		for j, p := range cl.Prefixes {
+			if _, err := netip.ParsePrefix(p); err != nil {
+				return bad(fmt.Sprintf("%s.prefixes[%d]", key, j), "%q is not a prefix like 203.0.113.0/24", p)
+			}
+		}
+		if len(cl.Match.CommonNames)+len(cl.Match.DNSNames)+len(cl.Match.SPKIPins) == 0 {
+			return bad(key+".match", "client %q needs common-names, dns-names or spki-pins to recognise its certificate", cl.Name)
+		}
+	}
+	return nil
+}
+
+func (c *fileConfig) domains() []*dotsserver.ClientDomain {
+	var out []*dotsserver.ClientDomain
+	for _, cl := range c.Clients {
+		d := &dotsserver.ClientDomain{Name: cl.Name, CommonNames: cl.Match.CommonNames, DNSNames: cl.Match.DNSNames, SPKIPins: cl.Match.SPKIPins}
+		for _, p := range cl.Prefixes {
+			d.Prefixes = append(d.Prefixes, netip.MustParsePrefix(p).Masked())
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func (c *fileConfig) policy() mitigation.Policy {
+	p := mitigation.Policy{
+		AllowIndefinite:          c.Policy.AllowIndefinite == nil || *c.Policy.AllowIndefinite,
+		MaxLifetime:              c.Policy.MaxLifetime,
+		Terminating:              c.Policy.ActiveButTerminating,
+		MaxTerminating:           c.Policy.MaxActiveButTerminating,
+		RejectOtherClientOverlap: c.Policy.RejectOtherClients,
+		MaxPerClient:             c.Policy.MaxRequestsPerClient,
+	}
+	return p
+}
+
+// resolver returns the configured resolver, or nil for the system one.
+func (c *fileConfig) resolver() dotsserver.Resolver {
+	if len(c.Resolver.Servers) == 0 {
+		return nil
+	}
+	servers := c.Resolver.Servers
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		var errs []error
+		for _, s := range servers {
+			conn, err := d.DialContext(ctx, network, s)
+			if err == nil {
+				return conn, nil
+			}
+			errs = append(errs, err)
+		}
+		return nil, errors.Join(errs...)
+	}}
+}

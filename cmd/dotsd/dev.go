@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/levee-dots/levee/pki"
+)
+
+// Development client domains (documentation prefixes, RFC 5737 / RFC 3849).
+var devClients = []clientConfig{
+	devClient("alpha", "203.0.113.0/25", "2001:db8:6401::/48"),
+	devClient("beta", "203.0.113.128/25", "2001:db8:6402::/48"),
+}
+
+func devClient(name string, prefixes ...string) clientConfig {
+	c := clientConfig{Name: name, Prefixes: prefixes}
+	c.Match.CommonNames = []string{name}
+	return c
+}
+
+const devConfig = `# Levee development server, written by 'dotsd dev'. Paths are relative to this file.
+signal:
+  listen: ["127.0.0.1:4646"]
+tls:
+  certificate: server/cert.pem
+  key: server/key.pem
+  client-cas: [ca.pem]
+store:
+  path: levee.db
+policy:
+  allow-indefinite-lifetime: true
+log:
+  level: info
+clients:
+%s`
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dotsd dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "directory for the development PKI, configuration and database")
+	listen := fs.String("signal-listen", "", "signal-channel address (default 127.0.0.1:4646)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return fmt.Errorf("dev: --dir DIR is required, e.g. dotsd dev --dir var/dev")
+	}
+	names := make([]string, len(devClients))
+	for i, c := range devClients {
+		names[i] = c.Name
+	}
+	dev, err := pki.Dev(*dir, names)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	cfgPath := filepath.Join(*dir, "dotsd.yaml")
+	if _, err := os.Stat(cfgPath); os.IsNotExist(err) {
+		if err := pki.WriteFile(cfgPath, []byte(fmt.Sprintf(devConfig, devClientsYAML())), 0o644); err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+	}
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Signal.Listen = []string{*listen}
+	}
+	for _, name := range names {
+		c := dev.Clients[name]
+		ctl := fmt.Sprintf("# dotsctl configuration of development client %q (cuid %s), written by 'dotsd dev'.\nservers: [%q]\ncertificate: cert.pem\nkey: key.pem\nca: ../../ca.pem\nstate: state.json\n",
+			name, c.CUID, cfg.Signal.Listen[0])
+		if err := pki.WriteFile(filepath.Join(filepath.Dir(c.Cert), "dotsctl.yaml"), []byte(ctl), 0o644); err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+	}
+	fmt.Fprintf(stdout, "development server in %s\n  config: %s\n  CA:     %s\n", *dir, cfgPath, dev.CAPath)
+	for _, name := range names {
+		c := dev.Clients[name]
+		fmt.Fprintf(stdout, "  client %-6s cuid %s  dotsctl --config %s\n", name, c.CUID, filepath.Join(filepath.Dir(c.Cert), "dotsctl.yaml"))
+	}
+	return serve(ctx, cfg, stderr)
+}
+
+func devClientsYAML() string {
+	out := ""
+	for _, c := range devClients {
+		out += fmt.Sprintf("  - name: %s\n    prefixes: [%q, %q]\n    match:\n      common-names: [%s]\n", c.Name, c.Prefixes[0], c.Prefixes[1], c.Name)
+	}
+	return out
+}

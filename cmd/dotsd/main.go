@@ -1,0 +1,22 @@
+// Command dotsd is the Levee DOTS server (RFC 9132 signal channel).
+//
+//	dotsd --config dotsd.yaml
+//	dotsd dev --dir var/dev [--signal-listen 127.0.0.1:4646]
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "dotsd:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/levee-dots/levee/divert"
+	"github.com/levee-dots/levee/dotsserver"
+	"github.com/levee-dots/levee/pki"
+	"github.com/levee-dots/levee/store"
+)
+
+const usage = `usage:
+  dotsd --config FILE                 run the server from a YAML configuration
+  dotsd dev --dir DIR [flags]         create (once) a development PKI and configuration in DIR, then run
+flags:
+  --signal-listen ADDR:PORT           override the signal-channel address (default 127.0.0.1:4646)
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "dev" {
+		return runDev(ctx, args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("dotsd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	cfgPath := fs.String("config", "", "configuration file")
+	listen := fs.String("signal-listen", "", "override the signal-channel address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		fmt.Fprint(stderr, usage)
+		return errors.New("--config FILE is required (or use 'dotsd dev --dir DIR')")
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Signal.Listen = []string{*listen}
+	}
+	return serve(ctx, cfg, stderr)
+}
+
+func newLogger(cfg *fileConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(orDefault(cfg.Log.Level, "info")))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+// serve builds the server from cfg and runs it until ctx ends.
+func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
+	log := newLogger(cfg, logw)
+	cert, _, err := pki.LoadKeyPair(cfg.TLS.Certificate, cfg.TLS.Key)
+	if err != nil {
+		return fmt.Errorf("tls.certificate: %w", err)
+	}
+	cas, err := pki.LoadCertPool(cfg.TLS.ClientCAs...)
+	if err != nil {
+		return fmt.Errorf("tls.client-cas: %w", err)
+	}
+	db, err := store.Open(cfg.Store.Path, store.Options{})
+	if err != nil {
+		return fmt.Errorf("store.path: %w", err)
+	}
+	defer db.Close()
+	orch := divert.NewOrchestrator()
+	if !orch.Configured() {
+		log.Warn("no mitigator is configured: mitigation requests are accepted and stored, but no traffic is diverted")
+	}
+	srv, err := dotsserver.New(dotsserver.Options{
+		Logger: log, Listen: cfg.Signal.Listen, Certificate: cert, ClientCAs: cas, Domains: cfg.domains(),
+		Store: db, Mitigator: orch, Resolver: cfg.resolver(), ResolveTimeout: cfg.Resolver.Timeout,
+		Policy: cfg.policy(), UDPReceiveBuffer: cfg.Signal.UDPReceiveBuffer,
+		NotifyInterval: cfg.Signal.NotifyInterval, ConfigMaxAge: cfg.Signal.ConfigMaxAge,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("dotsd ready", "signal", srv.Addrs(), "store", cfg.Store.Path, "clients", len(cfg.Clients))
+	<-ctx.Done()
+	log.Info("shutting down")
+	srv.Close()
+	return nil
+}
