@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/dotsclient"
+)
+
+const usage = `usage: dotsctl [--config FILE] [-o table|json] [--timeout 10s] COMMAND [ARGS]
+
+commands:
+  mitigate --target PREFIX [--target ...] [--port 443[-444]] [--proto tcp|udp|N]
+           [--fqdn NAME] [--uri URI] [--lifetime SECONDS|indefinite] [--on-signal-loss] [--mid N]
+                                   request a mitigation (prints the mid and the server's answer)
+  status [MID] [--watch]           show one or all mitigations; --watch follows them (Observe)
+  withdraw MID                     withdraw a mitigation
+  efficacy MID under-attack|mitigated
+                                   report how well the mitigation works
+  session get                      show the session configuration (limits and current values)
+  session set --sid N [--heartbeat-interval S] [--missing-hb-allowed N] [--idle-heartbeat-interval S]
+  session reset                    back to the server's defaults
+  agent                            keep a session with heartbeats, reconnecting as RFC 9132 says
+
+The configuration defaults to $DOTSCTL_CONFIG.
+`
+
+// globals are the options before the command.
+type globals struct {
+	config  string
+	output  string
+	timeout time.Duration
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	g := &globals{stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("dotsctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.StringVar(&g.config, "config", os.Getenv("DOTSCTL_CONFIG"), "configuration file")
+	fs.StringVar(&g.output, "o", "table", "output: table or json")
+	fs.DurationVar(&g.timeout, "timeout", 15*time.Second, "time limit of one request")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if g.output != "table" && g.output != "json" {
+		return fmt.Errorf("-o %q: use table or json", g.output)
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("a command is required")
+	}
+	cmd, cargs := rest[0], rest[1:]
+	commands := map[string]func(context.Context, *globals, []string) error{
+		"mitigate": cmdMitigate, "status": cmdStatus, "withdraw": cmdWithdraw,
+		"efficacy": cmdEfficacy, "session": cmdSession, "agent": cmdAgent,
+	}
+	f, ok := commands[cmd]
+	if !ok {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	return f(ctx, g, cargs)
+}
+
+// parseInterleaved parses flags that may come before or after positional arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func (g *globals) dial(ctx context.Context) (*dotsclient.Client, *ctlConfig, error) {
+	cfg, err := loadCtlConfig(g.config)
+	if err != nil {
+		return nil, nil, err
+	}
+	cc, err := cfg.clientConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	c, err := dotsclient.Dial(dctx, cc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, cfg, nil
+}
+
+func (g *globals) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, g.timeout)
+}
+
+// refused turns a 4.xx/5.xx answer into an error carrying the server's diagnostic.
+func refused(r *dotsclient.Response) error {
+	if err := r.Err(); err != nil {
+		var pe *dots.Error
+		if errors.As(err, &pe) {
+			return fmt.Errorf("server refused the request: %s %s", pe.Code, pe.Diag)
+		}
+		return err
+	}
+	return nil
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func parsePort(s string) (dots.PortRange, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	l, err := strconv.ParseUint(lo, 10, 16)
+	if err != nil {
+		return dots.PortRange{}, fmt.Errorf("--port %q: want a port or a range like 443-444", s)
+	}
+	pr := dots.PortRange{LowerPort: uint16(l)}
+	if isRange {
+		h, err := strconv.ParseUint(hi, 10, 16)
+		if err != nil || h < l {
+			return dots.PortRange{}, fmt.Errorf("--port %q: the range must be LOW-HIGH with LOW <= HIGH", s)
+		}
+		pr.UpperPort = dots.Ptr(uint16(h))
+	}
+	return pr, nil
+}
+
+var protocols = map[string]uint32{"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "icmpv6": 58, "sctp": 132}
+
+func parseProto(s string) (uint32, error) {
+	if p, ok := protocols[strings.ToLower(s)]; ok {
+		return p, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 8)
+	if err != nil {
+		return 0, fmt.Errorf("--proto %q: use tcp, udp, icmp, icmpv6, sctp or a number 0-255", s)
+	}
+	return uint32(n), nil
+}
+
+func parseLifetime(s string) (int64, error) {
+	if s == "indefinite" || s == "-1" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > 1<<32-1 {
+		return 0, fmt.Errorf("--lifetime %q: use seconds (1-4294967295) or indefinite", s)
+	}
+	return n, nil
+}
+
+func parseMID(s string) (uint32, error) {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("mid %q: want a number (see dotsctl status)", s)
+	}
+	return uint32(n), nil
+}
