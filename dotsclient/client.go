@@ -290,7 +290,7 @@ func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) 
 			dc.Close()
 			return nil, fmt.Errorf("DTLS handshake: %w", err)
 		}
-		return dtls.Client(dc, options.WithMux(handler), options.WithCloseSocket(),
+		return dtls.Client(dc, options.WithMux(handler), options.WithCloseSocket(), options.WithErrors(c.libErr),
 			options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() })), nil
 	default:
 		d := tls.Dialer{Config: &tls.Config{Certificates: []tls.Certificate{c.cfg.Certificate}, RootCAs: c.cfg.RootCAs,
@@ -299,7 +299,7 @@ func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) 
 		if err != nil {
 			return nil, err
 		}
-		cc, err := tcp.Client(nc, options.WithMux(handler),
+		cc, err := tcp.Client(nc, options.WithMux(handler), options.WithErrors(c.libErr),
 			options.WithInactivityMonitor(idle, func(cc *tcpClient.Conn) { _ = cc.Close() }))
 		if err != nil {
 			nc.Close()
@@ -308,6 +308,8 @@ func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) 
 		return cc, nil
 	}
 }
+
+func (c *Client) libErr(err error) { c.log.Debug("coap", "err", err) }
 
 // packetConn adapts a connected UDP socket to net.PacketConn for pion.
 type packetConn struct{ net.Conn }

@@ -16,8 +16,9 @@ import (
 // effect is the work that follows a state change once it is on disk:
 // diversions to apply or withdraw, and observers to notify.
 type effect struct {
-	done <-chan error
-	res  *mitigation.Result
+	done     *commit
+	res      *mitigation.Result
+	periodic bool // send every observer its current state
 }
 
 func recordKey(k mitigation.Key) string { return fmt.Sprintf("%s/%010d", k.CUID, k.MID) }
@@ -41,7 +42,7 @@ func changeOps(changes []mitigation.Change) []store.Op {
 
 // commitLocked queues res's changes for the disk and its effects for after
 // the commit. It must be called with s.mu held, so disk order is state order.
-func (s *Server) commitLocked(res *mitigation.Result) <-chan error {
+func (s *Server) commitLocked(res *mitigation.Result) *commit {
 	done := s.j.add(changeOps(res.Changes))
 	if len(res.Activate)+len(res.Withdraw)+len(res.Changes)+len(res.Notify) > 0 {
 		s.effects.push(effect{done: done, res: res})
@@ -90,7 +91,11 @@ func (s *Server) runEffects() {
 }
 
 func (s *Server) applyEffect(e effect) {
-	if err := <-e.done; err != nil {
+	if e.periodic {
+		s.obs.periodic()
+		return
+	}
+	if err := e.done.wait(); err != nil {
 		s.log.Error("state change not persisted; effects skipped", "err", err)
 		return
 	}
@@ -133,7 +138,7 @@ func (s *Server) setOutcome(k mitigation.Key, out divert.Outcome) {
 	res := s.book.SetOutcome(k, out.Status, out.Note)
 	done := s.j.add(changeOps(res.Changes))
 	s.mu.Unlock()
-	if err := <-done; err != nil {
+	if err := done.wait(); err != nil {
 		s.log.Error("persisting mitigation status", "cuid", k.CUID, "mid", k.MID, "err", err)
 		return
 	}

@@ -175,7 +175,7 @@ func (s *Server) bind(cuid, spki string) error {
 	s.bindings[cuid] = spki
 	done := s.j.add([]store.Op{{Bucket: bucketBindings, Key: cuid, Value: []byte(spki)}})
 	s.mu.Unlock()
-	if err := <-done; err != nil {
+	if err := done.wait(); err != nil {
 		return &dots.Error{Code: dots.ServiceUnavailable, Diag: "could not persist the cuid binding", Err: err}
 	}
 	return nil
@@ -245,7 +245,7 @@ func (s *Server) putMitigation(w mux.ResponseWriter, req *request) error {
 	if res.Code == 0 {
 		return nil // efficacy update of an unknown mid: silently ignored
 	}
-	if err := <-done; err != nil {
+	if err := done.wait(); err != nil {
 		s.log.Error("persisting mitigation", "cuid", cuid, "mid", mid, "err", err)
 		return &dots.Error{Code: dots.ServiceUnavailable, Diag: "the request could not be stored; retry", Err: err}
 	}
@@ -327,7 +327,7 @@ func (s *Server) deleteMitigation(w mux.ResponseWriter, req *request) error {
 	res := s.book.Delete(mitigation.Key{CUID: cuid, MID: mid}, s.now())
 	done := s.commitLocked(res)
 	s.mu.Unlock()
-	if err := <-done; err != nil {
+	if err := done.wait(); err != nil {
 		return &dots.Error{Code: dots.ServiceUnavailable, Diag: "the withdrawal could not be stored; retry", Err: err}
 	}
 	if res.Record != nil {
@@ -477,7 +477,7 @@ func (s *Server) putConfig(w mux.ResponseWriter, req *request) error {
 	b, _ := json.Marshal(next)
 	done := s.j.add([]store.Op{{Bucket: bucketConfigs, Key: cuid, Value: b}})
 	s.mu.Unlock()
-	if err := <-done; err != nil {
+	if err := done.wait(); err != nil {
 		return &dots.Error{Code: dots.ServiceUnavailable, Diag: "the configuration could not be stored; retry", Err: err}
 	}
 	s.log.Info("session configuration set", "cuid", cuid, "sid", sid)
@@ -497,7 +497,7 @@ func (s *Server) deleteConfig(w mux.ResponseWriter, req *request) error {
 	delete(s.configs, cuid)
 	done := s.j.add([]store.Op{{Bucket: bucketConfigs, Key: cuid, Delete: true}})
 	s.mu.Unlock()
-	if err := <-done; err != nil {
+	if err := done.wait(); err != nil {
 		return &dots.Error{Code: dots.ServiceUnavailable, Diag: "the reset could not be stored; retry", Err: err}
 	}
 	return reply(w, dots.Deleted, nil)

@@ -23,7 +23,7 @@ type journal struct {
 	st      Store
 	mu      sync.Mutex
 	pending []store.Op
-	waiters []chan error
+	waiters []*commit
 	kick    chan struct{}
 	done    chan struct{}
 	closed  bool
@@ -37,19 +37,41 @@ func newJournal(st Store) *journal {
 
 var errJournalClosed = errors.New("server is shutting down")
 
-var closedNil = func() chan error { c := make(chan error, 1); c <- nil; close(c); return c }()
+// commit is the outcome of queued writes; wait may be called any number of
+// times, from any goroutine.
+type commit struct {
+	done chan struct{}
+	err  error
+}
 
-// add queues ops and returns a channel that yields the commit's result.
-func (j *journal) add(ops []store.Op) <-chan error {
+func (c *commit) wait() error {
+	<-c.done
+	return c.err
+}
+
+func (c *commit) finish(err error) {
+	c.err = err
+	close(c.done)
+}
+
+func finished(err error) *commit {
+	c := &commit{done: make(chan struct{})}
+	c.finish(err)
+	return c
+}
+
+var committed = finished(nil)
+
+// add queues ops and returns their commit.
+func (j *journal) add(ops []store.Op) *commit {
 	if len(ops) == 0 {
-		return closedNil
+		return committed
 	}
-	ch := make(chan error, 1)
+	ch := &commit{done: make(chan struct{})}
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
-		ch <- errJournalClosed
-		return ch
+		return finished(errJournalClosed)
 	}
 	j.pending = append(j.pending, ops...)
 	j.waiters = append(j.waiters, ch)
@@ -74,7 +96,7 @@ func (j *journal) loop() {
 			}
 			err := j.st.Apply(context.Background(), ops...)
 			for _, w := range waiters {
-				w <- err
+				w.finish(err)
 			}
 		}
 	}

@@ -22,7 +22,6 @@ type connState struct {
 	peer       *peer
 	lastRx     time.Time
 	lastHBSent time.Time
-	hbInFlight bool
 }
 
 // clientState is what the server knows of a client across its sessions:
@@ -133,8 +132,12 @@ func (s *Server) values(cuid string) session.Values {
 
 // run drives heartbeats, loss detection, lifetimes and periodic notifications.
 func (l *liveness) run(stop <-chan struct{}) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+	ticks := l.s.opts.Ticks
+	if ticks == nil {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		ticks = t.C
+	}
 	lastNotify := l.s.now()
 	l.mu.Lock()
 	// Clients known from the store count as seen at start-up, so a client
@@ -147,14 +150,16 @@ func (l *liveness) run(stop <-chan struct{}) {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 		now := l.s.now()
 		l.s.tick()
 		l.sweep(now)
 		if now.Sub(lastNotify) >= l.s.opts.NotifyInterval {
 			lastNotify = now
-			l.s.obs.periodic()
+			// Through the effect queue, so it cannot overtake the
+			// notifications of changes made before it.
+			l.s.effects.push(effect{periodic: true})
 		}
 	}
 }
@@ -214,8 +219,8 @@ func (l *liveness) sweep(now time.Time) {
 			dead = append(dead, conn)
 			continue
 		}
-		if now.Sub(cs.lastHBSent) >= interval && !cs.hbInFlight {
-			cs.lastHBSent, cs.hbInFlight = now, true
+		if now.Sub(cs.lastHBSent) >= interval {
+			cs.lastHBSent = now
 			c := l.clients[cs.peer.cuid]
 			send = append(send, hb{cs, c != nil && !c.lastHBRx.IsZero() && now.Sub(c.lastHBRx) <= 2*interval})
 		}
@@ -237,12 +242,9 @@ var hbPath = "/.well-known/dots/hb"
 
 // sendHeartbeat sends the server's NON PUT /hb (RFC 9132 §4.7).
 func (l *liveness) sendHeartbeat(cs *connState, status bool) {
-	defer func() {
-		l.mu.Lock()
-		cs.hbInFlight = false
-		l.mu.Unlock()
-	}()
 	body := dots.MustEncode(&dots.Message{Heartbeat: &dots.Heartbeat{PeerHBStatus: dots.Ptr(status)}})
+	// An unanswered heartbeat is abandoned well before the next one is due
+	// (heartbeat-interval is at least 15 s by default).
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, err := cs.conn.NewPutRequest(ctx, hbPath, message.MediaType(dots.ContentFormat), bytes.NewReader(body))

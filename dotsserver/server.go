@@ -18,9 +18,11 @@ import (
 	piondtls "github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/dtls"
 	dtlsServer "github.com/plgd-dev/go-coap/v3/dtls/server"
+	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/mux"
 	coapNet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/options/config"
 	"github.com/plgd-dev/go-coap/v3/tcp"
@@ -65,6 +67,9 @@ type Options struct {
 	NotifyInterval time.Duration
 	// ConfigMaxAge is the Max-Age of /config responses in seconds (default 3600).
 	ConfigMaxAge uint32
+	// Ticks drives heartbeats, loss detection and lifetimes; nil means a
+	// one-second ticker. Tests pass their own channel together with Now.
+	Ticks <-chan time.Time
 }
 
 // Server is a DOTS signal-channel server.
@@ -184,7 +189,7 @@ func (s *Server) restore() error {
 	done := s.j.add(changeOps(res.Changes))
 	active := s.book.Active()
 	s.mu.Unlock()
-	if err := <-done; err != nil {
+	if err := done.wait(); err != nil {
 		return fmt.Errorf("dotsserver: restore: %w", err)
 	}
 	s.log.Info("state restored", "mitigations", n, "expired", len(res.Notify), "active", len(active))
@@ -317,7 +322,7 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *coapNet.TLSListener) {
 		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpClient.Conn](
 			func(req *pool.Message, cc *udpClient.Conn, h config.HandlerFunc[*udpClient.Conn]) {
 				s.live.received(cc, req)
-				cc.ProcessReceivedMessageWithHandler(req, h)
+				cc.ProcessReceivedMessageWithHandler(req, nonForNon(req, h))
 			})),
 		options.WithOnNewConn(func(cc *udpClient.Conn) { s.live.opened(cc, true) }),
 		options.WithErrors(func(err error) { s.log.Debug("dtls", "err", err) }),
@@ -358,4 +363,19 @@ func (s *Server) Close() {
 		s.wg.Wait()
 		s.j.close()
 	})
+}
+
+// nonForNon makes the answer to a Non-confirmable request Non-confirmable
+// (RFC 7252 §5.2.3; RFC 9132 §4.4: mitigation requests and responses are
+// NON). go-coap would otherwise send it as a separate Confirmable response.
+func nonForNon(req *pool.Message, h config.HandlerFunc[*udpClient.Conn]) config.HandlerFunc[*udpClient.Conn] {
+	if req.Type() != message.NonConfirmable {
+		return h
+	}
+	return func(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
+		h(w, r)
+		if w.Message().IsModified() && w.Message().Type() == message.Confirmable {
+			w.Message().SetType(message.NonConfirmable)
+		}
+	}
 }

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,6 +87,9 @@ func loadConfig(path string) (*fileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: the configuration is empty (see README for the keys)", path)
+		}
 		if m := unknownField.FindAllStringSubmatch(err.Error(), -1); m != nil {
 			var parts []string
 			for _, x := range m {
@@ -93,6 +98,10 @@ func loadConfig(path string) (*fileConfig, error) {
 			return nil, fmt.Errorf("%s: %s (check the spelling; see README for the keys)", path, strings.Join(parts, "; "))
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); err == nil && extra != nil {
+		return nil, fmt.Errorf("%s: more than one YAML document ('---'): put the whole configuration in one", path)
 	}
 	base := filepath.Dir(path)
 	rel := func(p string) string {
@@ -119,12 +128,21 @@ func (c *fileConfig) validate(file string) error {
 		return bad("signal.listen", "at least one address:port is required, e.g. 127.0.0.1:4646")
 	}
 	for i, l := range c.Signal.Listen {
-		if _, _, err := net.SplitHostPort(l); err != nil {
-			return bad(fmt.Sprintf("signal.listen[%d]", i), "%q is not host:port (IPv6 as [::1]:4646)", l)
+		if !isHostPort(l) {
+			return bad(fmt.Sprintf("signal.listen[%d]", i), "%q is not host:port with a port 1-65535 (IPv6 as [::1]:4646)", l)
 		}
 	}
-	if c.TLS.Certificate == "" || c.TLS.Key == "" {
-		return bad("tls.certificate", "the server certificate and tls.key are required")
+	if c.Signal.UDPReceiveBuffer < 0 {
+		return bad("signal.udp-receive-buffer", "%d: must not be negative", c.Signal.UDPReceiveBuffer)
+	}
+	if c.Signal.NotifyInterval < 0 {
+		return bad("signal.notify-interval", "%v: must not be negative", c.Signal.NotifyInterval)
+	}
+	if c.TLS.Certificate == "" {
+		return bad("tls.certificate", "the server certificate file is required")
+	}
+	if c.TLS.Key == "" {
+		return bad("tls.key", "the server private key file is required")
 	}
 	if len(c.TLS.ClientCAs) == 0 {
 		return bad("tls.client-cas", "at least one CA file for client certificates is required")
@@ -133,9 +151,12 @@ func (c *fileConfig) validate(file string) error {
 		return bad("store.path", "a database file path is required")
 	}
 	for i, s := range c.Resolver.Servers {
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			return bad(fmt.Sprintf("resolver.servers[%d]", i), "%q is not host:port", s)
+		if !isHostPort(s) {
+			return bad(fmt.Sprintf("resolver.servers[%d]", i), "%q is not host:port with a port 1-65535", s)
 		}
+	}
+	if c.Resolver.Timeout < 0 {
+		return bad("resolver.timeout", "%v: must not be negative", c.Resolver.Timeout)
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
@@ -176,6 +197,17 @@ func (c *fileConfig) validate(file string) error {
 		}
 	}
 	return nil
+}
+
+// isHostPort reports whether s is host:port with a numeric port 1-65535
+// (the host may be empty: all addresses).
+func isHostPort(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && n > 0
 }
 
 func (c *fileConfig) domains() []*dotsserver.ClientDomain {

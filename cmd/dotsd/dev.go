@@ -47,6 +47,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("dev: unexpected argument %q", fs.Arg(0))
+	}
 	if *dir == "" {
 		return fmt.Errorf("dev: --dir DIR is required, e.g. dotsd dev --dir var/dev")
 	}

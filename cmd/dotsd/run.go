@@ -33,6 +33,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
 	if *cfgPath == "" {
 		fmt.Fprint(stderr, usage)
 		return errors.New("--config FILE is required (or use 'dotsd dev --dir DIR')")

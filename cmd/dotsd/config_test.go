@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// goodConfig is a complete, valid configuration; the error cases below
+// each break one part of it.
+const goodConfig = `signal:
+  listen: ["127.0.0.1:4646", "[::1]:4646"]
+  notify-interval: 5s
+tls:
+  certificate: server/cert.pem
+  key: server/key.pem
+  client-cas: [ca.pem, /etc/levee/other-ca.pem]
+store:
+  path: levee.db
+resolver:
+  servers: ["192.0.2.53:53"]
+  timeout: 2s
+policy:
+  allow-indefinite-lifetime: false
+  max-lifetime: 2h
+log:
+  level: debug
+  format: json
+clients:
+  - name: alpha
+    prefixes: ["203.0.113.0/25", "2001:db8:6401::/48"]
+    match:
+      common-names: [alpha]
+  - name: beta
+    prefixes: ["203.0.113.128/25"]
+    match:
+      spki-pins: ["Zm9v"]
+`
+
+// writeConfig writes text to DIR/NAME in a fresh temporary directory.
+func writeConfig(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// edit returns goodConfig with old replaced by new, which must occur once.
+func edit(t *testing.T, old, new string) string {
+	t.Helper()
+	if n := strings.Count(goodConfig, old); n != 1 {
+		t.Fatalf("test bug: %q occurs %d times in goodConfig", old, n)
+	}
+	return strings.Replace(goodConfig, old, new, 1)
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		old  string // replaced by new in goodConfig; empty: the file is text
+		new  string
+		text string
+		want []string // substrings of the error besides the file name
+	}{
+		{name: "unknown key", text: "signal: {lisen: [\"127.0.0.1:4646\"]}\n", want: []string{"lisen", "line 1"}},
+		{name: "unknown nested key in a full file", old: "  notify-interval: 5s\n", new: "  notify-intervall: 5s\n", want: []string{"notify-intervall", "line 3"}},
+		{name: "unknown top-level key", old: "store:\n", new: "stor:\n", want: []string{"stor"}},
+		{name: "missing signal.listen", old: "  listen: [\"127.0.0.1:4646\", \"[::1]:4646\"]\n", want: []string{"signal.listen"}},
+		{name: "empty signal.listen", old: `listen: ["127.0.0.1:4646", "[::1]:4646"]`, new: "listen: []", want: []string{"signal.listen"}},
+		{name: "listen address without port", old: `"[::1]:4646"`, new: `"127.0.0.1"`, want: []string{"signal.listen[1]", "127.0.0.1"}},
+		{name: "listen IPv6 without brackets", old: `"[::1]:4646"`, new: `"::1:4646"`, want: []string{"signal.listen[1]"}},
+		{name: "listen with empty port", old: `"[::1]:4646"`, new: `"[::1]:"`, want: []string{"signal.listen[1]"}},
+		{name: "listen with port 0", old: `"[::1]:4646"`, new: `"[::1]:0"`, want: []string{"signal.listen[1]"}},
+		{name: "listen with port out of range", old: `"[::1]:4646"`, new: `"[::1]:65536"`, want: []string{"signal.listen[1]"}},
+		{name: "listen with non-numeric port", old: `"[::1]:4646"`, new: `"[::1]:dots"`, want: []string{"signal.listen[1]"}},
+		{name: "negative udp-receive-buffer", old: "  notify-interval: 5s\n", new: "  udp-receive-buffer: -1\n", want: []string{"signal.udp-receive-buffer:"}},
+		{name: "negative notify-interval", old: "notify-interval: 5s", new: "notify-interval: -5s", want: []string{"signal.notify-interval:"}},
+		{name: "missing tls.certificate", old: "  certificate: server/cert.pem\n", want: []string{"tls.certificate:"}},
+		{name: "missing tls.key", old: "  key: server/key.pem\n", want: []string{"tls.key:"}},
+		{name: "missing tls.client-cas", old: "  client-cas: [ca.pem, /etc/levee/other-ca.pem]\n", want: []string{"tls.client-cas"}},
+		{name: "missing store.path", old: "  path: levee.db\n", want: []string{"store.path"}},
+		{name: "bad resolver server", old: `"192.0.2.53:53"`, new: `"192.0.2.53"`, want: []string{"resolver.servers[0]"}},
+		{name: "resolver server with empty port", old: `"192.0.2.53:53"`, new: `"192.0.2.53:"`, want: []string{"resolver.servers[0]"}},
+		{name: "negative resolver timeout", old: "timeout: 2s", new: "timeout: -2s", want: []string{"resolver.timeout:"}},
+		{name: "bad log.level", old: "level: debug", new: "level: verbose", want: []string{"log.level", "verbose"}},
+		{name: "bad log.format", old: "format: json", new: "format: xml", want: []string{"log.format", "xml"}},
+		{name: "negative duration", old: "max-lifetime: 2h", new: "max-lifetime: -1h", want: []string{"policy"}},
+		{name: "duration without unit", old: "max-lifetime: 2h", new: "max-lifetime: 7200", want: []string{"7200"}},
+		{name: "no clients", old: goodConfig[strings.Index(goodConfig, "clients:"):], new: "clients: []\n", want: []string{"clients"}},
+		{name: "client without name", old: "  - name: beta\n    prefixes", new: "  - prefixes", want: []string{"clients[1].name"}},
+		{name: "duplicate client name", old: "name: beta", new: "name: alpha", want: []string{"clients[1].name", "alpha"}},
+		{name: "client without prefixes", old: `    prefixes: ["203.0.113.128/25"]` + "\n", want: []string{"clients[1].prefixes"}},
+		{name: "bad prefix", old: `"203.0.113.0/25"`, new: `"203.0.113.0/33"`, want: []string{"clients[0].prefixes[0]", "203.0.113.0/33"}},
+		{name: "address instead of prefix", old: `"2001:db8:6401::/48"`, new: `"2001:db8:6401::1"`, want: []string{"clients[0].prefixes[1]"}},
+		{name: "client without match", old: "    match:\n      common-names: [alpha]\n", want: []string{"clients[0].match", "alpha"}},
+		{name: "client with empty match", old: "common-names: [alpha]", new: "common-names: []", want: []string{"clients[0].match"}},
+		{name: "empty file", text: "", want: []string{"configuration is empty"}},
+		{name: "only comments", text: "# nothing yet\n", want: []string{"configuration is empty"}},
+		{name: "second YAML document", text: goodConfig + "---\nlog: {level: info}\n", want: []string{"more than one YAML document"}},
+		{name: "not YAML", text: "signal: [\n", want: []string{"yaml"}},
+		{name: "wrong type", old: "  listen: [\"127.0.0.1:4646\", \"[::1]:4646\"]\n", new: "  listen: {a: b}\n", want: []string{"line 2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := tc.text
+			if tc.old != "" {
+				text = edit(t, tc.old, tc.new)
+			}
+			path := writeConfig(t, "dotsd.yaml", text)
+			cfg, err := loadConfig(path)
+			if err == nil {
+				t.Fatalf("loadConfig accepted\n%s\nas %+v", text, cfg)
+			}
+			for _, w := range append([]string{path}, tc.want...) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadConfigMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "absent.yaml")
+	_, err := loadConfig(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("loadConfig(%s) = %v, want a not-exist error naming the file", path, err)
+	}
+}
+
+func TestLoadConfigGood(t *testing.T) {
+	path := writeConfig(t, "dotsd.yaml", goodConfig)
+	dir := filepath.Dir(path)
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Relative paths are relative to the file, absolute ones are kept.
+	if want := filepath.Join(dir, "server", "cert.pem"); cfg.TLS.Certificate != want {
+		t.Errorf("tls.certificate %q, want %q", cfg.TLS.Certificate, want)
+	}
+	if want := filepath.Join(dir, "server", "key.pem"); cfg.TLS.Key != want {
+		t.Errorf("tls.key %q, want %q", cfg.TLS.Key, want)
+	}
+	if want := []string{filepath.Join(dir, "ca.pem"), "/etc/levee/other-ca.pem"}; !slices.Equal(cfg.TLS.ClientCAs, want) {
+		t.Errorf("tls.client-cas %q, want %q", cfg.TLS.ClientCAs, want)
+	}
+	if want := filepath.Join(dir, "levee.db"); cfg.Store.Path != want {
+		t.Errorf("store.path %q, want %q", cfg.Store.Path, want)
+	}
+	if want := []string{"127.0.0.1:4646", "[::1]:4646"}; !slices.Equal(cfg.Signal.Listen, want) {
+		t.Errorf("signal.listen %q, want %q", cfg.Signal.Listen, want)
+	}
+	if cfg.Signal.NotifyInterval != 5*time.Second || cfg.Resolver.Timeout != 2*time.Second {
+		t.Errorf("durations: notify-interval %v, resolver.timeout %v", cfg.Signal.NotifyInterval, cfg.Resolver.Timeout)
+	}
+	if cfg.resolver() == nil {
+		t.Error("resolver.servers is set but resolver() is nil")
+	}
+	p := cfg.policy()
+	if p.AllowIndefinite || p.MaxLifetime != 2*time.Hour {
+		t.Errorf("policy %+v: want indefinite lifetimes refused and max-lifetime 2h", p)
+	}
+	doms := cfg.domains()
+	if len(doms) != 2 || doms[0].Name != "alpha" || len(doms[0].Prefixes) != 2 || !slices.Equal(doms[0].CommonNames, []string{"alpha"}) ||
+		doms[1].Name != "beta" || !slices.Equal(doms[1].SPKIPins, []string{"Zm9v"}) {
+		t.Errorf("client domains %+v", doms)
+	}
+
+	// A configuration given by a relative path resolves against its directory.
+	t.Chdir(filepath.Dir(dir))
+	cfg, err = loadConfig(filepath.Join(filepath.Base(dir), "dotsd.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Base(dir), "levee.db"); cfg.Store.Path != want {
+		t.Errorf("store.path %q with a relative configuration path, want %q", cfg.Store.Path, want)
+	}
+}
+
+// TestLoadConfigDefaults checks a minimal file and the defaults it implies.
+func TestLoadConfigDefaults(t *testing.T) {
+	path := writeConfig(t, "min.yaml", `signal: {listen: ["127.0.0.1:4646"]}
+tls: {certificate: c.pem, key: k.pem, client-cas: [ca.pem]}
+store: {path: /var/lib/levee/levee.db}
+clients: [{name: a, prefixes: ["198.51.100.0/24"], match: {dns-names: [a.example]}}]
+`)
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store.Path != "/var/lib/levee/levee.db" {
+		t.Errorf("absolute store.path changed to %q", cfg.Store.Path)
+	}
+	if !cfg.policy().AllowIndefinite {
+		t.Error("indefinite lifetimes should be allowed unless the policy says otherwise")
+	}
+	if cfg.resolver() != nil {
+		t.Error("no resolver.servers: want the system resolver (nil)")
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bad := writeConfig(t, "bad.yaml", "signal: {lisen: [\"127.0.0.1:4646\"]}\n")
+	// A valid file whose certificate does not exist: serve must fail
+	// before it listens.
+	noCert := writeConfig(t, "nocert.yaml", goodConfig)
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		want       []string
+		wantUsage  bool
+		wantStderr string
+	}{
+		{name: "bad configuration", args: []string{"--config", bad}, want: []string{bad, "lisen"}},
+		{name: "bad configuration with listen override", args: []string{"--config", bad, "--signal-listen", "127.0.0.1:0"}, want: []string{"lisen"}},
+		{name: "no arguments", want: []string{"--config"}, wantUsage: true},
+		{name: "listen without config", args: []string{"--signal-listen", "127.0.0.1:0"}, want: []string{"--config"}, wantUsage: true},
+		{name: "missing configuration file", args: []string{"--config", filepath.Join(t.TempDir(), "absent.yaml")}, want: []string{"absent.yaml"}},
+		{name: "missing certificate", args: []string{"--config", noCert}, want: []string{"tls.certificate"}},
+		{name: "unknown flag", args: []string{"--confg", bad}, want: []string{"confg"}, wantStderr: "confg"},
+		{name: "unexpected argument", args: []string{"--config", noCert, "extra"}, want: []string{"extra"}, wantUsage: true},
+		{name: "dev with unexpected argument", args: []string{"dev", "--dir", t.TempDir(), "--signal-listen", "127.0.0.1:0", "now"}, want: []string{"now"}},
+		{name: "dev without dir", args: []string{"dev"}, want: []string{"--dir"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, tc.args, &stdout, &stderr)
+			if err == nil {
+				t.Fatalf("run(%q) returned nil\nstderr: %s", tc.args, &stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("run(%q) error %q does not mention %q", tc.args, err, w)
+				}
+			}
+			if tc.wantUsage && !strings.Contains(stderr.String(), "usage:") {
+				t.Errorf("run(%q) did not print the usage on stderr: %q", tc.args, &stderr)
+			}
+			if tc.wantStderr != "" && !strings.Contains(stderr.String(), tc.wantStderr) {
+				t.Errorf("run(%q) stderr %q does not mention %q", tc.args, &stderr, tc.wantStderr)
+			}
+		})
+	}
+}
+
+// TestCLIExitStatus runs the binary: a bad configuration is reported on
+// stderr as "dotsd: ..." with exit status 1.
+func TestCLIExitStatus(t *testing.T) {
+	bin := buildDotsd(t)
+	bad := writeConfig(t, "bad.yaml", "signal: {lisen: [\"127.0.0.1:4646\"]}\n")
+	for _, args := range [][]string{{"--config", bad}, {}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		var stderr bytes.Buffer
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		cancel()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("dotsd %q: %v, want exit status 1\nstderr: %s", args, err, &stderr)
+			continue
+		}
+		if !strings.Contains(stderr.String(), "dotsd: ") {
+			t.Errorf("dotsd %q: stderr %q lacks the \"dotsd: \" error line", args, &stderr)
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package dotsserver_test
+
+import (
+	"context"
+	"crypto/tls"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/dotsclient"
+	"github.com/levee-dots/levee/pki"
+)
+
+// TestAuthorization: a client only sees and touches its own mitigations
+// and may only name targets its domain owns (RFC 9132 §4.4.1, RFC 8811 §2.2.1).
+func TestAuthorization(t *testing.T) {
+	e := newEnv(t, "127.0.0.1:0", nil)
+	alpha := e.client(t, "alpha", "dtls")
+	beta := e.client(t, "beta", "tls")
+	expect(t, dots.Created)(beta.Mitigate(ctx(t), 7, scope("203.0.113.130/32", 3600)))
+
+	// alpha speaking with beta's cuid in the Uri-Path.
+	betaCUID := e.dev.Clients["beta"].CUID
+	spoof := e.clientWithCUID(t, "alpha", betaCUID)
+	for _, tc := range []struct {
+		name string
+		call func() (*dotsclient.Response, error)
+	}{
+		{"read one", func() (*dotsclient.Response, error) { return spoof.Status(ctx(t), dots.Ptr[uint32](7), "") }},
+		{"read all", func() (*dotsclient.Response, error) { return spoof.Status(ctx(t), nil, "") }},
+		{"refresh", func() (*dotsclient.Response, error) { return spoof.Mitigate(ctx(t), 7, scope("203.0.113.130/32", 60)) }},
+		{"delete", func() (*dotsclient.Response, error) { return spoof.Withdraw(ctx(t), 7) }},
+		{"efficacy", func() (*dotsclient.Response, error) {
+			return spoof.Efficacy(ctx(t), 7, scope("203.0.113.130/32", 60), dots.AttackMitigated)
+		}},
+	} {
+		t.Run("beta cuid/"+tc.name, func(t *testing.T) {
+			r := expect(t, dots.Forbidden)(tc.call())
+			if !strings.Contains(r.Diag, betaCUID) {
+				t.Fatalf("diagnostic %q does not name the cuid", r.Diag)
+			}
+		})
+	}
+	t.Run("own cuid, beta's mid", func(t *testing.T) {
+		expect(t, dots.NotFound)(alpha.Status(ctx(t), dots.Ptr[uint32](7), ""))
+		expect(t, dots.NotFound)(alpha.Status(ctx(t), nil, ""))
+		expect(t, dots.Deleted)(alpha.Withdraw(ctx(t), 7)) // always 2.02, and nothing happens to beta's
+	})
+	for _, target := range []string{"203.0.113.130/32", "203.0.113.128/25", "2001:db8:6402::1/128", "203.0.113.0/24", "198.51.100.1/32"} {
+		t.Run("target "+target, func(t *testing.T) {
+			r := expect(t, dots.Forbidden)(alpha.Mitigate(ctx(t), 50, scope(target, 3600)))
+			if !strings.Contains(r.Diag, target) || !strings.Contains(r.Diag, "alpha") {
+				t.Fatalf("diagnostic %q does not name the target and the domain", r.Diag)
+			}
+		})
+	}
+	t.Run("beta's request is intact", func(t *testing.T) {
+		r := expect(t, dots.Content)(beta.Status(ctx(t), dots.Ptr[uint32](7), ""))
+		sc := r.Body.MitigationScope.Scope[0]
+		if *sc.Status != dots.StatusInProgress || *sc.Lifetime <= 3590 || sc.AttackStatus != nil {
+			t.Fatalf("beta's mitigation was touched: %+v", sc)
+		}
+	})
+	t.Run("certificate of no domain", func(t *testing.T) {
+		gamma := e.client(t, "gamma", "dtls")
+		r := expect(t, dots.Unauthorized)(gamma.Status(ctx(t), nil, ""))
+		if !strings.Contains(r.Diag, "not mapped to any client domain") {
+			t.Fatalf("diagnostic %q", r.Diag)
+		}
+	})
+	t.Run("certificate from another CA", func(t *testing.T) {
+		other, err := pki.Dev(t.TempDir(), []string{"alpha"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, _, err := pki.LoadKeyPair(other.Clients["alpha"].Cert, other.Clients["alpha"].Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, transport := range []string{"dtls", "tls"} {
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c, err := dotsclient.Dial(dctx, dotsclient.Config{Servers: []string{e.addr}, Certificate: cert, RootCAs: e.roots, Transport: transport})
+			if err == nil {
+				// TLS 1.3 reports a refused client certificate on the first read.
+				_, err = c.Status(dctx, nil, "")
+				c.Close()
+			}
+			cancel()
+			if err == nil {
+				t.Fatalf("%s: a certificate from another CA got a session", transport)
+			}
+		}
+	})
+}
+
+// clientWithCUID dials as name but puts cuid in the Uri-Path.
+func (e *env) clientWithCUID(t *testing.T, name, cuid string) *dotsclient.Client {
+	t.Helper()
+	c := e.dev.Clients[name]
+	cert, _, err := pki.LoadKeyPair(c.Cert, c.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := dotsclient.Dial(ctx(t), dotsclient.Config{Servers: []string{e.addr}, Certificate: cert, RootCAs: e.roots, CUID: cuid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+var _ = tls.VersionTLS13
