@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/levee-dots/levee/dots"
@@ -107,6 +108,11 @@ type PutRequest struct {
 func (b *Book) Put(in PutRequest, now time.Time) (*Result, error) {
 	mine := b.byClient[in.CUID]
 	if cur, ok := mine[in.MID]; ok && cur.Status != dots.StatusTerminated {
+		if in.Efficacy && cur.Status == dots.StatusClientWithdrawn {
+			// RFC 9132 §4.4.3: an efficacy update overtaken by the DELETE
+			// is ignored; it must not bring the request back.
+			return &Result{}, nil
+		}
 		return b.update(cur, in, now)
 	}
 	if in.Efficacy {
@@ -119,14 +125,20 @@ func (b *Book) Put(in PutRequest, now time.Time) (*Result, error) {
 	rec := &Record{Key: Key{CUID: in.CUID, MID: in.MID}, Domain: in.Domain, Scope: requestScope(in.Req),
 		Prefixes: in.Prefixes, Trigger: in.Req.Trigger, Note: in.Note}
 	res := &Result{Code: dots.Created}
-	if err := b.sameClientOverlap(rec, res); err != nil {
+	// Check everything before changing anything: a refused request must
+	// leave the book as it was (the caller persists nothing on error).
+	superseded, err := b.sameClientOverlap(rec)
+	if err != nil {
 		return nil, err
 	}
-	if len(mine)-countKeys(res.Changes) >= b.policy.MaxPerClient {
+	if len(mine)-len(superseded) >= b.policy.MaxPerClient {
 		return nil, dots.Errorf(dots.ServiceUnavailable, "client holds %d mitigation requests, the most this server allows", b.policy.MaxPerClient)
 	}
 	if err := b.otherClientOverlap(rec, res, now); err != nil {
 		return nil, err
+	}
+	for _, o := range superseded {
+		b.remove(o, res)
 	}
 	b.grant(rec, in.Req.Lifetime, now)
 	if rec.Trigger {
@@ -139,16 +151,6 @@ func (b *Book) Put(in PutRequest, now time.Time) (*Result, error) {
 	res.put(rec)
 	res.Record = clone(rec)
 	return res, nil
-}
-
-func countKeys(ch []Change) int {
-	n := 0
-	for _, c := range ch {
-		if c.Deleted {
-			n++
-		}
-	}
-	return n
 }
 
 // update is a PUT on an existing mid: refresh, efficacy update, or the
@@ -181,8 +183,10 @@ func (b *Book) update(cur *Record, in PutRequest, now time.Time) (*Result, error
 }
 
 // sameClientOverlap applies "higher mid wins" among one client's requests of
-// the same trigger-mitigation type.
-func (b *Book) sameClientOverlap(rec *Record, res *Result) error {
+// the same trigger-mitigation type: it returns the lower-mid requests rec
+// supersedes (for the caller to remove), or 4.09 when rec is the lower one.
+func (b *Book) sameClientOverlap(rec *Record) ([]*Record, error) {
+	var superseded []*Record
 	for _, o := range b.sorted(rec.CUID) {
 		if o.Trigger != rec.Trigger || o.Status == dots.StatusClientWithdrawn || o.Status == dots.StatusTerminated || !rec.overlaps(o) {
 			continue
@@ -193,12 +197,12 @@ func (b *Book) sameClientOverlap(rec *Record, res *Result) error {
 				ConflictCause:  dots.Ptr(dots.CauseOverlappingTargets),
 				ConflictScope:  &dots.ConflictScope{MID: dots.Ptr(o.MID), TargetPrefix: rec.overlapPrefixes(o)},
 			}
-			return &dots.Error{Code: dots.Conflict, Diag: "request overlaps mid " + uitoa(o.MID) + " of this client, which is higher: mids must increase",
+			return nil, &dots.Error{Code: dots.Conflict, Diag: "request overlaps mid " + uitoa(o.MID) + " of this client, which is higher: mids must increase",
 				Body: conflictBody(rec.MID, ci)}
 		}
-		b.remove(o, res)
+		superseded = append(superseded, o)
 	}
-	return nil
+	return superseded, nil
 }
 
 // otherClientOverlap reports (or refuses) overlap with other clients' active requests.
@@ -217,7 +221,8 @@ func (b *Book) otherClientOverlap(rec *Record, res *Result, now time.Time) error
 				continue
 			}
 			hits = append(hits, rec.overlapPrefixes(o)...)
-			if rem := o.Remaining(now); rem > retry || rem < 0 {
+			// An indefinite winner (-1) leaves no retry-timer, whatever the map order.
+			if rem := o.Remaining(now); retry >= 0 && (rem < 0 || rem > retry) {
 				retry = rem
 			}
 		}
@@ -426,4 +431,4 @@ func requestScope(r *dots.Request) dots.Scope {
 		TargetFQDN: s.TargetFQDN, TargetURI: s.TargetURI, AliasName: s.AliasName, TriggerMitigation: s.TriggerMitigation}
 }
 
-func uitoa(v uint32) string { return dots.KeyName(uint64(v))[4:] }
+func uitoa(v uint32) string { return strconv.FormatUint(uint64(v), 10) }

@@ -95,8 +95,14 @@ func (r Ranges) Negotiate(cur Config, sid uint32, m *dots.Message) (Config, dots
 	if sc.MitigatingConfig == nil && sc.IdleConfig == nil {
 		return cur, 0, dots.Errorf(dots.BadRequest, "signal-config must hold mitigating-config or idle-config")
 	}
+	for _, set := range []*dots.ConfigSet{sc.MitigatingConfig, sc.IdleConfig} {
+		if set != nil && *set == (dots.ConfigSet{}) {
+			return cur, 0, dots.Errorf(dots.BadRequest, "a configuration set must hold at least one parameter")
+		}
+	}
+	known := cur.SID == sid && cur != DefaultConfig()
 	next := cur
-	if cur.SID != sid {
+	if !known {
 		next = DefaultConfig()
 	}
 	next.SID = sid
@@ -108,7 +114,7 @@ func (r Ranges) Negotiate(cur Config, sid uint32, m *dots.Message) (Config, dots
 		return cur, 0, err
 	}
 	code := dots.Created
-	if cur.SID == sid {
+	if known {
 		code = dots.Changed
 	}
 	return next, code, nil
