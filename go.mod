@@ -5,6 +5,8 @@ go 1.26.8
 require (
 	github.com/dsnet/golib/memfile v1.0.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.10.0 // indirect
+	github.com/miekg/dns v1.1.73 // indirect
+	github.com/osrg/gobgp/v4 v4.8.0 // indirect
 	github.com/pion/dtls/v3 v3.1.15 // indirect
 	github.com/pion/logging v0.2.4 // indirect
 	github.com/pion/transport/v5 v5.1.4 // indirect

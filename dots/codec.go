@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -82,7 +85,7 @@ func Decode(data []byte) (*Message, error) {
 	}
 	var m Message
 	if err := decMode.Unmarshal(data, &m); err != nil {
-		return nil, &Error{Code: BadRequest, Diag: "invalid DOTS body: " + describeTypeError(err), Err: err}
+		return nil, &Error{Code: BadRequest, Diag: "invalid DOTS body: " + describeTypeError(err, generic), Err: err}
 	}
 	return &m, nil
 }
@@ -104,10 +107,18 @@ func checkKeys(v any, path string) error {
 			if !known {
 				continue
 			}
+			if key == 3 || key == 4 {
+				// RFC 9132 §4.4.1: cuid and cdid travel in the Uri-Path only.
+				return &Error{Code: BadRequest, Diag: fmt.Sprintf("%s must not appear in a body%s: it belongs in the Uri-Path", KeyName(key), at(path)), Err: ErrUnknownKey}
+			}
 			if err := checkKeys(sub, join(path, KeyName(key))); err != nil {
 				return err
 			}
 		}
+	case cbor.Tag:
+		// Struct decoding ignores tag numbers, so a tag must not hide the
+		// keys of the map it wraps.
+		return checkKeys(t.Content, path)
 	case []any:
 		for _, sub := range t {
 			if err := checkKeys(sub, path); err != nil {
@@ -144,43 +155,120 @@ func join(path, name string) string {
 	return path + "/" + name
 }
 
-// describeTypeError turns fxamacker's Go-type wording into DOTS names.
-func describeTypeError(err error) string {
+// describeTypeError turns fxamacker's Go-type wording into DOTS names. The
+// library reports the outermost struct field of a nested type error (key 1
+// for a bad lifetime), so the offending key is located by walking the
+// generic decode along the Message type.
+func describeTypeError(err error, generic any) string {
+	path := locate(generic, reflect.TypeOf(Message{}), "")
 	var ute *cbor.UnmarshalTypeError
 	if errors.As(err, &ute) {
-		if ute.StructFieldName != "" {
-			return fmt.Sprintf("%s has the wrong type (CBOR %s)", fieldKeyName(ute.StructFieldName), ute.CBORType)
+		if path == "" && ute.StructFieldName != "" {
+			path = fieldKeyName(ute.StructFieldName)
+		}
+		if path != "" {
+			return fmt.Sprintf("%s has the wrong type (CBOR %s)", path, ute.CBORType)
 		}
 		return fmt.Sprintf("value of the wrong type (CBOR %s)", ute.CBORType)
+	}
+	if path != "" {
+		return fmt.Sprintf("%s: %v", path, err)
 	}
 	return err.Error()
 }
 
-// fieldKeyName maps a Go field path such as "Scope.Lifetime" to the JSON
-// name of its last element by looking it up in the json tags.
+// fieldKeyName maps a field path such as "dots.Scope.14" (fxamacker names
+// keyasint fields by their key) to the key's JSON name.
 func fieldKeyName(goPath string) string {
 	name := goPath
-	if i := bytes.LastIndexByte([]byte(goPath), '.'); i >= 0 {
+	if i := strings.LastIndexByte(goPath, '.'); i >= 0 {
 		name = goPath[i+1:]
 	}
-	if n, ok := jsonNames[name]; ok {
-		return n
+	if k, err := strconv.ParseUint(name, 10, 64); err == nil {
+		return KeyName(k)
 	}
 	return name
 }
 
-var jsonNames = func() map[string]string {
-	out := map[string]string{}
-	for _, t := range []reflect.Type{reflect.TypeOf(Message{}), reflect.TypeOf(MitigationScope{}),
-		reflect.TypeOf(Scope{}), reflect.TypeOf(PortRange{}), reflect.TypeOf(ACLControl{}),
-		reflect.TypeOf(ConflictInformation{}), reflect.TypeOf(ConflictScope{}), reflect.TypeOf(SignalConfig{}),
-		reflect.TypeOf(ConfigSet{}), reflect.TypeOf(Uint16Param{}), reflect.TypeOf(DecimalParam{}),
-		reflect.TypeOf(Heartbeat{}), reflect.TypeOf(RedirectedSignal{})} {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag, _, _ := bytes.Cut([]byte(f.Tag.Get("json")), []byte(","))
-			out[f.Name] = string(tag)
+var unmarshalerType = reflect.TypeOf((*cbor.Unmarshaler)(nil)).Elem()
+
+// locate returns the path of the first value in v (a generic decode) that
+// does not decode into type t, or "" when every value does.
+func locate(v any, t reflect.Type, path string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if v == nil {
+		return ""
+	}
+	composite := t.Kind() == reflect.Slice || (t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(unmarshalerType))
+	if tag, ok := v.(cbor.Tag); ok && composite {
+		return locate(tag.Content, t, path) // tags are ignored for these types
+	}
+	switch {
+	case t.Kind() == reflect.Slice && t.Elem().Kind() != reflect.Uint8:
+		a, ok := v.([]any)
+		if !ok {
+			return or(path, "top level")
+		}
+		for _, e := range a {
+			if p := locate(e, t.Elem(), path); p != "" {
+				return p
+			}
+		}
+		return ""
+	case composite:
+		m, ok := v.(map[any]any)
+		if !ok {
+			return or(path, "top level")
+		}
+		fields := cborFields(t)
+		keys := make([]uint64, 0, len(m))
+		for k := range m {
+			if key, ok := asKey(k); ok {
+				if _, ok := fields[key]; ok {
+					keys = append(keys, key)
+				}
+			}
+		}
+		slices.Sort(keys)
+		for _, key := range keys {
+			sub, ok := m[any(int64(key))]
+			if !ok {
+				sub = m[any(key)]
+			}
+			if p := locate(sub, fields[key], join(path, KeyName(key))); p != "" {
+				return p
+			}
+		}
+		return ""
+	}
+	b, err := encMode.Marshal(v)
+	if err != nil {
+		return or(path, "top level")
+	}
+	if err := decMode.Unmarshal(b, reflect.New(t).Interface()); err != nil {
+		return or(path, "top level")
+	}
+	return ""
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// cborFields maps the keyasint keys of struct type t to the field types.
+func cborFields(t reflect.Type) map[uint64]reflect.Type {
+	out := map[uint64]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("cbor"), ",")
+		if k, err := strconv.ParseUint(name, 10, 64); err == nil {
+			out[k] = f.Type
 		}
 	}
 	return out
-}()
+}

@@ -17,9 +17,9 @@ type Decimal int64
 // String renders the value with two fraction digits.
 func (d Decimal) String() string {
 	sign := ""
-	v := int64(d)
-	if v < 0 {
-		sign, v = "-", -v
+	v := uint64(d)
+	if d < 0 {
+		sign, v = "-", -v // unsigned negation also handles math.MinInt64
 	}
 	return fmt.Sprintf("%s%d.%02d", sign, v/100, v%100)
 }
@@ -44,6 +44,12 @@ func (d *Decimal) UnmarshalCBOR(data []byte) error {
 		return ErrBadDecimal
 	}
 	exp, m := parts[0], parts[1]
+	if m == 0 {
+		// Zero with any exponent; without this the loops below would
+		// spin up to 2^63 times for an extreme exponent.
+		*d = 0
+		return nil
+	}
 	for exp < -2 {
 		if m%10 != 0 {
 			return fmt.Errorf("%w: more than two fraction digits", ErrBadDecimal)
@@ -73,28 +79,45 @@ func (d *Decimal) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// ParseDecimal parses a decimal with at most two fraction digits.
+// ParseDecimal parses a decimal with at most two fraction digits, such as
+// "2", "1.5", "-0.05" or "30.00" (RFC 7950 §9.3.1 lexical form).
 func ParseDecimal(s string) (Decimal, error) {
+	in := s
 	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
+	if neg || strings.HasPrefix(s, "+") {
+		s = s[1:]
+	}
 	whole, frac, _ := strings.Cut(s, ".")
-	if len(frac) > 2 || whole == "" {
-		return 0, fmt.Errorf("decimal %q: want at most two fraction digits", s)
+	if len(frac) > 2 || !digits(whole) || (frac != "" && !digits(frac)) {
+		return 0, fmt.Errorf("decimal %q: want digits with at most two fraction digits", in)
 	}
 	frac += strings.Repeat("0", 2-len(frac))
-	w, err := strconv.ParseInt(whole, 10, 62)
-	if err != nil {
-		return 0, fmt.Errorf("decimal %q: %w", s, err)
-	}
-	f, err := strconv.ParseInt(frac, 10, 8)
-	if err != nil {
-		return 0, fmt.Errorf("decimal %q: %w", s, err)
-	}
-	v := Decimal(w*100 + f)
+	f, _ := strconv.ParseUint(frac, 10, 64)
+	limit := uint64(math.MaxInt64)
 	if neg {
-		v = -v
+		limit++ // math.MinInt64 hundredths is representable
 	}
-	return v, nil
+	w, err := strconv.ParseUint(whole, 10, 64)
+	if err != nil || w > (limit-f)/100 {
+		return 0, fmt.Errorf("decimal %q: out of range", in)
+	}
+	u := w*100 + f
+	if neg {
+		u = -u
+	}
+	return Decimal(u), nil
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // U64 is a uint64 that RFC 7951 renders as a JSON string

@@ -42,11 +42,11 @@ type ConflictCause uint32
 
 // Conflict cause values.
 const (
-	CauseOverlappingTargets   ConflictCause = 1
-	CauseConflictAcceptList   ConflictCause = 2
-	CauseCUIDCollision        ConflictCause = 3
-	CauseLegitimateTraffic    ConflictCause = 4
-	CauseOverlappingPipes     ConflictCause = 5
+	CauseOverlappingTargets ConflictCause = 1
+	CauseConflictAcceptList ConflictCause = 2
+	CauseCUIDCollision      ConflictCause = 3
+	CauseLegitimateTraffic  ConflictCause = 4
+	CauseOverlappingPipes   ConflictCause = 5
 )
 
 var conflictCauseLabels = []string{"", "overlapping-targets", "conflict-with-acceptlist", "cuid-collision",

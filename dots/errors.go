@@ -12,25 +12,25 @@ type Code uint8
 
 // Response codes used by the DOTS signal channel (RFC 9132 §9).
 const (
-	Created              Code = 0x41 // 2.01
-	Deleted              Code = 0x42 // 2.02
-	Valid                Code = 0x43 // 2.03
-	Changed              Code = 0x44 // 2.04
-	Content              Code = 0x45 // 2.05
-	BadRequest           Code = 0x80 // 4.00
-	Unauthorized         Code = 0x81 // 4.01
-	BadOption            Code = 0x82 // 4.02
-	Forbidden            Code = 0x83 // 4.03
-	NotFound             Code = 0x84 // 4.04
-	MethodNotAllowed     Code = 0x85 // 4.05
-	Conflict             Code = 0x89 // 4.09
-	PreconditionFailed   Code = 0x8c // 4.12
-	EntityTooLarge       Code = 0x8d // 4.13
-	UnsupportedFormat    Code = 0x8f // 4.15
-	UnprocessableEntity  Code = 0x96 // 4.22
-	InternalServerError  Code = 0xa0 // 5.00
-	ServiceUnavailable   Code = 0xa3 // 5.03
-	HopLimitReached      Code = 0xa8 // 5.08
+	Created             Code = 0x41 // 2.01
+	Deleted             Code = 0x42 // 2.02
+	Valid               Code = 0x43 // 2.03
+	Changed             Code = 0x44 // 2.04
+	Content             Code = 0x45 // 2.05
+	BadRequest          Code = 0x80 // 4.00
+	Unauthorized        Code = 0x81 // 4.01
+	BadOption           Code = 0x82 // 4.02
+	Forbidden           Code = 0x83 // 4.03
+	NotFound            Code = 0x84 // 4.04
+	MethodNotAllowed    Code = 0x85 // 4.05
+	Conflict            Code = 0x89 // 4.09
+	PreconditionFailed  Code = 0x8c // 4.12
+	EntityTooLarge      Code = 0x8d // 4.13
+	UnsupportedFormat   Code = 0x8f // 4.15
+	UnprocessableEntity Code = 0x96 // 4.22
+	InternalServerError Code = 0xa0 // 5.00
+	ServiceUnavailable  Code = 0xa3 // 5.03
+	HopLimitReached     Code = 0xa8 // 5.08
 )
 
 // String renders the code in dotted form, e.g. "4.03".

@@ -36,6 +36,10 @@ type Scope struct {
 	AttackStatus        *AttackStatus        `cbor:"29,keyasint,omitempty" json:"attack-status,omitempty"`
 	TriggerMitigation   *bool                `cbor:"45,keyasint,omitempty" json:"trigger-mitigation,omitempty"`
 	ACLList             []ACLControl         `cbor:"53,keyasint,omitempty" json:"ietf-dots-signal-control:acl-list,omitempty"`
+	// Note is Levee's plain-text remark on the mitigation (e.g. that no
+	// mitigator is configured). Key 49152 is in the private-use range, which
+	// RFC 9132 §10.6.1.1 makes comprehension-optional: other clients ignore it.
+	Note string `cbor:"49152,keyasint,omitempty" json:"levee:note,omitempty"`
 }
 
 // PortRange is one target-port-range entry; UpperPort absent means a single port.
