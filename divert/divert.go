@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/levee-dots/levee/dots"
@@ -36,16 +37,34 @@ type Diversion struct {
 	Expires   time.Time // zero: indefinite
 }
 
+// Applied is what a backend did with a diversion.
+type Applied struct {
+	// Status is dots.StatusMitigated once traffic is diverted (e.g. a BGP
+	// peer has the route), dots.StatusInProgress while pending or failed,
+	// dots.StatusExceededCapability when a budget or capability refuses it.
+	// Zero means the backend does not handle this kind of scope.
+	Status dots.Status
+	// Detail says what was actually applied, for the log and the client's
+	// status (RFC 8811: the server MUST report the scope it applied).
+	Detail string
+}
+
 // Diverter is one diversion backend. Apply is an idempotent upsert by Key;
-// Withdraw of an unknown key returns nil.
+// Withdraw of an unknown key returns nil. A backend whose outcome changes
+// later (a peer comes up, a route is lost) reports it through the Updates
+// function it was built with.
 type Diverter interface {
 	Name() string
-	Apply(ctx context.Context, d Diversion) error
+	Apply(ctx context.Context, d Diversion) (Applied, error)
 	Withdraw(ctx context.Context, k Key) error
 }
 
+// Updates receives a backend's later changes of outcome for a key.
+type Updates func(backend string, k Key, a Applied)
+
 // Syncer is implemented by backends that can converge on a whole set at
-// once (after a restart): everything in all is applied, anything else withdrawn.
+// once (after a restart): everything in all is applied, anything else
+// withdrawn. Outcomes are reported through Updates.
 type Syncer interface {
 	Sync(ctx context.Context, all []Diversion) error
 }
@@ -53,20 +72,24 @@ type Syncer interface {
 // Outcome is the combined result of applying one diversion.
 type Outcome struct {
 	Status dots.Status // 1 in progress, 2 mitigated, 4 exceeded capability
-	Note   string      // human-readable, e.g. which backend failed or that none is configured
+	Note   string      // human-readable: what each backend applied or why it failed
 	Err    error
 }
 
 // NoMitigator is the note reported when no backend is configured.
 const NoMitigator = "no mitigator is configured on this server: the request is accepted and kept, but no traffic is diverted"
 
-// Orchestrator fans diversions out to backends.
+// Orchestrator fans diversions out to backends and combines their outcomes.
 type Orchestrator struct {
 	backends []Diverter
+	mu       sync.Mutex
+	last     map[Key]map[string]Applied // latest outcome per backend
 }
 
 // NewOrchestrator returns an orchestrator over the given backends (none is allowed).
-func NewOrchestrator(backends ...Diverter) *Orchestrator { return &Orchestrator{backends: backends} }
+func NewOrchestrator(backends ...Diverter) *Orchestrator {
+	return &Orchestrator{backends: backends, last: map[Key]map[string]Applied{}}
+}
 
 // Configured reports whether any backend is configured.
 func (o *Orchestrator) Configured() bool { return len(o.backends) > 0 }
@@ -78,18 +101,70 @@ func (o *Orchestrator) Apply(ctx context.Context, d Diversion) Outcome {
 		return Outcome{Status: dots.StatusInProgress, Note: NoMitigator}
 	}
 	var errs []error
-	var ok []string
 	for _, b := range o.backends {
-		if err := b.Apply(ctx, d); err != nil {
+		a, err := b.Apply(ctx, d)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+			if a.Status == 0 {
+				a = Applied{Status: dots.StatusInProgress, Detail: "failed: " + err.Error()}
+			}
+		}
+		o.record(b.Name(), d.Key, a)
+	}
+	out := o.Combined(d.Key)
+	out.Err = errors.Join(errs...)
+	return out
+}
+
+// Update records a backend's later outcome and returns the combined one.
+func (o *Orchestrator) Update(backend string, k Key, a Applied) Outcome {
+	o.record(backend, k, a)
+	return o.Combined(k)
+}
+
+func (o *Orchestrator) record(backend string, k Key, a Applied) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := o.last[k]
+	if m == nil {
+		m = map[string]Applied{}
+		o.last[k] = m
+	}
+	m[backend] = a
+}
+
+// Combined is the outcome over every backend that handles the key: 4 if
+// any refused it for capability, 2 only when all of them diverted, else 1.
+func (o *Orchestrator) Combined(k Key) Outcome {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var notes []string
+	handled, mitigated, exceeded := 0, 0, false
+	for _, b := range o.backends {
+		a, ok := o.last[k][b.Name()]
+		if !ok || a.Status == 0 {
 			continue
 		}
-		ok = append(ok, b.Name())
+		handled++
+		switch a.Status {
+		case dots.StatusMitigated:
+			mitigated++
+		case dots.StatusExceededCapability:
+			exceeded = true
+		}
+		if a.Detail != "" {
+			notes = append(notes, b.Name()+": "+a.Detail)
+		}
 	}
-	if len(errs) > 0 {
-		return Outcome{Status: dots.StatusInProgress, Note: "diversion failed: " + errors.Join(errs...).Error(), Err: errors.Join(errs...)}
+	switch {
+	case handled == 0:
+		return Outcome{Status: dots.StatusInProgress, Note: "no configured mitigator handles this scope"}
+	case exceeded:
+		return Outcome{Status: dots.StatusExceededCapability, Note: strings.Join(notes, "; ")}
+	case mitigated == handled:
+		return Outcome{Status: dots.StatusMitigated, Note: strings.Join(notes, "; ")}
 	}
-	return Outcome{Status: dots.StatusMitigated, Note: "diverted by " + strings.Join(ok, ", ")}
+	return Outcome{Status: dots.StatusInProgress, Note: strings.Join(notes, "; ")}
 }
 
 // Withdraw removes k from every backend.
@@ -100,19 +175,25 @@ func (o *Orchestrator) Withdraw(ctx context.Context, k Key) error {
 			errs = append(errs, fmt.Errorf("%s: withdraw %s: %w", b.Name(), k, err))
 		}
 	}
+	o.mu.Lock()
+	delete(o.last, k)
+	o.mu.Unlock()
 	return errors.Join(errs...)
 }
 
-// Sync converges every backend on exactly all (start-up reconciliation).
-func (o *Orchestrator) Sync(ctx context.Context, all []Diversion) error {
+// Sync converges every backend on exactly all (start-up reconciliation) and
+// returns the combined outcome of each diversion.
+func (o *Orchestrator) Sync(ctx context.Context, all []Diversion) (map[Key]Outcome, error) {
 	var errs []error
 	for _, b := range o.backends {
 		s, ok := b.(Syncer)
 		if !ok {
 			for _, d := range all {
-				if err := b.Apply(ctx, d); err != nil {
+				a, err := b.Apply(ctx, d)
+				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: apply %s: %w", b.Name(), d.Key, err))
 				}
+				o.record(b.Name(), d.Key, a)
 			}
 			continue
 		}
@@ -120,5 +201,13 @@ func (o *Orchestrator) Sync(ctx context.Context, all []Diversion) error {
 			errs = append(errs, fmt.Errorf("%s: sync: %w", b.Name(), err))
 		}
 	}
-	return errors.Join(errs...)
+	out := map[Key]Outcome{}
+	for _, d := range all {
+		if len(o.backends) == 0 {
+			out[d.Key] = Outcome{Status: dots.StatusInProgress, Note: NoMitigator}
+			continue
+		}
+		out[d.Key] = o.Combined(d.Key)
+	}
+	return out, errors.Join(errs...)
 }

@@ -31,6 +31,7 @@ import (
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/levee-dots/levee/divert"
+	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsserver/mitigation"
 	"github.com/levee-dots/levee/dotsserver/session"
 )
@@ -226,19 +227,24 @@ func (s *Server) resync(ctx context.Context) {
 	for _, r := range active {
 		all = append(all, diversionOf(r))
 	}
-	if err := s.orch.Sync(ctx, all); err != nil {
+	outcomes, err := s.orch.Sync(ctx, all)
+	if err != nil {
 		s.log.Error("re-applying active mitigations", "err", err)
 	}
 	for _, r := range active {
-		if r.Status == 5 {
+		if r.Status == dots.StatusClientWithdrawn {
 			continue
 		}
-		out := divert.Outcome{Status: 2, Note: "diverted"}
-		if !s.orch.Configured() {
-			out = divert.Outcome{Status: 1, Note: divert.NoMitigator}
-		}
-		s.setOutcome(r.Key, out)
+		s.setOutcome(r.Key, outcomes[divert.Key{CUID: r.CUID, MID: r.MID}])
 	}
+}
+
+// DiversionUpdate takes a backend's later change of outcome (a peer came
+// up, a route was lost) and updates the mitigation's status.
+func (s *Server) DiversionUpdate(backend string, k divert.Key, a divert.Applied) {
+	out := s.orch.Update(backend, k, a)
+	s.log.Info("diversion update", "cuid", k.CUID, "mid", k.MID, "diverter", backend, "status", out.Status, "note", out.Note)
+	s.setOutcome(mitigation.Key{CUID: k.CUID, MID: k.MID}, out)
 }
 
 func (s *Server) listen(addr string) error {
