@@ -35,6 +35,15 @@ type Diversion struct {
 	Protocols []uint8          // empty: any protocol
 	FQDNs     []string
 	Expires   time.Time // zero: indefinite
+	// Countermeasure the client asked for ("" = its domain's policy), e.g. "rtbh".
+	Countermeasure string
+}
+
+// Checker is implemented by backends that refuse some diversions up front
+// (policy, safety rails). The server checks before it accepts a request and
+// answers 4.03 with the error's text.
+type Checker interface {
+	Check(d Diversion) error
 }
 
 // Applied is what a backend did with a diversion.
@@ -114,6 +123,18 @@ func (o *Orchestrator) Apply(ctx context.Context, d Diversion) Outcome {
 	out := o.Combined(d.Key)
 	out.Err = errors.Join(errs...)
 	return out
+}
+
+// Check asks every backend that checks whether it would refuse d.
+func (o *Orchestrator) Check(d Diversion) error {
+	for _, b := range o.backends {
+		if c, ok := b.(Checker); ok {
+			if err := c.Check(d); err != nil {
+				return fmt.Errorf("%s: %w", b.Name(), err)
+			}
+		}
+	}
+	return nil
 }
 
 // Update records a backend's later outcome and returns the combined one.

@@ -40,6 +40,10 @@ type Scope struct {
 	// mitigator is configured). Key 49152 is in the private-use range, which
 	// RFC 9132 §10.6.1.1 makes comprehension-optional: other clients ignore it.
 	Note string `cbor:"49152,keyasint,omitempty" json:"levee:note,omitempty"`
+	// Countermeasure is a Levee client's wish for how to mitigate ("rtbh",
+	// "flowspec", "scrubbing"); the server grants it only where its policy
+	// allows. Private-use key 49153, comprehension-optional.
+	Countermeasure string `cbor:"49153,keyasint,omitempty" json:"levee:countermeasure,omitempty"`
 }
 
 // PortRange is one target-port-range entry; UpperPort absent means a single port.

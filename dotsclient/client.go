@@ -222,6 +222,7 @@ func (c *Client) race(ctx context.Context, cands []candidate) error {
 	results := make(chan attempt, len(cands))
 	next, pending := 0, 0
 	var errs []error
+	inflight := map[candidate]int{} // attempts started and not yet answered
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -231,6 +232,7 @@ func (c *Client) race(ctx context.Context, cands []candidate) error {
 				cand := cands[next]
 				next++
 				pending++
+				inflight[cand]++
 				go func() {
 					conn, err := c.connect(ctx, cand)
 					results <- attempt{cand, conn, err}
@@ -239,6 +241,7 @@ func (c *Client) race(ctx context.Context, cands []candidate) error {
 			}
 		case a := <-results:
 			pending--
+			inflight[a.cand]--
 			if a.err == nil {
 				c.conn, c.transport, c.remote = a.conn, a.cand.transport, a.cand.addr
 				cancel()
@@ -254,7 +257,21 @@ func (c *Client) race(ctx context.Context, cands []candidate) error {
 			}
 		case <-ctx.Done():
 			go drain(results, pending)
-			return fmt.Errorf("dotsclient: connecting: %w (attempts: %v)", ctx.Err(), errors.Join(errs...))
+			var waiting []string
+			for _, cand := range cands[:next] {
+				if inflight[cand] > 0 {
+					inflight[cand]--
+					waiting = append(waiting, cand.transport+" "+cand.addr)
+				}
+			}
+			msg := "dotsclient: connecting: %w"
+			if len(waiting) > 0 {
+				msg += "; no answer from " + strings.Join(waiting, ", ")
+			}
+			if len(errs) > 0 {
+				return fmt.Errorf(msg+"; failed: %w", ctx.Err(), errors.Join(errs...))
+			}
+			return fmt.Errorf(msg, ctx.Err())
 		}
 	}
 }

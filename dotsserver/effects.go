@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -149,11 +151,24 @@ func (s *Server) setOutcome(k mitigation.Key, out divert.Outcome) {
 
 func diversionOf(r *mitigation.Record) divert.Diversion {
 	d := divert.Diversion{Key: divert.Key{CUID: r.CUID, MID: r.MID}, Domain: r.Domain, Prefixes: r.Prefixes,
-		Ports: r.Scope.TargetPortRange, FQDNs: r.Scope.TargetFQDN, Expires: r.Expires}
+		Ports: r.Scope.TargetPortRange, FQDNs: append(slices.Clone(r.Scope.TargetFQDN), uriHosts(r.Scope.TargetURI)...),
+		Expires: r.Expires, Countermeasure: r.Scope.Countermeasure}
 	for _, p := range r.Scope.TargetProtocol {
 		d.Protocols = append(d.Protocols, uint8(p))
 	}
 	return d
+}
+
+func uriHosts(uris []string) []string {
+	var out []string
+	for _, u := range uris {
+		if h, err := dots.URIHost(u); err == nil {
+			if _, err := netip.ParseAddr(h); err != nil {
+				out = append(out, h)
+			}
+		}
+	}
+	return out
 }
 
 // tick ends what is due: active-but-terminating periods and lifetimes.
@@ -178,5 +193,3 @@ func (s *Server) sessionLost(cuid string) {
 		s.log.Warn("signal channel lost: preconfigured mitigations activated", "cuid", cuid, "count", len(res.Activate))
 	}
 }
-
-var _ = dots.StatusInProgress

@@ -229,6 +229,13 @@ func (s *Server) putMitigation(w mux.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
+	if mr.Trigger {
+		d := diversionOf(&mitigation.Record{Key: mitigation.Key{CUID: cuid, MID: mid}, Domain: req.peer.domain.Name,
+			Prefixes: prefixes, Scope: mr.Scope})
+		if err := s.orch.Check(d); err != nil {
+			return dots.Errorf(dots.Forbidden, "refused by the mitigator's policy: %v", err)
+		}
+	}
 	note := ""
 	if !s.orch.Configured() && mr.Trigger {
 		note = divert.NoMitigator

@@ -23,6 +23,7 @@ func cmdMitigate(ctx context.Context, g *globals, args []string) error {
 	lifetime := fs.String("lifetime", "3600", "lifetime in seconds, or indefinite")
 	onLoss := fs.Bool("on-signal-loss", false, "preconfigure: activate only when the signal channel is lost (trigger-mitigation=false)")
 	midFlag := fs.Uint("mid", 0, "use this mid instead of the next one from the counter (refresh)")
+	counter := fs.String("countermeasure", "", "ask for rtbh, flowspec or scrubbing (granted only where the server's policy allows)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -51,6 +52,12 @@ func cmdMitigate(ctx context.Context, g *globals, args []string) error {
 	sc.Lifetime = &lt
 	if *onLoss {
 		sc.TriggerMitigation = dots.Ptr(false)
+	}
+	switch *counter {
+	case "", "rtbh", "flowspec", "scrubbing":
+		sc.Countermeasure = *counter
+	default:
+		return fmt.Errorf("--countermeasure %q: use rtbh, flowspec or scrubbing", *counter)
 	}
 	c, cfg, err := g.dial(ctx)
 	if err != nil {
@@ -105,6 +112,9 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 		r, err := c.Status(rctx, mid, "")
 		if err != nil {
 			return err
+		}
+		if mid == nil && r.Code == dots.NotFound {
+			return printStatus(g, &dotsclient.Response{Code: dots.Content}, time.Time{})
 		}
 		if err := refused(r); err != nil {
 			return err

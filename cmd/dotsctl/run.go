@@ -20,6 +20,7 @@ const usage = `usage: dotsctl [--config FILE] [-o table|json] [--timeout 10s] CO
 commands:
   mitigate --target PREFIX [--target ...] [--port 443[-444]] [--proto tcp|udp|N]
            [--fqdn NAME] [--uri URI] [--lifetime SECONDS|indefinite] [--on-signal-loss] [--mid N]
+           [--countermeasure rtbh|flowspec|scrubbing]
                                    request a mitigation (prints the mid and the server's answer)
   status [MID] [--watch]           show one or all mitigations; --watch follows them (Observe)
   withdraw MID                     withdraw a mitigation
@@ -71,7 +72,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
 	}
-	return f(ctx, g, cargs)
+	if err := f(ctx, g, cargs); err != nil {
+		if gf := globalFlagIn(cargs); gf != "" {
+			return fmt.Errorf("%w (%s is a global option: give it before the command, as in dotsctl %s ... %s)", err, gf, gf, cmd)
+		}
+		return err
+	}
+	return nil
+}
+
+// globalFlagIn returns a global option given after the command, if any.
+func globalFlagIn(args []string) string {
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if strings.HasPrefix(a, "-") && (name == "o" || name == "config" || name == "timeout") {
+			return "-" + name
+		}
+	}
+	return ""
 }
 
 // parseInterleaved parses flags that may come before or after positional arguments.

@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/levee-dots/levee/divert/bgp"
 	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/dotsserver/mitigation"
 )
@@ -54,6 +55,14 @@ type fileConfig struct {
 		Format string `yaml:"format"`
 	} `yaml:"log"`
 	Clients []clientConfig `yaml:"clients"`
+	Divert  struct {
+		BGP *bgp.Config `yaml:"bgp"`
+	} `yaml:"divert"`
+	Admin struct {
+		// Socket is the unix socket of the admin interface (dotsd bgp
+		// neighbors); default: dotsd.sock beside the store.
+		Socket string `yaml:"socket"`
+	} `yaml:"admin"`
 }
 
 type clientConfig struct {
@@ -113,6 +122,10 @@ func loadConfig(path string) (*fileConfig, error) {
 	c.TLS.Certificate, c.TLS.Key, c.Store.Path = rel(c.TLS.Certificate), rel(c.TLS.Key), rel(c.Store.Path)
 	for i := range c.TLS.ClientCAs {
 		c.TLS.ClientCAs[i] = rel(c.TLS.ClientCAs[i])
+	}
+	c.Admin.Socket = rel(c.Admin.Socket)
+	if c.Admin.Socket == "" && c.Store.Path != "" {
+		c.Admin.Socket = filepath.Join(filepath.Dir(c.Store.Path), "dotsd.sock")
 	}
 	if err := c.validate(path); err != nil {
 		return nil, err
@@ -194,6 +207,16 @@ func (c *fileConfig) validate(file string) error {
 		}
 		if len(cl.Match.CommonNames)+len(cl.Match.DNSNames)+len(cl.Match.SPKIPins) == 0 {
 			return bad(key+".match", "client %q needs common-names, dns-names or spki-pins to recognise its certificate", cl.Name)
+		}
+	}
+	if b := c.Divert.BGP; b != nil {
+		if err := b.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		for name := range b.Domains {
+			if !names[name] {
+				return bad("divert.bgp.domains."+name, "no client domain is named %q", name)
+			}
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/levee-dots/levee/divert"
+	"github.com/levee-dots/levee/divert/bgp"
 	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/pki"
 	"github.com/levee-dots/levee/store"
@@ -17,11 +18,15 @@ import (
 const usage = `usage:
   dotsd --config FILE                 run the server from a YAML configuration
   dotsd dev --dir DIR [flags]         create (once) a development PKI and configuration in DIR, then run
+  dotsd bgp neighbors --config FILE   show the BGP neighbors of the running dotsd (admin socket)
 flags:
   --signal-listen ADDR:PORT           override the signal-channel address (default 127.0.0.1:4646)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "bgp" {
+		return runBGP(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "dev" {
 		return runDev(ctx, args[1:], stdout, stderr)
 	}
@@ -84,11 +89,32 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		return fmt.Errorf("store.path: %w", err)
 	}
 	defer db.Close()
-	orch := divert.NewOrchestrator()
+	var srv *dotsserver.Server
+	updates := func(backend string, k divert.Key, a divert.Applied) {
+		if srv != nil {
+			srv.DiversionUpdate(backend, k, a)
+		}
+	}
+	var backends []divert.Diverter
+	var speaker *bgp.Backend
+	if cfg.Divert.BGP != nil {
+		speaker, err = bgp.New(ctx, *cfg.Divert.BGP, log, updates)
+		if err != nil {
+			return err
+		}
+		defer speaker.Close()
+		backends = append(backends, speaker)
+	}
+	orch := divert.NewOrchestrator(backends...)
 	if !orch.Configured() {
 		log.Warn("no mitigator is configured: mitigation requests are accepted and stored, but no traffic is diverted")
 	}
-	srv, err := dotsserver.New(dotsserver.Options{
+	if admin, err := startAdmin(cfg.Admin.Socket, speaker, log); err != nil {
+		log.Warn("admin interface not available", "err", err)
+	} else {
+		defer admin.Close()
+	}
+	srv, err = dotsserver.New(dotsserver.Options{
 		Logger: log, Listen: cfg.Signal.Listen, Certificate: cert, ClientCAs: cas, Domains: cfg.domains(),
 		Store: db, Mitigator: orch, Resolver: cfg.resolver(), ResolveTimeout: cfg.Resolver.Timeout,
 		Policy: cfg.policy(), UDPReceiveBuffer: cfg.Signal.UDPReceiveBuffer,

@@ -60,7 +60,7 @@ func (r *Record) Remaining(now time.Time) int64 {
 // record apart from lifetime and attack-status (RFC 9132 §4.4.1 refresh).
 func (r *Record) sameParams(s *dots.Scope, trigger bool) bool {
 	a := r.Scope
-	return trigger == r.Trigger &&
+	return trigger == r.Trigger && a.Countermeasure == s.Countermeasure &&
 		slices.Equal(a.TargetPrefix, s.TargetPrefix) &&
 		slices.EqualFunc(a.TargetPortRange, s.TargetPortRange, portRangeEqual) &&
 		slices.Equal(a.TargetProtocol, s.TargetProtocol) &&
@@ -127,6 +127,7 @@ func (r *Record) StatusScope(now time.Time, withConfig, withState bool) dots.Sco
 		s.TargetPrefix, s.TargetPortRange, s.TargetProtocol = c.TargetPrefix, c.TargetPortRange, c.TargetProtocol
 		s.TargetFQDN, s.TargetURI, s.AliasName = c.TargetFQDN, c.TargetURI, c.AliasName
 		s.TriggerMitigation = c.TriggerMitigation
+		s.Countermeasure = c.Countermeasure
 	}
 	s.Lifetime = dots.Ptr(r.Remaining(now))
 	if withState {

@@ -1,0 +1,209 @@
+package bgp
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
+
+	"github.com/levee-dots/levee/divert"
+	"github.com/levee-dots/levee/flowspec"
+)
+
+// plan is the set of routes a diversion becomes.
+type plan struct {
+	kind   string
+	routes []*route
+}
+
+const (
+	communityBlackhole = 0xFFFF029A // 65535:666, RFC 7999
+	communityNoExport  = 0xFFFFFF01 // RFC 1997
+)
+
+// countermeasure picks the kind of routes for d under its domain's policy.
+func (b *Backend) countermeasure(d divert.Diversion) (string, DomainPolicy, error) {
+	p := b.cfg.policy(d.Domain)
+	kind := p.Countermeasure
+	if kind == "" {
+		kind = KindFlowSpec
+	}
+	if len(d.Ports) > 0 || len(d.Protocols) > 0 {
+		kind = KindFlowSpec // only FlowSpec can match ports and protocols
+	}
+	switch d.Countermeasure {
+	case "":
+	case KindRTBH:
+		if !p.RTBH {
+			return "", p, fmt.Errorf("client domain %q may not request RTBH (blackholing): its policy does not allow it", d.Domain)
+		}
+		if len(d.Ports) > 0 || len(d.Protocols) > 0 {
+			return "", p, fmt.Errorf("RTBH drops all traffic to a target; it cannot be limited to ports or protocols: drop them or ask for flowspec")
+		}
+		kind = KindRTBH
+	case KindFlowSpec, KindScrubbing:
+		kind = d.Countermeasure
+	default:
+		return "", p, fmt.Errorf("unknown countermeasure %q: use rtbh, flowspec or scrubbing", d.Countermeasure)
+	}
+	if kind == KindRTBH && !p.RTBH {
+		return "", p, fmt.Errorf("client domain %q may not be blackholed", d.Domain)
+	}
+	if kind == KindScrubbing && b.cfg.Scrubbing.NextHopV4 == "" && b.cfg.Scrubbing.NextHopV6 == "" {
+		return "", p, fmt.Errorf("no scrubbing centre is configured")
+	}
+	return kind, p, nil
+}
+
+func (b *Backend) plan(d divert.Diversion) (*plan, error) {
+	kind, pol, err := b.countermeasure(d)
+	if err != nil {
+		return nil, err
+	}
+	if len(d.Prefixes) == 0 {
+		return nil, fmt.Errorf("no target prefix to divert (names alone are diverted by DNS)")
+	}
+	for _, p := range d.Prefixes {
+		min := b.cfg.MinPrefixV4
+		if p.Addr().Is6() {
+			min = b.cfg.MinPrefixV6
+		}
+		if p.Bits() < min {
+			return nil, fmt.Errorf("target %s is shorter than /%d, the shortest prefix this server diverts", p, min)
+		}
+	}
+	pl := &plan{kind: kind}
+	switch kind {
+	case KindRTBH:
+		comms := []uint32{communityBlackhole, communityNoExport}
+		for _, c := range pol.Communities {
+			v, _ := parseCommunity(c)
+			comms = append(comms, v)
+		}
+		for _, p := range d.Prefixes {
+			nh := netip.MustParseAddr(b.cfg.DiscardNextHopV4)
+			if p.Addr().Is6() {
+				nh = netip.MustParseAddr(b.cfg.DiscardNextHopV6)
+			}
+			r, err := unicastRoute(kind, p, nh, comms)
+			if err != nil {
+				return nil, err
+			}
+			pl.routes = append(pl.routes, r)
+		}
+	case KindScrubbing:
+		if b.cfg.Scrubbing.Style == "flowspec-redirect" {
+			act := flowspec.Action{Kind: flowspec.RedirectIPv4, RedirectIP: netip.MustParseAddr(b.cfg.Scrubbing.NextHopV4)}
+			return pl, b.flowRoutes(pl, d, act)
+		}
+		for _, p := range d.Prefixes {
+			nhs := b.cfg.Scrubbing.NextHopV4
+			if p.Addr().Is6() {
+				nhs = b.cfg.Scrubbing.NextHopV6
+			}
+			if nhs == "" {
+				return nil, fmt.Errorf("no scrubbing next hop for %s", p)
+			}
+			r, err := unicastRoute(kind, p, netip.MustParseAddr(nhs), []uint32{communityNoExport})
+			if err != nil {
+				return nil, err
+			}
+			pl.routes = append(pl.routes, r)
+		}
+	default:
+		act := flowspec.Action{Kind: flowspec.Discard}
+		if pol.FlowSpecAction != "" {
+			act, _ = flowspec.ParseAction(pol.FlowSpecAction)
+		}
+		return pl, b.flowRoutes(pl, d, act)
+	}
+	return pl, nil
+}
+
+func (b *Backend) flowRoutes(pl *plan, d divert.Diversion, act flowspec.Action) error {
+	ec, err := act.ExtendedCommunity()
+	if err != nil {
+		return err
+	}
+	comm, err := gbgp.ParseExtended(ec[:])
+	if err != nil {
+		return fmt.Errorf("extended community %s: %w", act, err)
+	}
+	var matches []flowspec.Match
+	for _, m := range flowspec.FromScope(d.Prefixes, d.Ports, d.Protocols) {
+		if err := m.Validate(); err != nil {
+			return err
+		}
+		matches = append(matches, fitMatch(m)...)
+	}
+	for _, m := range matches {
+		raw, err := m.NLRI()
+		if err != nil {
+			return err
+		}
+		fam := gbgp.RF_FS_IPv4_UC
+		if m.Family() == flowspec.IPv6 {
+			fam = gbgp.RF_FS_IPv6_UC
+		}
+		nlri, err := gbgp.NLRIFromSlice(fam, raw)
+		if err != nil {
+			return fmt.Errorf("flowspec rule %s: %w", m, err)
+		}
+		mp, err := gbgp.NewPathAttributeMpReachNLRI(fam, []gbgp.PathNLRI{{NLRI: nlri}})
+		if err != nil {
+			return err
+		}
+		path := &apiutil.Path{Family: fam, Nlri: nlri, Attrs: []gbgp.PathAttributeInterface{
+			gbgp.NewPathAttributeOrigin(gbgp.BGP_ORIGIN_ATTR_TYPE_IGP), mp,
+			gbgp.NewPathAttributeExtendedCommunities([]gbgp.ExtendedCommunityInterface{comm}),
+		}}
+		text := fmt.Sprintf("{%s} %s", m, act)
+		pl.routes = append(pl.routes, &route{id: familyName(fam) + " " + m.String() + " " + act.String(), kind: pl.kind, family: fam, path: path, text: text})
+	}
+	return nil
+}
+
+func unicastRoute(kind string, p netip.Prefix, nh netip.Addr, comms []uint32) (*route, error) {
+	nlri, err := gbgp.NewIPAddrPrefix(p)
+	if err != nil {
+		return nil, err
+	}
+	fam := gbgp.RF_IPv4_UC
+	if p.Addr().Is6() {
+		fam = gbgp.RF_IPv6_UC
+	}
+	attrs := []gbgp.PathAttributeInterface{
+		gbgp.NewPathAttributeOrigin(gbgp.BGP_ORIGIN_ATTR_TYPE_IGP),
+		gbgp.NewPathAttributeCommunities(comms),
+	}
+	var a gbgp.PathAttributeInterface
+	if fam == gbgp.RF_IPv4_UC && nh.Is4() {
+		a, err = gbgp.NewPathAttributeNextHop(nh)
+	} else {
+		a, err = gbgp.NewPathAttributeMpReachNLRI(fam, []gbgp.PathNLRI{{NLRI: nlri}}, nh)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("route %s via %s: %w", p, nh, err)
+	}
+	text := fmt.Sprintf("%s via %s", p, nh)
+	return &route{id: familyName(fam) + " " + p.String() + " " + kind, kind: kind, family: fam,
+		path: &apiutil.Path{Family: fam, Nlri: nlri, Attrs: append(attrs, a)}, text: text}, nil
+}
+
+// maxNLRI keeps FlowSpec NLRIs in the one-octet length form: GoBGP v4.8.0
+// mis-handles the two-octet form used from 240 bytes on (osrg/gobgp#3596).
+const maxNLRI = 239
+
+// fitMatch splits a rule whose NLRI would be too long into rules over parts
+// of its port list (the union of the parts matches the same traffic).
+func fitMatch(m flowspec.Match) []flowspec.Match {
+	raw, err := m.NLRI()
+	if err != nil || len(raw) <= maxNLRI || len(m.DstPorts) < 2 {
+		return []flowspec.Match{m}
+	}
+	half := len(m.DstPorts) / 2
+	a, b := m, m
+	a.DstPorts, b.DstPorts = m.DstPorts[:half], m.DstPorts[half:]
+	return append(fitMatch(a), fitMatch(b)...)
+}

@@ -1,0 +1,315 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
+
+	"github.com/levee-dots/levee/divert"
+	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/flowspec"
+)
+
+// peer is a second, in-process GoBGP acting as an edge router (passive, AS 65000).
+type peer struct {
+	s    *server.BgpServer
+	addr string
+	port int
+}
+
+func freePort(t testing.TB, host string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startPeer(t testing.TB, addr string, families ...gbgp.Family) *peer {
+	t.Helper()
+	p := &peer{s: server.NewBgpServer(), addr: addr, port: freePort(t, addr)}
+	go p.s.Serve()
+	ctx := context.Background()
+	if err := p.s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65000, RouterId: addr,
+		ListenPort: int32(p.port), ListenAddresses: []string{addr}}}); err != nil {
+		t.Fatal(err)
+	}
+	var afs []*api.AfiSafi
+	for _, f := range families {
+		afs = append(afs, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiutil.ToApiFamily(f.Afi(), f.Safi()), Enabled: true}})
+	}
+	if err := p.s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{Conf: &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
+		Transport: &api.Transport{PassiveMode: true, LocalAddress: addr}, AfiSafis: afs}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.s.StopBgp(context.Background(), &api.StopBgpRequest{}); p.s.Stop() })
+	return p
+}
+
+// routes lists what the peer received in one family, as text.
+func (p *peer) routes(t *testing.T, f gbgp.Family) []string {
+	t.Helper()
+	var out []string
+	err := p.s.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: f}, func(n gbgp.NLRI, paths []*apiutil.Path) {
+		for _, path := range paths {
+			var attrs []string
+			for _, a := range path.Attrs {
+				switch a := a.(type) {
+				case *gbgp.PathAttributeCommunities:
+					attrs = append(attrs, a.String())
+				case *gbgp.PathAttributeExtendedCommunities:
+					attrs = append(attrs, a.String())
+				case *gbgp.PathAttributeNextHop:
+					attrs = append(attrs, "nh "+a.Value.String())
+				case *gbgp.PathAttributeMpReachNLRI:
+					if len(a.Nexthop.AsSlice()) > 0 && a.Nexthop.IsValid() {
+						attrs = append(attrs, "nh "+a.Nexthop.String())
+					}
+				}
+			}
+			out = append(out, n.String()+" "+strings.Join(attrs, " "))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+type recorder struct {
+	mu  sync.Mutex
+	got map[divert.Key]divert.Applied
+}
+
+func (r *recorder) update(_ string, k divert.Key, a divert.Applied) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got[k] = a
+}
+
+func (r *recorder) status(k divert.Key) dots.Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.got[k].Status
+}
+
+func newSpeaker(t *testing.T, cfg Config) (*Backend, *recorder) {
+	t.Helper()
+	rec := &recorder{got: map[divert.Key]divert.Applied{}}
+	b, err := New(context.Background(), cfg, nil, rec.update)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, rec
+}
+
+func waitFor(t *testing.T, what string, fn func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !fn() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func baseConfig(peers ...*peer) Config {
+	cfg := Config{LocalAS: 65001, RouterID: "192.0.2.254",
+		Domains: map[string]DomainPolicy{"alpha": {RTBH: true, Countermeasure: "rtbh"}, "beta": {}}}
+	for i, p := range peers {
+		cfg.Neighbors = append(cfg.Neighbors, Neighbor{Name: fmt.Sprintf("edge%d", i+1), Address: p.addr, Port: uint32(p.port),
+			PeerAS: 65000, LocalAddress: "127.0.0.1"})
+	}
+	return cfg
+}
+
+var all4 = []gbgp.Family{gbgp.RF_IPv4_UC, gbgp.RF_IPv6_UC, gbgp.RF_FS_IPv4_UC, gbgp.RF_FS_IPv6_UC}
+
+func TestAnnounceAndWithdraw(t *testing.T) {
+	p := startPeer(t, "127.0.0.21", all4...)
+	b, rec := newSpeaker(t, baseConfig(p))
+	if err := b.Sync(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	k1 := divert.Key{CUID: "alpha", MID: 1}
+	rtbh := divert.Diversion{Key: k1, Domain: "alpha", Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32"), netip.MustParsePrefix("2001:db8:6401::10/128")}}
+	waitFor(t, "neighbor up", func() bool { return len(b.Neighbors()) == 1 && b.Neighbors()[0].Established })
+	a, err := b.Apply(context.Background(), rtbh)
+	if err != nil || a.Status != dots.StatusMitigated {
+		t.Fatalf("apply rtbh: %v %+v", err, a)
+	}
+	waitFor(t, "rtbh v4 at the peer", func() bool {
+		r := p.routes(t, gbgp.RF_IPv4_UC)
+		return len(r) == 1 && strings.Contains(r[0], "203.0.113.10/32") && strings.Contains(r[0], "blackhole, no-export") && strings.Contains(r[0], "nh 192.0.2.1")
+	})
+	waitFor(t, "rtbh v6 at the peer", func() bool {
+		r := p.routes(t, gbgp.RF_IPv6_UC)
+		return len(r) == 1 && strings.Contains(r[0], "2001:db8:6401::10/128") && strings.Contains(r[0], "nh 100::1")
+	})
+	k2 := divert.Key{CUID: "beta", MID: 7}
+	fs := divert.Diversion{Key: k2, Domain: "beta", Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.130/32")},
+		Ports: []dots.PortRange{{LowerPort: 443}}, Protocols: []uint8{6}}
+	if a, err := b.Apply(context.Background(), fs); err != nil || a.Status != dots.StatusMitigated {
+		t.Fatalf("apply flowspec: %v %+v", err, a)
+	}
+	waitFor(t, "flowspec at the peer", func() bool {
+		r := p.routes(t, gbgp.RF_FS_IPv4_UC)
+		return len(r) == 1 && strings.Contains(r[0], "203.0.113.130/32") && strings.Contains(r[0], "==443") && strings.Contains(r[0], "discard")
+	})
+	// The same target from a second mitigation shares the route; withdrawing one keeps it.
+	k3 := divert.Key{CUID: "alpha", MID: 2}
+	if _, err := b.Apply(context.Background(), divert.Diversion{Key: k3, Domain: "alpha", Prefixes: rtbh.Prefixes[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Withdraw(context.Background(), k1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "v6 withdrawn, v4 kept", func() bool {
+		return len(p.routes(t, gbgp.RF_IPv6_UC)) == 0 && len(p.routes(t, gbgp.RF_IPv4_UC)) == 1
+	})
+	_ = b.Withdraw(context.Background(), k3)
+	_ = b.Withdraw(context.Background(), k2)
+	waitFor(t, "everything withdrawn", func() bool {
+		return len(p.routes(t, gbgp.RF_IPv4_UC))+len(p.routes(t, gbgp.RF_FS_IPv4_UC)) == 0
+	})
+	_ = rec
+}
+
+func TestRefusals(t *testing.T) {
+	p := startPeer(t, "127.0.0.22", all4...)
+	b, _ := newSpeaker(t, baseConfig(p))
+	for _, tc := range []struct {
+		name string
+		d    divert.Diversion
+		want string
+	}{
+		{"shorter than /24", divert.Diversion{Domain: "alpha", Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.112.0/23")}}, "shorter than /24"},
+		{"shorter than /48", divert.Diversion{Domain: "alpha", Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}}, "shorter than /48"},
+		{"rtbh without rights", divert.Diversion{Domain: "beta", Countermeasure: "rtbh", Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.130/32")}}, "may not request RTBH"},
+		{"rtbh with ports", divert.Diversion{Domain: "alpha", Countermeasure: "rtbh", Ports: []dots.PortRange{{LowerPort: 80}}, Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/32")}}, "cannot be limited"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := b.Check(tc.d)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Check: %v, want an error containing %q", err, tc.want)
+			}
+			if _, err := b.Apply(context.Background(), tc.d); err == nil {
+				t.Fatal("Apply accepted what Check refused")
+			}
+		})
+	}
+	if err := b.Sync(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "neighbor up", func() bool { return b.Neighbors()[0].Established })
+	time.Sleep(200 * time.Millisecond)
+	for _, f := range all4 {
+		if r := p.routes(t, f); len(r) != 0 {
+			t.Fatalf("%s: routes reached the peer after refusals: %v", f, r)
+		}
+	}
+}
+
+func TestMissingFamilyIsReported(t *testing.T) {
+	p := startPeer(t, "127.0.0.23", gbgp.RF_IPv4_UC, gbgp.RF_FS_IPv4_UC) // no IPv6
+	b, rec := newSpeaker(t, baseConfig(p))
+	if err := b.Sync(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "neighbor up", func() bool { return b.Neighbors()[0].Established })
+	k := divert.Key{CUID: "alpha", MID: 3}
+	a, err := b.Apply(context.Background(), divert.Diversion{Key: k, Domain: "alpha", Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:6401::1/128")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Status != dots.StatusInProgress || !strings.Contains(a.Detail, "did not negotiate ipv6-unicast") {
+		t.Fatalf("a family the peer did not negotiate must not look mitigated: %+v", a)
+	}
+	_ = rec
+}
+
+func TestFlowSpecBudget(t *testing.T) {
+	p := startPeer(t, "127.0.0.24", all4...)
+	cfg := baseConfig(p)
+	cfg.Neighbors[0].FlowSpecBudget = 2
+	b, _ := newSpeaker(t, cfg)
+	if err := b.Sync(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "neighbor up", func() bool { return b.Neighbors()[0].Established })
+	d := divert.Diversion{Key: divert.Key{CUID: "beta", MID: 1}, Domain: "beta", Protocols: []uint8{17},
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.130/32"), netip.MustParsePrefix("203.0.113.131/32")}}
+	if a, _ := b.Apply(context.Background(), d); a.Status != dots.StatusMitigated {
+		t.Fatalf("within budget: %+v", a)
+	}
+	d2 := divert.Diversion{Key: divert.Key{CUID: "beta", MID: 2}, Domain: "beta", Protocols: []uint8{17},
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.132/32")}}
+	a, _ := b.Apply(context.Background(), d2)
+	if a.Status != dots.StatusExceededCapability || !strings.Contains(a.Detail, "budget") {
+		t.Fatalf("over budget: %+v, want attack-exceeded-capability", a)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if r := p.routes(t, gbgp.RF_FS_IPv4_UC); len(r) != 2 {
+		t.Fatalf("peer has %d rules, want the 2 within budget: %v", len(r), r)
+	}
+}
+
+func TestDryRunAnnouncesNothing(t *testing.T) {
+	p := startPeer(t, "127.0.0.25", all4...)
+	cfg := baseConfig(p)
+	cfg.DryRun = true
+	b, _ := newSpeaker(t, cfg)
+	if err := b.Sync(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "neighbor up", func() bool { return b.Neighbors()[0].Established })
+	a, err := b.Apply(context.Background(), divert.Diversion{Key: divert.Key{CUID: "alpha", MID: 1}, Domain: "alpha",
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32")}})
+	if err != nil || a.Status != dots.StatusInProgress || !strings.Contains(a.Detail, "dry-run") {
+		t.Fatalf("dry-run apply: %v %+v", err, a)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if r := p.routes(t, gbgp.RF_IPv4_UC); len(r) != 0 {
+		t.Fatalf("dry-run announced %v", r)
+	}
+}
+
+func TestLongPortListIsSplit(t *testing.T) {
+	var ports []dots.PortRange
+	for i := 0; i < 120; i++ {
+		ports = append(ports, dots.PortRange{LowerPort: uint16(1000 + 3*i)})
+	}
+	b := &Backend{cfg: baseConfig()}
+	_ = b.cfg.Validate()
+	pl := &plan{kind: KindFlowSpec}
+	if err := b.flowRoutes(pl, divert.Diversion{Domain: "beta", Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.130/32")}, Ports: ports},
+		flowspecDiscard()); err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.routes) < 2 {
+		t.Fatalf("120 ports in %d rule(s): a long rule must be split", len(pl.routes))
+	}
+	seen := 0
+	for _, r := range pl.routes {
+		seen += strings.Count(r.text, "=")
+	}
+	if seen < 120 {
+		t.Fatalf("the split rules match %d ports, want all 120", seen)
+	}
+}
+
+func flowspecDiscard() flowspec.Action { return flowspec.Action{Kind: flowspec.Discard} }
