@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/levee-dots/levee/divert/bgp"
+	"github.com/levee-dots/levee/divert/dns"
 	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/dotsserver/mitigation"
 )
@@ -56,8 +57,10 @@ type fileConfig struct {
 	} `yaml:"log"`
 	Clients []clientConfig `yaml:"clients"`
 	Divert  struct {
-		BGP *bgp.Config `yaml:"bgp"`
+		BGP *bgp.Config    `yaml:"bgp"`
+		DNS *dnsFileConfig `yaml:"dns"`
 	} `yaml:"divert"`
+	dns   *dns.Config // built from Divert.DNS at load
 	Admin struct {
 		// Socket is the unix socket of the admin interface (dotsd bgp
 		// neighbors); default: dotsd.sock beside the store.
@@ -126,6 +129,13 @@ func loadConfig(path string) (*fileConfig, error) {
 	c.Admin.Socket = rel(c.Admin.Socket)
 	if c.Admin.Socket == "" && c.Store.Path != "" {
 		c.Admin.Socket = filepath.Join(filepath.Dir(c.Store.Path), "dotsd.sock")
+	}
+	if c.Divert.DNS != nil {
+		d, err := c.Divert.DNS.build(base)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		c.dns = &d
 	}
 	if err := c.validate(path); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/levee-dots/levee/divert"
 	"github.com/levee-dots/levee/divert/bgp"
+	"github.com/levee-dots/levee/divert/dns"
 	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/pki"
 	"github.com/levee-dots/levee/store"
@@ -104,6 +105,13 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		}
 		defer speaker.Close()
 		backends = append(backends, speaker)
+	}
+	if cfg.dns != nil {
+		backend, err := dns.New(*cfg.dns, db, log, updates)
+		if err != nil {
+			return err
+		}
+		backends = append(backends, backend)
 	}
 	orch := divert.NewOrchestrator(backends...)
 	if !orch.Configured() {
