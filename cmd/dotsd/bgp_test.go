@@ -83,7 +83,7 @@ divert:
 	return path
 }
 
-func dialAs(t *testing.T, dir, name, addr string) *dotsclient.Client {
+func dialAs(t testing.TB, dir, name, addr string) *dotsclient.Client {
 	t.Helper()
 	cert, _, err := pki.LoadKeyPair(filepath.Join(dir, "clients", name, "cert.pem"), filepath.Join(dir, "clients", name, "key.pem"))
 	if err != nil {

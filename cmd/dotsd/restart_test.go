@@ -22,7 +22,7 @@ import (
 
 // buildDotsd compiles this command into a temporary directory with the go
 // tool found on PATH, and skips the test when there is none.
-func buildDotsd(t *testing.T) string {
+func buildDotsd(t testing.TB) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -43,7 +43,7 @@ func buildDotsd(t *testing.T) string {
 
 // freePort returns a port number that is free on 127.0.0.1 for both UDP
 // (DTLS) and TCP (TLS) at the time of the call.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	for range 20 {
 		u, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -99,7 +99,7 @@ type daemon struct {
 
 // startDotsd runs bin with args and waits until it logs "dotsd ready". The
 // process is killed in t.Cleanup if it is still running.
-func startDotsd(t *testing.T, bin string, args ...string) *daemon {
+func startDotsd(t testing.TB, bin string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{
 		cmd:    exec.Command(bin, args...),
@@ -136,7 +136,7 @@ func startDotsd(t *testing.T, bin string, args ...string) *daemon {
 
 // kill sends SIGKILL (no chance to close the store cleanly) and waits for
 // the process to be gone.
-func (d *daemon) kill(t *testing.T) {
+func (d *daemon) kill(t testing.TB) {
 	t.Helper()
 	select {
 	case <-d.exited:
@@ -174,7 +174,7 @@ func dialAlpha(t *testing.T, dir, addr string) *dotsclient.Client {
 	return c
 }
 
-func reqCtx(t *testing.T) context.Context {
+func reqCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	t.Cleanup(cancel)
 	return ctx
