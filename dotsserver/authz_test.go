@@ -10,6 +10,7 @@ import (
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsclient"
 	"github.com/levee-dots/levee/pki"
+	"github.com/levee-dots/levee/store"
 )
 
 // TestAuthorization: a client only sees and touches its own mitigations
@@ -111,3 +112,28 @@ func (e *env) clientWithCUID(t *testing.T, name, cuid string) *dotsclient.Client
 }
 
 var _ = tls.VersionTLS13
+
+// TestCUIDCollision: when the cuid derived from a certificate is already
+// bound to another key, the server answers 4.09 cuid-collision; the client
+// then picks its own cuid, which gets bound to its key and to nobody else.
+func TestCUIDCollision(t *testing.T) {
+	e := newEnvSeeded(t, "127.0.0.1:0", nil, func(e *env) {
+		// The store says alpha's derived cuid belongs to some other key.
+		op := store.Op{Bucket: "cuid-bindings", Key: e.dev.Clients["alpha"].CUID, Value: []byte("another-key")}
+		if err := e.st.Apply(context.Background(), op); err != nil {
+			t.Fatal(err)
+		}
+	})
+	alpha := e.client(t, "alpha", "dtls")
+	r := expect(t, dots.Conflict)(alpha.Mitigate(ctx(t), 1, scope("203.0.113.10/32", 60)))
+	ci := r.Body.MitigationScope.Scope[0].ConflictInformation
+	if ci == nil || ci.ConflictCause == nil || *ci.ConflictCause != dots.CauseCUIDCollision {
+		t.Fatalf("4.09 body %+v, want conflict-cause cuid-collision", r.Body)
+	}
+	own := e.clientWithCUID(t, "alpha", "alpha-chosen-cuid-00001")
+	expect(t, dots.Created)(own.Mitigate(ctx(t), 1, scope("203.0.113.10/32", 60)))
+	expect(t, dots.Content)(own.Status(ctx(t), dots.Ptr[uint32](1), ""))
+	// Nobody else may use it.
+	beta := e.clientWithCUID(t, "beta", "alpha-chosen-cuid-00001")
+	expect(t, dots.Forbidden)(beta.Status(ctx(t), nil, ""))
+}

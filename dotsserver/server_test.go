@@ -34,6 +34,13 @@ func devDomains() []*dotsserver.ClientDomain {
 
 func newEnv(t *testing.T, listen string, mutate func(*dotsserver.Options)) *env {
 	t.Helper()
+	return newEnvSeeded(t, listen, mutate, nil)
+}
+
+// newEnvSeeded is newEnv with a hook that may write to the store before the
+// server loads it.
+func newEnvSeeded(t *testing.T, listen string, mutate func(*dotsserver.Options), seed func(*env)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	dev, err := pki.Dev(dir, []string{"alpha", "beta", "gamma"})
 	if err != nil {
@@ -55,6 +62,9 @@ func newEnv(t *testing.T, listen string, mutate func(*dotsserver.Options)) *env 
 	opts := dotsserver.Options{Listen: []string{listen}, Certificate: cert, ClientCAs: roots, Domains: e.domains, Store: db}
 	if mutate != nil {
 		mutate(&opts)
+	}
+	if seed != nil {
+		seed(e)
 	}
 	e.srv, err = dotsserver.New(opts)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -188,6 +189,17 @@ func TestBGPDiversion(t *testing.T) {
 		st, note := statusNote(t, alpha, 1)
 		return st == dots.StatusMitigated && strings.Contains(note, "frr") && strings.Contains(note, "exabgp"), fmt.Sprintf("%s %q", st, note)
 	})
+
+	// The running server's neighbors, through the admin socket.
+	out, err := exec.Command(bin, "bgp", "neighbors", "--config", cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dotsd bgp neighbors: %v\n%s", err, out)
+	}
+	for _, want := range []string{"frr", "bird", "exabgp", "established", "ipv4-flowspec"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("dotsd bgp neighbors does not show %q:\n%s", want, out)
+		}
+	}
 
 	expectCode(t, "beta flowspec v4", dots.Created)(beta.Mitigate(reqCtx(t), 1, dots.Scope{TargetPrefix: []string{"203.0.113.130/32"},
 		TargetPortRange: []dots.PortRange{{LowerPort: 443}, {LowerPort: 8080}}, TargetProtocol: []uint32{6}, Lifetime: dots.Ptr[int64](3600)}))
