@@ -122,6 +122,7 @@ func phase1(ctx context.Context, e *env) (*phase1Result, error) {
 	}
 	defer c.Close()
 	r := &phase1Result{n: n}
+	cpu := startCPU(e.server.pid())
 	start := time.Now()
 	steps := []struct {
 		st   *opStats
@@ -158,6 +159,6 @@ func phase1(ctx context.Context, e *env) (*phase1Result, error) {
 	fmt.Fprintf(e.out, "          first %d: p50 %s p99 %s; last %d: p50 %s p99 %s\n", k, ms(r.createFirst.p50), ms(r.createFirst.p99), k, ms(r.createLast.p50), ms(r.createLast.p99))
 	fmt.Fprintln(e.out, r.get.line("get"))
 	fmt.Fprintln(e.out, r.del.line("delete"))
-	fmt.Fprintf(e.out, "  %d requests in %v (%.0f/s)\n", 3*n, r.elapsed.Round(time.Millisecond), float64(3*n)/r.elapsed.Seconds())
+	fmt.Fprintf(e.out, "  %d requests in %v (%.0f/s); %s\n", 3*n, r.elapsed.Round(time.Millisecond), float64(3*n)/r.elapsed.Seconds(), cpu.report(3*n, "request"))
 	return r, nil
 }

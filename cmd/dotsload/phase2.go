@@ -15,6 +15,7 @@ type phase2Result struct {
 	create, get, del opStats
 	elapsed          time.Duration
 	udp              string
+	cpu              cpuMeter
 }
 
 func (r *phase2Result) rate() float64 {
@@ -81,6 +82,7 @@ func phase2(ctx context.Context, e *env) (*phase2Result, error) {
 		cycles           int
 	}, n)
 	before := readUDPCounters(e.port)
+	cpu := startCPU(e.server.pid())
 	start := time.Now()
 	deadline := start.Add(dur)
 	var wg sync.WaitGroup
@@ -116,6 +118,7 @@ func phase2(ctx context.Context, e *env) (*phase2Result, error) {
 		return nil, err
 	}
 	r.udp = readUDPCounters(e.port).since(before)
+	r.cpu = cpu
 	for i := range per {
 		r.create.merge(&per[i].create)
 		r.get.merge(&per[i].get)
@@ -128,6 +131,7 @@ func phase2(ctx context.Context, e *env) (*phase2Result, error) {
 	fmt.Fprintln(e.out, r.get.line("get"))
 	fmt.Fprintln(e.out, r.del.line("delete"))
 	fmt.Fprintf(e.out, "  timeouts (no answer in %v) %d, errors %d\n", requestTimeout, to, errs)
+	fmt.Fprintf(e.out, "  %s\n", r.cpu.report(r.cycles, "cycle"))
 	fmt.Fprintf(e.out, "  %s\n", r.udp)
 	return r, nil
 }

@@ -35,6 +35,7 @@ func phase3(ctx context.Context, e *env) (*phase3Result, error) {
 	before := readUDPCounters(e.port)
 	sem := make(chan struct{}, par)
 	var wg sync.WaitGroup
+	cpu := startCPU(e.server.pid())
 	start := time.Now()
 	for i := range n {
 		select {
@@ -63,6 +64,7 @@ func phase3(ctx context.Context, e *env) (*phase3Result, error) {
 		return nil, err
 	}
 	r.udp = readUDPCounters(e.port).since(before)
+	cpuLine := cpu.report(n, "handshake")
 	var good []time.Duration
 	for i, err := range errs {
 		if err != nil {
@@ -81,6 +83,7 @@ func phase3(ctx context.Context, e *env) (*phase3Result, error) {
 	if r.firstErr != "" {
 		fmt.Fprintf(e.out, "  first failure: %s\n", r.firstErr)
 	}
+	fmt.Fprintf(e.out, "  %s\n", cpuLine)
 	fmt.Fprintf(e.out, "  %s\n", r.udp)
 	return r, nil
 }

@@ -131,6 +131,7 @@ func phase4(ctx context.Context, e *env) (*phase4Result, error) {
 			w.stop()
 		}
 	}()
+	cpu := startCPU(e.server.pid())
 	start := time.Now()
 	for i := range nw {
 		first := i * per
@@ -170,6 +171,8 @@ func phase4(ctx context.Context, e *env) (*phase4Result, error) {
 		r.up, r.failed, time.Since(start).Round(100*time.Millisecond), r.rampRate, r.hs)
 	fmt.Fprintf(e.out, "  all up: server RSS %s (%s per 1,000 sessions); load tool RSS %s (%d processes)\n",
 		mib(r.rssUp), mib(r.rssUp*1000/int64(max(r.up, 1))), mib(r.toolUp), nw+1)
+	fmt.Fprintf(e.out, "  opening: %s\n", cpu.report(r.up, "session"))
+	cpu = startCPU(e.server.pid())
 	for _, w := range ws {
 		if _, err := fmt.Fprintln(w.stdin, "go"); err != nil {
 			return nil, fmt.Errorf("starting the window: %w", err)
@@ -201,6 +204,7 @@ func phase4(ctx context.Context, e *env) (*phase4Result, error) {
 	fmt.Fprintf(e.out, "  window ended %v ago; client heartbeats (answered = 2.04, missed = no answer in 5 s):\n", time.Since(winEnd).Round(100*time.Millisecond))
 	r.ramp.print(e.out, "while opening")
 	r.window.print(e.out, "in the window")
+	fmt.Fprintf(e.out, "  window: %s\n", cpu.report(0, ""))
 	fmt.Fprintf(e.out, "  server heartbeats received %d (%.2f per session), sessions with none %d, sessions lost %d\n",
 		r.serverHB, float64(r.serverHB)/float64(max(r.up, 1)), r.noServerHB, r.lost)
 	fmt.Fprintf(e.out, "  server RSS: all up %s, max in window %s, end %s, VmHWM %s; %s per 1,000 sessions (max)\n",

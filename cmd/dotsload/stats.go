@@ -135,3 +135,41 @@ func (c udpCounters) since(before udpCounters) string {
 	return fmt.Sprintf("UDP InErrors +%d, RcvbufErrors +%d (namespace-wide); server socket drops +%d",
 		c.inErrors-before.inErrors, c.rcvbufErrors-before.rcvbufErrors, c.serverDrops-before.serverDrops)
 }
+
+// procCPU returns the user+system CPU time of a process (/proc/PID/stat).
+func procCPU(pid string) time.Duration {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+1:]
+	}
+	f := strings.Fields(s) // f[0] is field 3 (state); utime and stime are fields 14 and 15
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// cpuMeter reports a process's CPU use over an interval.
+type cpuMeter struct {
+	pid   string
+	cpu   time.Duration
+	start time.Time
+}
+
+func startCPU(pid string) cpuMeter { return cpuMeter{pid, procCPU(pid), time.Now()} }
+
+// report describes the CPU used since start, and per operation if ops > 0.
+func (m cpuMeter) report(ops int, what string) string {
+	used, wall := procCPU(m.pid)-m.cpu, time.Since(m.start)
+	s := fmt.Sprintf("server CPU %.2f s over %.1f s (%.0f%% of a core)", used.Seconds(), wall.Seconds(), 100*used.Seconds()/wall.Seconds())
+	if ops > 0 {
+		s += fmt.Sprintf(", %.0f µs per %s", float64(used.Microseconds())/float64(ops), what)
+	}
+	return s
+}
