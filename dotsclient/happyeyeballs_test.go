@@ -8,8 +8,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -27,12 +25,13 @@ import (
 
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsserver"
+	"github.com/levee-dots/levee/dotsserver/dotstest"
 	"github.com/levee-dots/levee/pki"
-	"github.com/levee-dots/levee/store"
 )
 
 // testEnv is an in-process server with a development PKI.
 type testEnv struct {
+	*dotstest.Server
 	dev   *pki.DevPKI
 	roots *x509.CertPool
 	addr  string // 127.0.0.1:PORT, DTLS on UDP and TLS on TCP
@@ -40,50 +39,14 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T, mutate func(*dotsserver.Options)) *testEnv {
 	t.Helper()
-	dir := t.TempDir()
-	dev, err := pki.Dev(dir, []string{"alpha", "beta"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _, err := pki.LoadKeyPair(dev.ServerCert, dev.ServerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots, err := pki.LoadCertPool(dev.CAPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(filepath.Join(dir, "levee.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := dotsserver.Options{Listen: []string{"127.0.0.1:0"}, Certificate: cert, ClientCAs: roots, Store: db,
-		Domains: []*dotsserver.ClientDomain{
-			{Name: "alpha", CommonNames: []string{"alpha"}, Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/25"), netip.MustParsePrefix("2001:db8:6401::/48")}},
-			{Name: "beta", CommonNames: []string{"beta"}, Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.128/25"), netip.MustParsePrefix("2001:db8:6402::/48")}},
-		}}
-	if mutate != nil {
-		mutate(&opts)
-	}
-	srv, err := dotsserver.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close(); db.Close() })
-	return &testEnv{dev: dev, roots: roots, addr: srv.Addrs()[0]}
+	s := dotstest.Start(t, dotstest.Options{Mutate: mutate})
+	return &testEnv{Server: s, dev: s.Dev, roots: s.Roots, addr: s.Addr}
 }
 
 // config returns a client configuration for the named client of the dev PKI.
 func (e *testEnv) config(t *testing.T, name string, servers ...string) Config {
 	t.Helper()
-	cert, _, err := pki.LoadKeyPair(e.dev.Clients[name].Cert, e.dev.Clients[name].Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Config{Servers: servers, Certificate: cert, RootCAs: e.roots}
+	return Config{Servers: servers, Certificate: e.ClientCert(t, name), RootCAs: e.roots}
 }
 
 func timeout(t *testing.T, d time.Duration) context.Context {
@@ -374,33 +337,6 @@ func TestCandidatesOrder(t *testing.T) {
 	}
 }
 
-// fakeClock drives the server's time and its liveness loop.
-type fakeClock struct {
-	mu    sync.Mutex
-	t     time.Time
-	ticks chan time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC), ticks: make(chan time.Time)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-	c.ticks <- c.Now()
-	c.ticks <- c.Now() // returns once the first tick was handled
-}
-
-func (c *fakeClock) install(o *dotsserver.Options) { o.Now, o.Ticks = c.Now, c.ticks }
-
 func waitHB(t *testing.T, got <-chan bool) bool {
 	t.Helper()
 	select {
@@ -415,8 +351,8 @@ func waitHB(t *testing.T, got <-chan bool) bool {
 func TestServerHeartbeatReachesClient(t *testing.T) {
 	for _, transport := range []string{"dtls", "tls"} {
 		t.Run(transport, func(t *testing.T) {
-			clk := newFakeClock()
-			e := newTestEnv(t, clk.install)
+			clk := dotstest.NewClock()
+			e := newTestEnv(t, clk.Install)
 			got := make(chan bool, 8)
 			cfg := e.config(t, "alpha", e.addr)
 			cfg.Transport = transport
@@ -433,7 +369,7 @@ func TestServerHeartbeatReachesClient(t *testing.T) {
 			if r, err := c.GetConfig(timeout(t, 5*time.Second), nil); err != nil || r.Code != dots.Content {
 				t.Fatalf("GET /config: %v %+v", err, r)
 			}
-			clk.advance(30 * time.Second) // default heartbeat-interval
+			clk.Advance(30 * time.Second) // default heartbeat-interval
 			if waitHB(t, got) {
 				t.Fatal("peer-hb-status true before the client sent a heartbeat")
 			}
@@ -444,7 +380,7 @@ func TestServerHeartbeatReachesClient(t *testing.T) {
 			if err != nil || r.Code != dots.Changed {
 				t.Fatalf("client heartbeat: %v %+v", err, r)
 			}
-			clk.advance(30 * time.Second)
+			clk.Advance(30 * time.Second)
 			for !waitHB(t, got) {
 				// a heartbeat of an earlier tick may still be in flight
 			}

@@ -1,49 +1,17 @@
 package dotsserver_test
 
 import (
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsclient"
-	"github.com/levee-dots/levee/dotsserver"
-	"github.com/levee-dots/levee/pki"
+	"github.com/levee-dots/levee/dotsserver/dotstest"
 )
 
-// fakeClock drives the server's notion of time; ticks drive its loop.
-type fakeClock struct {
-	mu    sync.Mutex
-	t     time.Time
-	ticks chan time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC), ticks: make(chan time.Time)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// advance moves time forward and lets the server loop run once fully.
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-	c.ticks <- c.Now()
-	c.ticks <- c.Now() // the second send returns once the first tick was handled
-}
-
-func (c *fakeClock) install(o *dotsserver.Options) {
-	o.Now, o.Ticks = c.Now, c.ticks
-}
-
 func TestPreconfiguredActivatedOnSignalLoss(t *testing.T) {
-	clk := newFakeClock()
-	e := newEnv(t, "127.0.0.1:0", clk.install)
+	clk := dotstest.NewClock()
+	e := newEnv(t, "127.0.0.1:0", clk.Install)
 	c := e.client(t, "alpha", "dtls")
 	pre := scope("203.0.113.20/32", 3600)
 	pre.TriggerMitigation = dots.Ptr(false)
@@ -54,21 +22,21 @@ func TestPreconfiguredActivatedOnSignalLoss(t *testing.T) {
 	}
 	c.Close()
 	// Defaults: heartbeat-interval 30 s, missing-hb-allowed 15.
-	clk.advance(30 * 15 * time.Second)
+	clk.Advance(30 * 15 * time.Second)
 	c2 := e.client(t, "alpha", "tls")
 	sc = expect(t, dots.Content)(c2.Status(ctx(t), dots.Ptr[uint32](10), "")).Body.MitigationScope.Scope[0]
 	if *sc.Status != dots.StatusSignalLoss {
 		t.Fatalf("activated after exactly missing-hb-allowed intervals: status %s", sc.Status)
 	}
 	c2.Close()
-	clk.advance(30*15*time.Second + time.Second)
+	clk.Advance(30*15*time.Second + time.Second)
 	c3 := e.client(t, "alpha", "dtls")
 	sc = expect(t, dots.Content)(c3.Status(ctx(t), dots.Ptr[uint32](10), "")).Body.MitigationScope.Scope[0]
 	if *sc.Status != dots.StatusInProgress || sc.MitigationStart == nil {
 		t.Fatalf("after signal loss: status %s start %v, want attack-mitigation-in-progress with start", sc.Status, sc.MitigationStart)
 	}
 	// Recovery of the signal channel does not stop it (RFC 9132 §4.4.4).
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	sc = expect(t, dots.Content)(c3.Status(ctx(t), dots.Ptr[uint32](10), "")).Body.MitigationScope.Scope[0]
 	if *sc.Status != dots.StatusInProgress {
 		t.Fatalf("after reconnect: status %s", sc.Status)
@@ -76,14 +44,10 @@ func TestPreconfiguredActivatedOnSignalLoss(t *testing.T) {
 }
 
 func TestHeartbeatsBothWays(t *testing.T) {
-	clk := newFakeClock()
-	e := newEnv(t, "127.0.0.1:0", clk.install)
+	clk := dotstest.NewClock()
+	e := newEnv(t, "127.0.0.1:0", clk.Install)
 	got := make(chan bool, 8)
-	cert, _, err := pki.LoadKeyPair(e.dev.Clients["alpha"].Cert, e.dev.Clients["alpha"].Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := dotsclient.Dial(ctx(t), dotsclient.Config{Servers: []string{e.addr}, Certificate: cert, RootCAs: e.roots,
+	c, err := dotsclient.Dial(ctx(t), dotsclient.Config{Servers: []string{e.addr}, Certificate: e.ClientCert(t, "alpha"), RootCAs: e.roots,
 		Transport: "dtls", OnHeartbeat: func(status bool) { got <- status }})
 	if err != nil {
 		t.Fatal(err)
@@ -91,12 +55,12 @@ func TestHeartbeatsBothWays(t *testing.T) {
 	defer c.Close()
 	// The server learns the session on the first request.
 	expect(t, dots.Content)(c.GetConfig(ctx(t), nil))
-	clk.advance(30 * time.Second)
+	clk.Advance(30 * time.Second)
 	if s := waitHB(t, got); s {
 		t.Fatal("peer-hb-status true before the client sent any heartbeat")
 	}
 	expect(t, dots.Changed)(c.Heartbeat(ctx(t), true))
-	clk.advance(30 * time.Second)
+	clk.Advance(30 * time.Second)
 	if s := waitHB(t, got); !s {
 		t.Fatal("peer-hb-status false although the client sent a heartbeat within two intervals")
 	}
@@ -119,8 +83,8 @@ func waitHB(t *testing.T, got <-chan bool) bool {
 }
 
 func TestObserveNotifications(t *testing.T) {
-	clk := newFakeClock()
-	e := newEnv(t, "127.0.0.1:0", clk.install)
+	clk := dotstest.NewClock()
+	e := newEnv(t, "127.0.0.1:0", clk.Install)
 	for _, transport := range []string{"dtls", "tls"} {
 		t.Run(transport, func(t *testing.T) {
 			c := e.client(t, "alpha", transport)
@@ -170,11 +134,11 @@ func TestObserveNotifications(t *testing.T) {
 				}
 			}
 			until(dots.StatusInProgress, 0, "first answer")
-			clk.advance(61 * time.Second)
+			clk.Advance(61 * time.Second)
 			until(dots.StatusInProgress, 0, "periodic")
 			expect(t, dots.Deleted)(c.Withdraw(ctx(t), mid))
 			until(dots.StatusClientWithdrawn, dots.StatusInProgress, "after DELETE")
-			clk.advance(121 * time.Second)
+			clk.Advance(121 * time.Second)
 			until(dots.StatusTerminated, dots.StatusClientWithdrawn, "end of active-but-terminating")
 			if r := next("end of observation"); r.Code != dots.NotFound {
 				t.Fatalf("after the request vanished: %s, want 4.04", r.Code)

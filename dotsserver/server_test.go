@@ -3,33 +3,24 @@ package dotsserver_test
 import (
 	"context"
 	"crypto/x509"
-	"net/netip"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsclient"
 	"github.com/levee-dots/levee/dotsserver"
+	"github.com/levee-dots/levee/dotsserver/dotstest"
 	"github.com/levee-dots/levee/pki"
-	"github.com/levee-dots/levee/store"
 )
 
-// env is a server with a fresh PKI and the two clients alpha and beta.
+// env is a dotstest server (clients alpha, beta and gamma; domains for alpha
+// and beta) under the short names the tests of this package use.
 type env struct {
-	srv     *dotsserver.Server
-	dev     *pki.DevPKI
-	roots   *x509.CertPool
-	st      dotsserver.Store
-	addr    string
-	domains []*dotsserver.ClientDomain
-}
-
-func devDomains() []*dotsserver.ClientDomain {
-	return []*dotsserver.ClientDomain{
-		{Name: "alpha", CommonNames: []string{"alpha"}, Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/25"), netip.MustParsePrefix("2001:db8:6401::/48")}},
-		{Name: "beta", CommonNames: []string{"beta"}, Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.128/25"), netip.MustParsePrefix("2001:db8:6402::/48")}},
-	}
+	*dotstest.Server
+	dev   *pki.DevPKI
+	roots *x509.CertPool
+	st    dotsserver.Store
+	addr  string
 }
 
 func newEnv(t *testing.T, listen string, mutate func(*dotsserver.Options)) *env {
@@ -41,53 +32,22 @@ func newEnv(t *testing.T, listen string, mutate func(*dotsserver.Options)) *env 
 // server loads it.
 func newEnvSeeded(t *testing.T, listen string, mutate func(*dotsserver.Options), seed func(*env)) *env {
 	t.Helper()
-	dir := t.TempDir()
-	dev, err := pki.Dev(dir, []string{"alpha", "beta", "gamma"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _, err := pki.LoadKeyPair(dev.ServerCert, dev.ServerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots, err := pki.LoadCertPool(dev.CAPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(filepath.Join(dir, "levee.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{dev: dev, roots: roots, st: db, domains: devDomains()}
-	opts := dotsserver.Options{Listen: []string{listen}, Certificate: cert, ClientCAs: roots, Domains: e.domains, Store: db}
-	if mutate != nil {
-		mutate(&opts)
-	}
+	o := dotstest.Options{Listen: listen, Mutate: mutate}
 	if seed != nil {
-		seed(e)
+		o.Seed = func(s *dotstest.Server) { seed(wrapEnv(s)) }
 	}
-	e.srv, err = dotsserver.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e.addr = e.srv.Addrs()[0]
-	t.Cleanup(func() { e.srv.Close(); db.Close() })
-	return e
+	return wrapEnv(dotstest.Start(t, o))
+}
+
+func wrapEnv(s *dotstest.Server) *env {
+	return &env{Server: s, dev: s.Dev, roots: s.Roots, st: s.Store, addr: s.Addr}
 }
 
 func (e *env) client(t *testing.T, name, transport string) *dotsclient.Client {
 	t.Helper()
-	c := e.dev.Clients[name]
-	cert, _, err := pki.LoadKeyPair(c.Cert, c.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl, err := dotsclient.Dial(ctx, dotsclient.Config{Servers: []string{e.addr}, Certificate: cert, RootCAs: e.roots, Transport: transport})
+	cl, err := dotsclient.Dial(ctx, dotsclient.Config{Servers: []string{e.addr}, Certificate: e.ClientCert(t, name), RootCAs: e.roots, Transport: transport})
 	if err != nil {
 		t.Fatalf("dial %s over %s: %v", name, transport, err)
 	}

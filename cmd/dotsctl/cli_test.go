@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,9 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/levee-dots/levee/dotsserver"
-	"github.com/levee-dots/levee/pki"
-	"github.com/levee-dots/levee/store"
+	"github.com/levee-dots/levee/dotsserver/dotstest"
 )
 
 // ctlEnv is an in-process server with a development PKI and a dotsctl
@@ -33,37 +30,11 @@ type ctlEnv struct {
 func newCtlEnv(t *testing.T) *ctlEnv {
 	t.Helper()
 	t.Setenv("DOTSCTL_CONFIG", "")
-	dir := t.TempDir()
-	dev, err := pki.Dev(filepath.Join(dir, "pki"), []string{"alpha", "beta"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _, err := pki.LoadKeyPair(dev.ServerCert, dev.ServerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots, err := pki.LoadCertPool(dev.CAPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(filepath.Join(dir, "levee.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := dotsserver.New(dotsserver.Options{Listen: []string{"127.0.0.1:0"}, Certificate: cert, ClientCAs: roots, Store: db,
-		Domains: []*dotsserver.ClientDomain{
-			{Name: "alpha", CommonNames: []string{"alpha"}, Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/25"), netip.MustParsePrefix("2001:db8:6401::/48")}},
-			{Name: "beta", CommonNames: []string{"beta"}, Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.128/25"), netip.MustParsePrefix("2001:db8:6402::/48")}},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close(); db.Close() })
-	e := &ctlEnv{dir: dir, addr: srv.Addrs()[0], config: filepath.Join(dir, "dotsctl.yaml"), state: filepath.Join(dir, "state", "alpha.json")}
-	// Relative paths are relative to the configuration file.
+	s := dotstest.Start(t, dotstest.Options{})
+	dir := s.Dir
+	e := &ctlEnv{dir: dir, addr: s.Addr, config: filepath.Join(dir, "dotsctl.yaml"), state: filepath.Join(dir, "state", "alpha.json")}
+	// Relative paths are relative to the configuration file (dotstest puts
+	// the PKI in dir/pki).
 	yml := fmt.Sprintf(`servers: [%q]
 certificate: pki/clients/alpha/cert.pem
 key: pki/clients/alpha/key.pem
