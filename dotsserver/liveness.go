@@ -123,11 +123,16 @@ func (l *liveness) peer(conn mux.Conn) (*peer, error) {
 	return p, nil
 }
 
-// values returns the session parameters in force for a client.
-func (s *Server) values(cuid string) session.Values {
+// valuesOf returns the session parameters in force for each client, under
+// one acquisition of the state lock.
+func (s *Server) valuesOf(cuids []string) map[string]session.Values {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.configOf(cuid).Current(s.book.HasActive(cuid))
+	out := make(map[string]session.Values, len(cuids))
+	for _, c := range cuids {
+		out[c] = s.configOf(c).Current(s.book.HasActive(c))
+	}
+	return out
 }
 
 // run drives heartbeats, loss detection, lifetimes and periodic notifications.
@@ -193,10 +198,18 @@ func (l *liveness) sweep(now time.Time) {
 	var lost []string
 	var dead []mux.Conn
 	l.mu.Lock()
-	vals := map[string]session.Values{}
+	cuids := make([]string, 0, len(l.clients))
+	for cuid := range l.clients {
+		cuids = append(cuids, cuid)
+	}
+	l.mu.Unlock()
+	vals := l.s.valuesOf(cuids)
+	l.mu.Lock()
 	for cuid, c := range l.clients {
-		v := l.s.values(cuid)
-		vals[cuid] = v
+		v, ok := vals[cuid]
+		if !ok {
+			continue // appeared since the snapshot: next sweep
+		}
 		window := time.Duration(v.HeartbeatInterval) * time.Duration(max(v.MissingHBAllowed, 1)) * time.Second
 		if v.HeartbeatInterval > 0 && !c.lost && now.Sub(c.lastRx) > window {
 			c.lost = true

@@ -328,7 +328,7 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *coapNet.TLSListener) {
 		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpClient.Conn](
 			func(req *pool.Message, cc *udpClient.Conn, h config.HandlerFunc[*udpClient.Conn]) {
 				s.live.received(cc, req)
-				cc.ProcessReceivedMessageWithHandler(req, nonForNon(req, h))
+				onFreshStack(func() { cc.ProcessReceivedMessageWithHandler(req, nonForNon(req, h)) })
 			})),
 		options.WithOnNewConn(func(cc *udpClient.Conn) { s.live.opened(cc, true) }),
 		options.WithErrors(func(err error) { s.log.Debug("dtls", "err", err) }),
@@ -340,7 +340,7 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *coapNet.TLSListener) {
 		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*tcpClient.Conn](
 			func(req *pool.Message, cc *tcpClient.Conn, h config.HandlerFunc[*tcpClient.Conn]) {
 				s.live.received(cc, req)
-				cc.ProcessReceivedMessageWithHandler(req, h)
+				onFreshStack(func() { cc.ProcessReceivedMessageWithHandler(req, h) })
 			})),
 		options.WithOnNewConn(func(cc *tcpClient.Conn) { s.live.opened(cc, false) }),
 		options.WithErrors(func(err error) { s.log.Debug("tls", "err", err) }),
@@ -384,4 +384,17 @@ func nonForNon(req *pool.Message, h config.HandlerFunc[*udpClient.Conn]) config.
 			w.Message().SetType(message.NonConfirmable)
 		}
 	}
+}
+
+// onFreshStack runs f on a short-lived goroutine and waits for it. go-coap
+// calls the handler on a goroutine that lives as long as the session; the
+// stack a request grows there would stay with every idle session (measured:
+// +390 MB at 20,000 sessions). A fresh goroutine's stack goes away with it.
+func onFreshStack(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
 }

@@ -51,7 +51,11 @@ type fileConfig struct {
 		RejectOtherClients      bool          `yaml:"reject-overlap-with-other-clients"`
 		MaxRequestsPerClient    int           `yaml:"max-requests-per-client"`
 	} `yaml:"policy"`
-	Log struct {
+	// MemoryLimitMiB is a soft limit for the Go runtime (debug.SetMemoryLimit):
+	// the collector works harder as the heap nears it. 0: none (GOMEMLIMIT
+	// in the environment still applies).
+	MemoryLimitMiB int64 `yaml:"memory-limit-mib"`
+	Log            struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
 	} `yaml:"log"`
@@ -172,6 +176,9 @@ func (c *fileConfig) validate(file string) error {
 	}
 	if c.Store.Path == "" {
 		return bad("store.path", "a database file path is required")
+	}
+	if c.MemoryLimitMiB < 0 {
+		return bad("memory-limit-mib", "must not be negative")
 	}
 	for i, s := range c.Resolver.Servers {
 		if !isHostPort(s) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 
 	"github.com/levee-dots/levee/divert"
 	"github.com/levee-dots/levee/divert/bgp"
@@ -77,6 +78,10 @@ func orDefault(v, d string) string {
 // serve builds the server from cfg and runs it until ctx ends.
 func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	log := newLogger(cfg, logw)
+	if cfg.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimitMiB << 20)
+		log.Info("soft memory limit set", "mib", cfg.MemoryLimitMiB)
+	}
 	cert, _, err := pki.LoadKeyPair(cfg.TLS.Certificate, cfg.TLS.Key)
 	if err != nil {
 		return fmt.Errorf("tls.certificate: %w", err)

@@ -38,6 +38,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		fmt.Fprintln(os.Stderr, "dotsload:", err)
 		stop()
 		os.Exit(1)
@@ -53,6 +56,7 @@ type options struct {
 	handshakes, hsParallel  int
 	keep                    bool
 	phases                  string
+	memoryLimitMiB          int
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -70,6 +74,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.hsParallel, "handshake-parallel", 32, "handshakes in parallel in phase 3")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (PKI, bench.yaml, database)")
 	fs.StringVar(&o.phases, "phases", "1234", "phases to run, e.g. 4 or 123")
+	fs.IntVar(&o.memoryLimitMiB, "server-memory-limit-mib", 1400, "dotsd's memory-limit-mib (soft GC limit; 0: none)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -145,7 +150,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := devPKI(ctx, o.dotsd, e.dir, e.addr); err != nil {
 		return err
 	}
-	cfg, err := writeBenchConfig(e.dir, e.addr)
+	cfg, err := writeBenchConfig(e.dir, e.addr, o.memoryLimitMiB)
 	if err != nil {
 		return err
 	}
@@ -165,7 +170,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer e.server.stop()
 	rss, _, _ := procStatus(e.server.pid())
-	fmt.Fprintf(out, "server pid %s ready, RSS %s; machine load average %s (%d CPUs)\n", e.server.pid(), mib(rss), loadavg(), runtime.NumCPU())
+	fmt.Fprintf(out, "server pid %s ready, RSS %s; machine load average %s (%d CPUs); memory-limit-mib %d (0: none)\n",
+		e.server.pid(), mib(rss), loadavg(), runtime.NumCPU(), o.memoryLimitMiB)
 
 	var sum summary
 	if strings.Contains(o.phases, "1") {

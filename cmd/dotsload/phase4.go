@@ -103,6 +103,21 @@ func (w *hbWorker) stop() {
 	}
 }
 
+// toolCPUTotal is the CPU time of this process and its workers.
+func toolCPUTotal(ws []*hbWorker) time.Duration {
+	total := procCPU("self")
+	for _, w := range ws {
+		total += procCPU(fmt.Sprint(w.cmd.Process.Pid))
+	}
+	return total
+}
+
+// toolCPU describes the load tool's CPU use since (start, at0).
+func toolCPU(ws []*hbWorker, start time.Time, at0 time.Duration) string {
+	used := toolCPUTotal(ws) - at0
+	return fmt.Sprintf("%.2f s (%.0f%% of a core)", used.Seconds(), 100*used.Seconds()/time.Since(start).Seconds())
+}
+
 // toolRSS is this process's RSS plus its workers'.
 func toolRSS(ws []*hbWorker) int64 {
 	total, _, _ := procStatus("self")
@@ -132,6 +147,7 @@ func phase4(ctx context.Context, e *env) (*phase4Result, error) {
 		}
 	}()
 	cpu := startCPU(e.server.pid())
+	toolCPU0 := procCPU("self")
 	start := time.Now()
 	for i := range nw {
 		first := i * per
@@ -144,7 +160,8 @@ func phase4(ctx context.Context, e *env) (*phase4Result, error) {
 	rampCtx, cancel := context.WithTimeout(ctx, 60*time.Second+time.Duration(o.sessions)*10*time.Millisecond)
 	defer cancel()
 	var hs []time.Duration
-	var ramp float64
+	var ramp, certs float64
+	goroutines := 0
 	for _, w := range ws {
 		m, err := w.await(rampCtx, "up")
 		if err != nil {
@@ -152,7 +169,8 @@ func phase4(ctx context.Context, e *env) (*phase4Result, error) {
 		}
 		r.up += m.Up
 		r.failed += m.Failed
-		ramp = max(ramp, m.RampMS)
+		ramp, certs = max(ramp, m.RampMS), max(certs, m.CertsMS)
+		goroutines += m.Goroutines
 		for _, h := range m.Handshakes {
 			hs = append(hs, time.Duration(h))
 		}
@@ -161,7 +179,9 @@ func phase4(ctx context.Context, e *env) (*phase4Result, error) {
 		}
 	}
 	r.hs = summarize(hs)
-	r.rampRate = float64(r.up) / (ramp / 1000)
+	if ramp > 0 {
+		r.rampRate = float64(r.up) / (ramp / 1000)
+	}
 	if err := e.checkServer(); err != nil {
 		return nil, err
 	}
@@ -171,8 +191,10 @@ func phase4(ctx context.Context, e *env) (*phase4Result, error) {
 		r.up, r.failed, time.Since(start).Round(100*time.Millisecond), r.rampRate, r.hs)
 	fmt.Fprintf(e.out, "  all up: server RSS %s (%s per 1,000 sessions); load tool RSS %s (%d processes)\n",
 		mib(r.rssUp), mib(r.rssUp*1000/int64(max(r.up, 1))), mib(r.toolUp), nw+1)
-	fmt.Fprintf(e.out, "  opening: %s\n", cpu.report(r.up, "session"))
+	fmt.Fprintf(e.out, "  load tool: %d goroutines in %d workers (GOGC 300), certificates issued in %.1f s\n", goroutines, nw, certs/1000)
+	fmt.Fprintf(e.out, "  opening: %s; load tool CPU %s\n", cpu.report(r.up, "session"), toolCPU(ws, cpu.start, toolCPU0))
 	cpu = startCPU(e.server.pid())
+	toolCPU0 = toolCPUTotal(ws)
 	for _, w := range ws {
 		if _, err := fmt.Fprintln(w.stdin, "go"); err != nil {
 			return nil, fmt.Errorf("starting the window: %w", err)
@@ -204,7 +226,7 @@ func phase4(ctx context.Context, e *env) (*phase4Result, error) {
 	fmt.Fprintf(e.out, "  window ended %v ago; client heartbeats (answered = 2.04, missed = no answer in 5 s):\n", time.Since(winEnd).Round(100*time.Millisecond))
 	r.ramp.print(e.out, "while opening")
 	r.window.print(e.out, "in the window")
-	fmt.Fprintf(e.out, "  window: %s\n", cpu.report(0, ""))
+	fmt.Fprintf(e.out, "  window: %s; load tool CPU %s\n", cpu.report(0, ""), toolCPU(ws, cpu.start, toolCPU0))
 	fmt.Fprintf(e.out, "  server heartbeats received %d (%.2f per session), sessions with none %d, sessions lost %d\n",
 		r.serverHB, float64(r.serverHB)/float64(max(r.up, 1)), r.noServerHB, r.lost)
 	fmt.Fprintf(e.out, "  server RSS: all up %s, max in window %s, end %s, VmHWM %s; %s per 1,000 sessions (max)\n",

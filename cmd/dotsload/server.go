@@ -204,7 +204,7 @@ func devPKI(ctx context.Context, dotsd, dir, listen string) error {
 
 // writeBenchConfig writes dir/bench.yaml: dev's dotsd.yaml with the listen
 // address, the bench policy and the "load" client domain added.
-func writeBenchConfig(dir, listen string) (string, error) {
+func writeBenchConfig(dir, listen string, memoryLimitMiB int) (string, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "dotsd.yaml"))
 	if err != nil {
 		return "", err
@@ -222,6 +222,9 @@ func writeBenchConfig(dir, listen string) (string, error) {
 		return m
 	}
 	sub("signal")["listen"] = []string{listen}
+	if memoryLimitMiB > 0 {
+		cfg["memory-limit-mib"] = memoryLimitMiB
+	}
 	pol := sub("policy")
 	pol["active-but-terminating"] = "1s"
 	pol["max-requests-per-client"] = 100000

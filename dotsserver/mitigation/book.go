@@ -48,12 +48,13 @@ func (p *Policy) defaults() {
 type Book struct {
 	policy   Policy
 	byClient map[string]map[uint32]*Record
+	idx      *index
 }
 
 // NewBook returns an empty book with the given policy.
 func NewBook(p Policy) *Book {
 	p.defaults()
-	return &Book{policy: p, byClient: map[string]map[uint32]*Record{}}
+	return &Book{policy: p, byClient: map[string]map[uint32]*Record{}, idx: newIndex()}
 }
 
 // Result is what an operation changed. The caller persists Changes, then
@@ -90,8 +91,31 @@ func (b *Book) Restore(r *Record) {
 		m = map[uint32]*Record{}
 		b.byClient[r.CUID] = m
 	}
+	if old, ok := m[r.MID]; ok {
+		b.idx.del(old)
+	}
 	c := *r
 	m[r.MID] = &c
+	b.idx.add(&c)
+}
+
+// overlapping returns the requests (of any client) whose targets overlap r.
+func (b *Book) overlapping(r *Record) []*Record {
+	var out []*Record
+	check := func(o *Record) {
+		if o != r && r.overlaps(o) {
+			out = append(out, o)
+		}
+	}
+	if !b.idx.candidates(r, check) {
+		out = out[:0]
+		for _, m := range b.byClient {
+			for _, o := range m {
+				check(o)
+			}
+		}
+	}
+	return out
 }
 
 // PutRequest is a validated PUT /mitigate/cuid=…/mid=… request.
@@ -187,20 +211,27 @@ func (b *Book) update(cur *Record, in PutRequest, now time.Time) (*Result, error
 // supersedes (for the caller to remove), or 4.09 when rec is the lower one.
 func (b *Book) sameClientOverlap(rec *Record) ([]*Record, error) {
 	var superseded []*Record
-	for _, o := range b.sorted(rec.CUID) {
-		if o.Trigger != rec.Trigger || o.Status == dots.StatusClientWithdrawn || o.Status == dots.StatusTerminated || !rec.overlaps(o) {
+	var higher *Record // the lowest overlapping mid above rec's
+	for _, o := range b.overlapping(rec) {
+		if o.CUID != rec.CUID || o.Trigger != rec.Trigger || o.Status == dots.StatusClientWithdrawn || o.Status == dots.StatusTerminated {
 			continue
 		}
 		if o.MID > rec.MID {
-			ci := &dots.ConflictInformation{
-				ConflictStatus: dots.Ptr(dots.ConflictInactiveOtherActive),
-				ConflictCause:  dots.Ptr(dots.CauseOverlappingTargets),
-				ConflictScope:  &dots.ConflictScope{MID: dots.Ptr(o.MID), TargetPrefix: rec.overlapPrefixes(o)},
+			if higher == nil || o.MID < higher.MID {
+				higher = o
 			}
-			return nil, &dots.Error{Code: dots.Conflict, Diag: "request overlaps mid " + uitoa(o.MID) + " of this client, which is higher: mids must increase",
-				Body: conflictBody(rec.MID, ci)}
+			continue
 		}
 		superseded = append(superseded, o)
+	}
+	if higher != nil {
+		ci := &dots.ConflictInformation{
+			ConflictStatus: dots.Ptr(dots.ConflictInactiveOtherActive),
+			ConflictCause:  dots.Ptr(dots.CauseOverlappingTargets),
+			ConflictScope:  &dots.ConflictScope{MID: dots.Ptr(higher.MID), TargetPrefix: rec.overlapPrefixes(higher)},
+		}
+		return nil, &dots.Error{Code: dots.Conflict, Diag: "request overlaps mid " + uitoa(higher.MID) + " of this client, which is higher: mids must increase",
+			Body: conflictBody(rec.MID, ci)}
 	}
 	return superseded, nil
 }
@@ -212,19 +243,14 @@ func (b *Book) otherClientOverlap(rec *Record, res *Result, now time.Time) error
 	}
 	var hits []string
 	var retry int64
-	for cuid, m := range b.byClient {
-		if cuid == rec.CUID {
+	for _, o := range b.overlapping(rec) {
+		if o.CUID == rec.CUID || !o.Active() || o.Status == dots.StatusClientWithdrawn {
 			continue
 		}
-		for _, o := range m {
-			if !o.Active() || o.Status == dots.StatusClientWithdrawn || !rec.overlaps(o) {
-				continue
-			}
-			hits = append(hits, rec.overlapPrefixes(o)...)
-			// An indefinite winner (-1) leaves no retry-timer, whatever the map order.
-			if rem := o.Remaining(now); retry >= 0 && (rem < 0 || rem > retry) {
-				retry = rem
-			}
+		hits = append(hits, rec.overlapPrefixes(o)...)
+		// An indefinite winner (-1) leaves no retry-timer, whatever the order.
+		if rem := o.Remaining(now); retry >= 0 && (rem < 0 || rem > retry) {
+			retry = rem
 		}
 	}
 	if len(hits) == 0 {
@@ -273,6 +299,7 @@ func (b *Book) remove(r *Record, res *Result) {
 		res.Withdraw = append(res.Withdraw, r.Key)
 	}
 	delete(b.byClient[r.CUID], r.MID)
+	b.idx.del(r)
 	if len(b.byClient[r.CUID]) == 0 {
 		delete(b.byClient, r.CUID)
 	}
@@ -304,17 +331,25 @@ func (b *Book) Delete(k Key, now time.Time) *Result {
 // then gone) and expired lifetimes.
 func (b *Book) Tick(now time.Time) *Result {
 	res := &Result{}
-	for _, cuid := range b.clients() {
-		for _, r := range b.sorted(cuid) {
-			switch {
-			case r.Status == dots.StatusClientWithdrawn && !now.Before(r.TerminateAt),
-				r.Lifetime >= 0 && !now.Before(r.Expires):
-				final := clone(r)
-				final.Status = dots.StatusTerminated
-				res.Notify = append(res.Notify, final)
-				b.remove(r, res)
+	var due []*Record
+	for _, m := range b.byClient {
+		for _, r := range m {
+			if r.Status == dots.StatusClientWithdrawn && !now.Before(r.TerminateAt) || r.Lifetime >= 0 && !now.Before(r.Expires) {
+				due = append(due, r)
 			}
 		}
+	}
+	sort.Slice(due, func(i, j int) bool {
+		if due[i].CUID != due[j].CUID {
+			return due[i].CUID < due[j].CUID
+		}
+		return due[i].MID < due[j].MID
+	})
+	for _, r := range due {
+		final := clone(r)
+		final.Status = dots.StatusTerminated
+		res.Notify = append(res.Notify, final)
+		b.remove(r, res)
 	}
 	return res
 }
