@@ -107,14 +107,7 @@ func (b *Book) overlapping(r *Record) []*Record {
 			out = append(out, o)
 		}
 	}
-	if !b.idx.candidates(r, check) {
-		out = out[:0]
-		for _, m := range b.byClient {
-			for _, o := range m {
-				check(o)
-			}
-		}
-	}
+	b.idx.candidates(r, check)
 	return out
 }
 

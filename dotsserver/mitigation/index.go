@@ -3,27 +3,24 @@ package mitigation
 import "net/netip"
 
 // index finds the requests that may overlap a new one without visiting
-// every request of every client: targets are bucketed by their covering /16
-// (IPv4) or /32 (IPv6); shorter targets and names are kept apart.
+// every request of every client. Targets are kept by exact prefix and by
+// prefix length: a prefix overlaps p when it contains p (one exact lookup
+// per length in use that is not longer than p) or lies inside it (only
+// requests with longer prefixes, scanned). Names are kept by value.
 type index struct {
-	buckets map[netip.Prefix]map[*Record]struct{}
-	wide    map[*Record]struct{} // a target shorter than its bucket
-	names   map[string]map[*Record]struct{}
+	exact map[netip.Prefix]map[*Record]struct{}
+	byLen map[lenKey]map[*Record]struct{}
+	names map[string]map[*Record]struct{}
+}
+
+type lenKey struct {
+	v6   bool
+	bits int
 }
 
 func newIndex() *index {
-	return &index{buckets: map[netip.Prefix]map[*Record]struct{}{}, wide: map[*Record]struct{}{}, names: map[string]map[*Record]struct{}{}}
-}
-
-func bucketOf(p netip.Prefix) (netip.Prefix, bool) {
-	bits := 16
-	if p.Addr().Is6() {
-		bits = 32
-	}
-	if p.Bits() < bits {
-		return netip.Prefix{}, false
-	}
-	return netip.PrefixFrom(p.Addr(), bits).Masked(), true
+	return &index{exact: map[netip.Prefix]map[*Record]struct{}{}, byLen: map[lenKey]map[*Record]struct{}{},
+		names: map[string]map[*Record]struct{}{}}
 }
 
 func recordNames(r *Record) []string {
@@ -58,13 +55,12 @@ func delFrom[K comparable](m map[K]map[*Record]struct{}, k K, r *Record) {
 	}
 }
 
+func keyOf(p netip.Prefix) lenKey { return lenKey{v6: p.Addr().Is6(), bits: p.Bits()} }
+
 func (ix *index) add(r *Record) {
 	for _, p := range r.Prefixes {
-		if b, ok := bucketOf(p); ok {
-			addTo(ix.buckets, b, r)
-		} else {
-			ix.wide[r] = struct{}{}
-		}
+		addTo(ix.exact, p.Masked(), r)
+		addTo(ix.byLen, keyOf(p), r)
 	}
 	for _, n := range recordNames(r) {
 		addTo(ix.names, n, r)
@@ -73,43 +69,50 @@ func (ix *index) add(r *Record) {
 
 func (ix *index) del(r *Record) {
 	for _, p := range r.Prefixes {
-		if b, ok := bucketOf(p); ok {
-			delFrom(ix.buckets, b, r)
-		}
+		delFrom(ix.exact, p.Masked(), r)
+		delFrom(ix.byLen, keyOf(p), r)
 	}
-	delete(ix.wide, r)
 	for _, n := range recordNames(r) {
 		delFrom(ix.names, n, r)
 	}
 }
 
-// candidates calls fn for every indexed request that may overlap r (a
-// superset of those that do; fn still checks). It reports false when r has a
-// target too wide for the buckets, and the caller must look at everything.
-func (ix *index) candidates(r *Record, fn func(*Record)) bool {
-	seen := map[*Record]bool{}
+// candidates calls fn once for every indexed request that may overlap r (a
+// superset of those that do; fn still checks).
+func (ix *index) candidates(r *Record, fn func(*Record)) {
+	names := recordNames(r)
+	var seen map[*Record]bool
+	if len(r.Prefixes)+len(names) > 1 {
+		seen = map[*Record]bool{}
+	}
 	visit := func(o *Record) {
-		if !seen[o] {
+		if seen != nil {
+			if seen[o] {
+				return
+			}
 			seen[o] = true
-			fn(o)
 		}
+		fn(o)
 	}
 	for _, p := range r.Prefixes {
-		b, ok := bucketOf(p)
-		if !ok {
-			return false
-		}
-		for o := range ix.buckets[b] {
-			visit(o)
+		v6 := p.Addr().Is6()
+		for lk, set := range ix.byLen {
+			switch {
+			case lk.v6 != v6:
+			case lk.bits <= p.Bits(): // containing prefixes of this length: one lookup
+				for o := range ix.exact[netip.PrefixFrom(p.Addr(), lk.bits).Masked()] {
+					visit(o)
+				}
+			default: // longer prefixes: inside p or not
+				for o := range set {
+					visit(o)
+				}
+			}
 		}
 	}
-	for o := range ix.wide {
-		visit(o)
-	}
-	for _, n := range recordNames(r) {
+	for _, n := range names {
 		for o := range ix.names[n] {
 			visit(o)
 		}
 	}
-	return true
 }

@@ -22,7 +22,7 @@ func TestOverlappingIndex(t *testing.T) {
 	}
 	for _, r := range []*Record{
 		rec(1, "", "203.0.113.10/32"),
-		rec(2, "", "198.50.0.0/15"), // wider than a /16 bucket
+		rec(2, "", "198.50.0.0/15"), // contains later requests
 		rec(3, "www.example.net"),
 		rec(4, "", "2001:db8:6401::1/128"),
 	} {
@@ -35,7 +35,7 @@ func TestOverlappingIndex(t *testing.T) {
 	}{
 		{"same bucket", rec(10, "", "203.0.113.0/24"), []uint32{1}},
 		{"inside a wide request", rec(11, "", "198.51.100.1/32"), []uint32{2}},
-		{"wider than a bucket: full scan", rec(12, "", "203.0.0.0/14"), []uint32{1}},
+		{"containing an existing request", rec(12, "", "203.0.0.0/14"), []uint32{1}},
 		{"same name", rec(13, "www.example.net", "192.0.2.1/32"), []uint32{3}},
 		{"IPv6", rec(14, "", "2001:db8:6401::/48"), []uint32{4}},
 		{"nothing", rec(15, "", "192.0.2.1/32"), nil},
