@@ -313,3 +313,73 @@ func TestLongPortListIsSplit(t *testing.T) {
 }
 
 func flowspecDiscard() flowspec.Action { return flowspec.Action{Kind: flowspec.Discard} }
+
+func TestScrubbingOnRamp(t *testing.T) {
+	for _, style := range []string{"next-hop", "flowspec-redirect"} {
+		t.Run(style, func(t *testing.T) {
+			addr := map[string]string{"next-hop": "127.0.0.27", "flowspec-redirect": "127.0.0.28"}[style]
+			p := startPeer(t, addr, all4...)
+			cfg := baseConfig(p)
+			cfg.Scrubbing = Scrubbing{NextHopV4: "198.51.100.1", NextHopV6: "2001:db8:ffff::1", Style: style}
+			cfg.Domains["gamma"] = DomainPolicy{Countermeasure: "scrubbing"}
+			b, _ := newSpeaker(t, cfg)
+			if err := b.Sync(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "neighbor up", func() bool { return b.Neighbors()[0].Established })
+			d := divert.Diversion{Key: divert.Key{CUID: "gamma", MID: 1}, Domain: "gamma", Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.50/32")}}
+			if a, err := b.Apply(context.Background(), d); err != nil || a.Status != dots.StatusMitigated {
+				t.Fatalf("apply: %v %+v", err, a)
+			}
+			if style == "next-hop" {
+				waitFor(t, "on-ramp route", func() bool {
+					r := p.routes(t, gbgp.RF_IPv4_UC)
+					return len(r) == 1 && strings.Contains(r[0], "203.0.113.50/32") && strings.Contains(r[0], "nh 198.51.100.1") &&
+						!strings.Contains(r[0], "blackhole")
+				})
+			} else {
+				waitFor(t, "redirect rule", func() bool {
+					r := p.routes(t, gbgp.RF_FS_IPv4_UC)
+					return len(r) == 1 && strings.Contains(r[0], "203.0.113.50/32") && strings.Contains(r[0], "198.51.100.1")
+				})
+			}
+			_ = b.Withdraw(context.Background(), d.Key)
+			waitFor(t, "withdrawn", func() bool {
+				return len(p.routes(t, gbgp.RF_IPv4_UC))+len(p.routes(t, gbgp.RF_FS_IPv4_UC)) == 0
+			})
+		})
+	}
+}
+
+func TestPerNeighborPolicy(t *testing.T) {
+	rtbhOnly := startPeer(t, "127.0.0.30", all4...)
+	flowOnly := startPeer(t, "127.0.0.31", all4...)
+	cfg := baseConfig(rtbhOnly, flowOnly)
+	cfg.Neighbors[0].Receives = []string{KindRTBH}
+	cfg.Neighbors[0].Communities = []string{"65000:100"}
+	cfg.Neighbors[1].Receives = []string{KindFlowSpec}
+	b, _ := newSpeaker(t, cfg)
+	if err := b.Sync(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "neighbors up", func() bool { n := b.Neighbors(); return n[0].Established && n[1].Established })
+	rtbh := divert.Diversion{Key: divert.Key{CUID: "alpha", MID: 1}, Domain: "alpha", Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32")}}
+	flow := divert.Diversion{Key: divert.Key{CUID: "beta", MID: 1}, Domain: "beta", Protocols: []uint8{17}, Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.130/32")}}
+	for _, d := range []divert.Diversion{rtbh, flow} {
+		a, err := b.Apply(context.Background(), d)
+		if err != nil || a.Status != dots.StatusMitigated {
+			t.Fatalf("apply %v: %v %+v", d.Key, err, a)
+		}
+		want := map[string]string{"alpha": "edge1", "beta": "edge2"}[d.Key.CUID]
+		if !strings.Contains(a.Detail, "-> "+want) || strings.Contains(a.Detail, map[string]string{"alpha": "edge2", "beta": "edge1"}[d.Key.CUID]) {
+			t.Fatalf("detail %q: want only %s named", a.Detail, want)
+		}
+	}
+	waitFor(t, "rtbh only at edge1, with its community", func() bool {
+		r := rtbhOnly.routes(t, gbgp.RF_IPv4_UC)
+		return len(r) == 1 && strings.Contains(r[0], "65000:100") && len(rtbhOnly.routes(t, gbgp.RF_FS_IPv4_UC)) == 0
+	})
+	waitFor(t, "flowspec only at edge2", func() bool {
+		return len(flowOnly.routes(t, gbgp.RF_FS_IPv4_UC)) == 1 && len(flowOnly.routes(t, gbgp.RF_IPv4_UC)) == 0
+	})
+}
