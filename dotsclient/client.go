@@ -22,7 +22,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/mux"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/tcp"
@@ -362,4 +361,3 @@ func (c *Client) serveServer(w mux.ResponseWriter, r *mux.Message) {
 	_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
 }
 
-var _ = pool.NewMessage

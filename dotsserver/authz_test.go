@@ -2,7 +2,6 @@ package dotsserver_test
 
 import (
 	"context"
-	"crypto/tls"
 	"strings"
 	"testing"
 	"time"
@@ -111,7 +110,6 @@ func (e *env) clientWithCUID(t *testing.T, name, cuid string) *dotsclient.Client
 	return cl
 }
 
-var _ = tls.VersionTLS13
 
 // TestCUIDCollision: when the cuid derived from a certificate is already
 // bound to another key, the server answers 4.09 cuid-collision; the client

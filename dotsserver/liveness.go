@@ -210,8 +210,7 @@ func (l *liveness) sweep(now time.Time) {
 		if !ok {
 			continue // appeared since the snapshot: next sweep
 		}
-		window := time.Duration(v.HeartbeatInterval) * time.Duration(max(v.MissingHBAllowed, 1)) * time.Second
-		if v.HeartbeatInterval > 0 && !c.lost && now.Sub(c.lastRx) > window {
+		if !c.lost && session.Lost(c.lastRx, now, v) {
 			c.lost = true
 			lost = append(lost, cuid)
 		}
@@ -224,18 +223,14 @@ func (l *liveness) sweep(now time.Time) {
 			continue
 		}
 		v := vals[cs.peer.cuid]
-		if v.HeartbeatInterval == 0 {
-			continue
-		}
-		interval := time.Duration(v.HeartbeatInterval) * time.Second
-		if now.Sub(cs.lastRx) > interval*time.Duration(max(v.MissingHBAllowed, 1)) {
+		if session.Lost(cs.lastRx, now, v) {
 			dead = append(dead, conn)
 			continue
 		}
-		if now.Sub(cs.lastHBSent) >= interval {
+		if session.HeartbeatDue(cs.lastHBSent, now, v) {
 			cs.lastHBSent = now
 			c := l.clients[cs.peer.cuid]
-			send = append(send, hb{cs, c != nil && !c.lastHBRx.IsZero() && now.Sub(c.lastHBRx) <= 2*interval})
+			send = append(send, hb{cs, c != nil && session.PeerHBStatus(c.lastHBRx, now, v)})
 		}
 	}
 	l.mu.Unlock()

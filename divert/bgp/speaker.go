@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -540,4 +539,3 @@ func (b *Backend) Neighbors() []NeighborStatus {
 	return out
 }
 
-var _ = netip.Addr{}

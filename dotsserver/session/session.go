@@ -198,47 +198,24 @@ func (r Ranges) Validate() error {
 	return nil
 }
 
-// Liveness tracks one peer's heartbeats (RFC 9132 §4.7).
-type Liveness struct {
-	LastRx     time.Time // anything received from the peer
-	LastHBRx   time.Time // last heartbeat received from the peer
-	LastHBSent time.Time
-	Unanswered int // consecutive heartbeats we sent with nothing received since
+// Lost reports whether a peer is lost (RFC 9132 §4.7): heartbeats are on
+// and nothing at all arrived from it since lastRx for missing-hb-allowed
+// heartbeat intervals. Any traffic, not only heartbeats, keeps it alive.
+func Lost(lastRx, now time.Time, v Values) bool {
+	if v.HeartbeatInterval == 0 {
+		return false
+	}
+	window := time.Duration(v.HeartbeatInterval) * time.Duration(max(v.MissingHBAllowed, 1)) * time.Second
+	return now.Sub(lastRx) > window
 }
 
-// Received records traffic from the peer; heartbeat says whether it was a heartbeat.
-func (l *Liveness) Received(now time.Time, heartbeat bool) {
-	l.LastRx = now
-	l.Unanswered = 0
-	if heartbeat {
-		l.LastHBRx = now
-	}
+// HeartbeatDue reports whether the next heartbeat to the peer is due.
+func HeartbeatDue(lastSent, now time.Time, v Values) bool {
+	return v.HeartbeatInterval > 0 && now.Sub(lastSent) >= time.Duration(v.HeartbeatInterval)*time.Second
 }
 
 // PeerHBStatus is the peer-hb-status to send: a heartbeat arrived from the
 // peer in the last two heartbeat intervals.
-func (l *Liveness) PeerHBStatus(now time.Time, v Values) bool {
-	return !l.LastHBRx.IsZero() && now.Sub(l.LastHBRx) <= 2*time.Duration(v.HeartbeatInterval)*time.Second
-}
-
-// Due reports whether a heartbeat should be sent now; Lost reports that
-// missing-hb-allowed heartbeats went out with nothing at all received.
-func (l *Liveness) Due(now time.Time, v Values) (send, lost bool) {
-	if v.HeartbeatInterval == 0 {
-		return false, false
-	}
-	interval := time.Duration(v.HeartbeatInterval) * time.Second
-	if now.Sub(l.LastHBSent) < interval {
-		return false, false
-	}
-	if l.LastRx.Before(l.LastHBSent) || l.LastRx.Equal(l.LastHBSent) {
-		if !l.LastHBSent.IsZero() {
-			l.Unanswered++
-		}
-	}
-	if int(l.Unanswered) >= int(v.MissingHBAllowed) {
-		return false, true
-	}
-	l.LastHBSent = now
-	return true, false
+func PeerHBStatus(lastHBRx, now time.Time, v Values) bool {
+	return !lastHBRx.IsZero() && now.Sub(lastHBRx) <= 2*time.Duration(v.HeartbeatInterval)*time.Second
 }
