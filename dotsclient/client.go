@@ -360,4 +360,3 @@ func (c *Client) serveServer(w mux.ResponseWriter, r *mux.Message) {
 	}
 	_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
 }
-

@@ -110,7 +110,6 @@ func (e *env) clientWithCUID(t *testing.T, name, cuid string) *dotsclient.Client
 	return cl
 }
 
-
 // TestCUIDCollision: when the cuid derived from a certificate is already
 // bound to another key, the server answers 4.09 cuid-collision; the client
 // then picks its own cuid, which gets bound to its key and to nobody else.

@@ -538,4 +538,3 @@ func (b *Backend) Neighbors() []NeighborStatus {
 	}
 	return out
 }
-
