@@ -15,13 +15,14 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"net"
 	"time"
+
+	"github.com/levee-dots/levee/dots"
 )
 
 // PEM block types.
@@ -211,10 +212,7 @@ func CUID(cert *x509.Certificate) string {
 }
 
 // CUIDFromSPKI returns the cuid for a DER-encoded SubjectPublicKeyInfo.
-func CUIDFromSPKI(spkiDER []byte) string {
-	sum := sha256.Sum256(spkiDER)
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
-}
+func CUIDFromSPKI(spkiDER []byte) string { return dots.CUIDFromSPKI(spkiDER) }
 
 // randomSerial returns a random, positive 128-bit serial number.
 func randomSerial() (*big.Int, error) {
