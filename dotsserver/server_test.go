@@ -23,14 +23,14 @@ type env struct {
 	addr  string
 }
 
-func newEnv(t *testing.T, listen string, mutate func(*dotsserver.Options)) *env {
+func newEnv(t testing.TB, listen string, mutate func(*dotsserver.Options)) *env {
 	t.Helper()
 	return newEnvSeeded(t, listen, mutate, nil)
 }
 
 // newEnvSeeded is newEnv with a hook that may write to the store before the
 // server loads it.
-func newEnvSeeded(t *testing.T, listen string, mutate func(*dotsserver.Options), seed func(*env)) *env {
+func newEnvSeeded(t testing.TB, listen string, mutate func(*dotsserver.Options), seed func(*env)) *env {
 	t.Helper()
 	o := dotstest.Options{Listen: listen, Mutate: mutate}
 	if seed != nil {
@@ -43,7 +43,7 @@ func wrapEnv(s *dotstest.Server) *env {
 	return &env{Server: s, dev: s.Dev, roots: s.Roots, st: s.Store, addr: s.Addr}
 }
 
-func (e *env) client(t *testing.T, name, transport string) *dotsclient.Client {
+func (e *env) client(t testing.TB, name, transport string) *dotsclient.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 
 // dnsDotsdConfig writes a dotsd configuration whose divert.dns section
 // updates srv's zones; alpha owns www.svc.example. and www.other.example.
-func dnsDotsdConfig(t *testing.T, dir string, port int, srv *lab.DNSServer, secret string) string {
+func dnsDotsdConfig(t *testing.T, dir string, port int, srv *lab.DNSServer, secret string, extra ...string) string {
 	t.Helper()
 	if _, err := pki.Dev(dir, []string{"alpha", "beta"}); err != nil {
 		t.Fatal(err)
@@ -45,7 +46,7 @@ divert:
   dns:
     ttl: 30
     retries: -1
-    zones:
+%s    zones:
       - name: svc.example.
         primary: %q
         key-name: dots-key.
@@ -58,7 +59,7 @@ divert:
         secret-file: dots-key
         scrubbing: [192.0.2.81]
         clients: {alpha: [www.other.example.]}
-`, port, srv.Addr, srv.Addr, srv.Addr)
+`, port, srv.Addr, strings.Join(extra, ""), srv.Addr, srv.Addr)
 	path := filepath.Join(dir, "dotsd.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -167,4 +168,29 @@ func TestDNSWrongSecret(t *testing.T) {
 		return st == dots.StatusInProgress && strings.Contains(strings.ToLower(note), "tsig"), fmt.Sprintf("status %s note %q", st, note)
 	})
 	waitUntil(t, "www unchanged", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "203.0.113.10"))
+}
+
+// TestDNSRestoreOnShutdown: with restore-on-shutdown, stopping dotsd
+// (SIGTERM) puts the original records back.
+func TestDNSRestoreOnShutdown(t *testing.T) {
+	bin := buildDotsd(t)
+	srv := lab.StartKnot(t, lab.DNSOptions{})
+	dir, port := t.TempDir(), freePort(t)
+	cfg := dnsDotsdConfig(t, dir, port, srv, srv.Secret, "    restore-on-shutdown: true\n")
+	d := startDotsd(t, bin, "--config", cfg)
+	c := dialAlpha(t, dir, fmt.Sprintf("127.0.0.1:%d", port))
+	expectCode(t, "divert www", dots.Created)(c.Mitigate(reqCtx(t), 1, dots.Scope{TargetFQDN: []string{"www.svc.example"}, Lifetime: dots.Ptr[int64](3600)}))
+	waitUntil(t, "www diverted", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "192.0.2.80"))
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("dotsd did not stop within 20 s of SIGTERM")
+	}
+	if !strings.Contains(d.stderr.String(), "diverted names restored at shutdown") {
+		t.Fatalf("no restore logged:\n%s", d.stderr)
+	}
+	waitUntil(t, "www restored", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "203.0.113.10"))
 }

@@ -15,7 +15,11 @@ type dnsFileConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 	Retries int           `yaml:"retries"`
 	Backoff time.Duration `yaml:"backoff"`
-	Zones   []struct {
+	// RestoreOnShutdown puts the original records back when dotsd stops
+	// (SIGTERM); by default a diversion outlives a stop and the restarted
+	// server reconciles it from the store.
+	RestoreOnShutdown bool `yaml:"restore-on-shutdown"`
+	Zones             []struct {
 		Name            string              `yaml:"name"`
 		Primary         string              `yaml:"primary"`
 		KeyName         string              `yaml:"key-name"`

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	"github.com/levee-dots/levee/divert"
 	"github.com/levee-dots/levee/divert/bgp"
@@ -117,6 +118,9 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 			return err
 		}
 		backends = append(backends, backend)
+		if cfg.Divert.DNS.RestoreOnShutdown {
+			defer restoreDNS(backend, log)
+		}
 	}
 	orch := divert.NewOrchestrator(backends...)
 	if !orch.Configured() {
@@ -144,4 +148,15 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	log.Info("shutting down")
 	srv.Close()
 	return nil
+}
+
+// restoreDNS puts every diverted name back (divert.dns.restore-on-shutdown).
+func restoreDNS(b *dns.Backend, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.Sync(ctx, nil); err != nil {
+		log.Error("restoring diverted names at shutdown", "err", err)
+		return
+	}
+	log.Info("diverted names restored at shutdown")
 }
