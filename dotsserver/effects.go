@@ -115,7 +115,7 @@ func (s *Server) applyEffect(e effect) {
 		if out.Err != nil {
 			s.log.Error("diversion failed", "cuid", r.CUID, "mid", r.MID, "err", out.Err)
 		} else if !s.orch.Configured() {
-			s.log.Info("mitigation accepted but not diverted: no mitigator is configured", "cuid", r.CUID, "mid", r.MID, "domain", r.Domain)
+			s.log.Debug("mitigation accepted but not diverted: no mitigator is configured", "cuid", r.CUID, "mid", r.MID, "domain", r.Domain)
 		} else {
 			s.log.Info("mitigation diverted", "cuid", r.CUID, "mid", r.MID, "note", out.Note)
 		}
