@@ -383,3 +383,42 @@ func TestPerNeighborPolicy(t *testing.T) {
 		return len(flowOnly.routes(t, gbgp.RF_FS_IPv4_UC)) == 1 && len(flowOnly.routes(t, gbgp.RF_IPv4_UC)) == 0
 	})
 }
+
+// TestTCPMD5: with the same password on both sides the session comes up
+// (RFC 2385, kernel TCP-MD5); with a wrong one it does not.
+func TestTCPMD5(t *testing.T) {
+	for _, tc := range []struct {
+		name, ours string
+		up         bool
+	}{{"same password", "levee-md5", true}, {"wrong password", "wrong", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := map[bool]string{true: "127.0.0.32", false: "127.0.0.33"}[tc.up]
+			p := &peer{s: server.NewBgpServer(), addr: addr, port: freePort(t, addr)}
+			go p.s.Serve()
+			ctx := context.Background()
+			if err := p.s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65000, RouterId: addr,
+				ListenPort: int32(p.port), ListenAddresses: []string{addr}}}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.s.StopBgp(context.Background(), &api.StopBgpRequest{}); p.s.Stop() })
+			if err := p.s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+				Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001, AuthPassword: "levee-md5"},
+				Transport: &api.Transport{PassiveMode: true, LocalAddress: addr}}}); err != nil {
+				t.Fatal(err)
+			}
+			cfg := baseConfig(p)
+			cfg.Neighbors[0].Password = tc.ours
+			b, _ := newSpeaker(t, cfg)
+			if err := b.Sync(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) && !b.Neighbors()[0].Established {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if got := b.Neighbors()[0].Established; got != tc.up {
+				t.Fatalf("established = %v, want %v", got, tc.up)
+			}
+		})
+	}
+}
