@@ -108,6 +108,14 @@ func (b *Book) overlapping(r *Record) []*Record {
 		}
 	}
 	b.idx.candidates(r, check)
+	// Map order is random: sort, so withdrawals and stored changes come out
+	// in the same order every time.
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].CUID != out[j].CUID {
+			return out[i].CUID < out[j].CUID
+		}
+		return out[i].MID < out[j].MID
+	})
 	return out
 }
 
@@ -161,6 +169,7 @@ func (b *Book) Put(in PutRequest, now time.Time) (*Result, error) {
 	if rec.Trigger {
 		rec.Status, rec.Start = dots.StatusInProgress, now
 		res.Activate = append(res.Activate, clone(rec))
+		b.deactivatePreconfigured(rec, res)
 	} else {
 		rec.Status = dots.StatusSignalLoss
 	}
@@ -345,6 +354,21 @@ func (b *Book) Tick(now time.Time) *Result {
 		b.remove(r, res)
 	}
 	return res
+}
+
+// deactivatePreconfigured returns the client's active trigger-mitigation=false
+// requests that rec overlaps to waiting on signal loss (RFC 9132 §4.4.1: the
+// immediate request takes over; status 8 is reported at once, without the
+// four status-7 notifications).
+func (b *Book) deactivatePreconfigured(rec *Record, res *Result) {
+	for _, o := range b.overlapping(rec) {
+		if o.CUID != rec.CUID || o.Trigger || !o.Active() || o.Status == dots.StatusClientWithdrawn {
+			continue
+		}
+		o.Status, o.Start = dots.StatusSignalLoss, time.Time{}
+		res.Withdraw = append(res.Withdraw, o.Key)
+		res.put(o)
+	}
 }
 
 // SessionLost activates the client's trigger-mitigation=false requests and

@@ -1116,3 +1116,34 @@ func TestAccessorsReturnCopies(t *testing.T) {
 		}
 	}
 }
+
+// An immediate request that overlaps an activated preconfigured one of the
+// same client sends the preconfigured one back to waiting (status 8).
+func TestImmediateDeactivatesPreconfigured(t *testing.T) {
+	b := mitigation.NewBook(mitigation.Policy{})
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	pre := &dots.Request{Scope: dots.Scope{TargetPrefix: []string{"203.0.113.0/28"}}, Lifetime: 3600, Trigger: false,
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/28")}}
+	if _, err := b.Put(mitigation.PutRequest{CUID: "a", MID: 1, Req: pre, Prefixes: pre.Prefixes}, now); err != nil {
+		t.Fatal(err)
+	}
+	res := b.SessionLost("a", now.Add(time.Minute))
+	if len(res.Activate) != 1 {
+		t.Fatalf("signal loss activated %d requests", len(res.Activate))
+	}
+	imm := &dots.Request{Scope: dots.Scope{TargetPrefix: []string{"203.0.113.1/32"}}, Lifetime: 3600, Trigger: true,
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/32")}}
+	res, err := b.Put(mitigation.PutRequest{CUID: "a", MID: 2, Req: imm, Prefixes: imm.Prefixes}, now.Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Withdraw) != 1 || res.Withdraw[0].MID != 1 {
+		t.Fatalf("withdraw %v, want the preconfigured mid 1", res.Withdraw)
+	}
+	if r, _ := b.Get(mitigation.Key{CUID: "a", MID: 1}); r.Status != dots.StatusSignalLoss || !r.Start.IsZero() {
+		t.Fatalf("preconfigured request: status %s, start %v; want attack-mitigation-signal-loss", r.Status, r.Start)
+	}
+	if r, _ := b.Get(mitigation.Key{CUID: "a", MID: 2}); r.Status != dots.StatusInProgress {
+		t.Fatalf("immediate request: status %s", r.Status)
+	}
+}
