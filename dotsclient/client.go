@@ -91,6 +91,7 @@ type Response struct {
 	Body   *dots.Message // for 2.xx and 4.09 with application/dots+cbor
 	Diag   string        // plain-text diagnostic of a 4.xx/5.xx
 	MaxAge *uint32
+	ETag   []byte // of a 2.05 (RFC 9132 §4.4.2)
 }
 
 // Err returns a *dots.Error for 4.xx/5.xx answers, nil otherwise.

@@ -109,6 +109,9 @@ func parseResponse(m *pool.Message) (*Response, error) {
 	if v, err := m.GetOptionUint32(message.MaxAge); err == nil {
 		r.MaxAge = &v
 	}
+	if v, err := m.GetOptionBytes(message.ETag); err == nil {
+		r.ETag = append([]byte(nil), v...)
+	}
 	b, err := m.ReadBody()
 	if err != nil && !errors.Is(err, message.ErrOptionNotFound) {
 		return nil, fmt.Errorf("reading response body: %w", err)

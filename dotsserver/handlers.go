@@ -3,6 +3,7 @@ package dotsserver
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -531,7 +532,16 @@ func reply(w mux.ResponseWriter, code dots.Code, m *dots.Message) error {
 	if err != nil {
 		return err
 	}
-	return w.SetResponse(codes.Code(code), message.MediaType(dots.ContentFormat), bytes.NewReader(b))
+	if err := w.SetResponse(codes.Code(code), message.MediaType(dots.ContentFormat), bytes.NewReader(b)); err != nil {
+		return err
+	}
+	if code == dots.Content {
+		// RFC 9132 §4.4.2: a status sent in blocks is dynamic content and
+		// carries an ETag, so a client can tell the blocks of one answer.
+		sum := sha256.Sum256(b)
+		w.Message().SetOptionBytes(message.ETag, sum[:8])
+	}
+	return nil
 }
 
 // replyError answers a failure: a plain-text diagnostic, or the DOTS body

@@ -3,6 +3,7 @@ package dotsserver_test
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"testing"
 	"time"
 
@@ -119,6 +120,32 @@ func TestLifecycleOverDTLSAndTLS(t *testing.T) {
 			}
 			expect(t, dots.Deleted)(c.Withdraw(ctx(t), 999))
 			expect(t, dots.NotFound)(c.Status(ctx(t), dots.Ptr[uint32](999), ""))
+		})
+	}
+}
+
+// TestLargeListBlockwise: a status list larger than one datagram comes back
+// whole (Block2, RFC 7959) over DTLS and over TLS.
+func TestLargeListBlockwise(t *testing.T) {
+	e := newEnv(t, "127.0.0.1:0", nil)
+	for _, transport := range []string{"dtls", "tls"} {
+		t.Run(transport, func(t *testing.T) {
+			c := e.client(t, "beta", transport)
+			base := map[string]uint32{"dtls": 1000, "tls": 2000}[transport]
+			for i := uint32(0); i < 60; i++ {
+				sc := dots.Scope{TargetPrefix: []string{fmt.Sprintf("2001:db8:6402::%x:%x/128", base, i+1)}, Lifetime: dots.Ptr[int64](3600)}
+				expect(t, dots.Created)(c.Mitigate(ctx(t), base+i, sc))
+			}
+			r := expect(t, dots.Content)(c.Status(ctx(t), nil, ""))
+			if n := len(r.Body.MitigationScope.Scope); n < 60 {
+				t.Fatalf("GET all returned %d entries, want at least 60", n)
+			}
+			if b := len(dots.MustEncode(r.Body)); b <= 1024 {
+				t.Fatalf("the list is %d bytes: too small to need Block2", b)
+			}
+			if len(r.ETag) == 0 {
+				t.Fatal("a status answer (dynamic content, sent in blocks) carries no ETag")
+			}
 		})
 	}
 }
