@@ -72,6 +72,7 @@ divert:
     router-id: 192.0.2.254
     min-prefix-length-v4: %d
     graceful-restart: {enabled: true, restart-time: 120}
+    scrubbing: {next-hop-v4: 198.51.100.1, next-hop-v6: "2001:db8:ffff::1"}
     domains:
       alpha: {rtbh: true, countermeasure: rtbh}
       beta: {countermeasure: flowspec}
@@ -207,6 +208,19 @@ func TestBGPDiversion(t *testing.T) {
 		TargetProtocol: []uint32{17}, Lifetime: dots.Ptr[int64](5)}))
 	e.holds(t, "FlowSpec announced", allEdges, rtbh4, rtbh6, flow4, flow6)
 
+	// A Levee client may ask for the scrubbing on-ramp instead of its domain's default.
+	expectCode(t, "alpha scrubbing", dots.Created)(alpha.Mitigate(reqCtx(t), 2, dots.Scope{TargetPrefix: []string{"203.0.113.20/32"},
+		Lifetime: dots.Ptr[int64](3600), Countermeasure: "scrubbing"}))
+	onramp := want{family: "ipv4-unicast", prefix: "203.0.113.20/32", nexthop: "198.51.100.1", communities: []string{"65535:65281"}}
+	e.holds(t, "scrubbing on-ramp announced", allEdges, rtbh4, rtbh6, flow4, flow6, onramp)
+	for name, rs := range e.routes(t) {
+		for _, r := range rs {
+			if r.Prefix == "203.0.113.20/32" && slices.Contains(r.Communities, "65535:666") {
+				t.Fatalf("%s: the on-ramp route carries BLACKHOLE: %+v", name, r)
+			}
+		}
+	}
+	expectCode(t, "alpha withdraw scrubbing", dots.Deleted)(alpha.Withdraw(reqCtx(t), 2))
 	expectCode(t, "alpha withdraw", dots.Deleted)(alpha.Withdraw(reqCtx(t), 1))
 	e.holds(t, "RTBH withdrawn after DELETE and active-but-terminating", allEdges, flow4, flow6)
 	// beta's mid 2 has a 5 s lifetime: it expires.
