@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"slices"
 	"sync"
@@ -20,7 +21,48 @@ import (
 type effect struct {
 	done     *commit
 	res      *mitigation.Result
-	periodic bool // send every observer its current state
+	periodic bool // send every observer of this shard's clients its current state
+	shard    int
+}
+
+// effectShards is the number of effect workers. A client's effects always
+// go to the same worker, in order; a slow backend call for one client (a
+// DNS primary timing out) does not hold up the clients of other workers.
+const effectShards = 8
+
+func shardOf(cuid string) int {
+	h := fnv.New32a()
+	h.Write([]byte(cuid))
+	return int(h.Sum32() % effectShards)
+}
+
+// splitByShard divides a result among the workers of its clients.
+func splitByShard(res *mitigation.Result) map[int]*mitigation.Result {
+	out := map[int]*mitigation.Result{}
+	of := func(cuid string) *mitigation.Result {
+		i := shardOf(cuid)
+		if out[i] == nil {
+			out[i] = &mitigation.Result{}
+		}
+		return out[i]
+	}
+	for _, c := range res.Changes {
+		r := of(c.Key.CUID)
+		r.Changes = append(r.Changes, c)
+	}
+	for _, k := range res.Withdraw {
+		r := of(k.CUID)
+		r.Withdraw = append(r.Withdraw, k)
+	}
+	for _, a := range res.Activate {
+		r := of(a.CUID)
+		r.Activate = append(r.Activate, a)
+	}
+	for _, n := range res.Notify {
+		r := of(n.CUID)
+		r.Notify = append(r.Notify, n)
+	}
+	return out
 }
 
 func recordKey(k mitigation.Key) string { return fmt.Sprintf("%s/%010d", k.CUID, k.MID) }
@@ -46,8 +88,8 @@ func changeOps(changes []mitigation.Change) []store.Op {
 // the commit. It must be called with s.mu held, so disk order is state order.
 func (s *Server) commitLocked(res *mitigation.Result) *commit {
 	done := s.j.add(changeOps(res.Changes))
-	if len(res.Activate)+len(res.Withdraw)+len(res.Changes)+len(res.Notify) > 0 {
-		s.effects.push(effect{done: done, res: res})
+	for i, sub := range splitByShard(res) {
+		s.effects[i].push(effect{done: done, res: sub})
 	}
 	return done
 }
@@ -80,10 +122,16 @@ func (q *effectQueue) take() []effect {
 }
 
 func (s *Server) runEffects() {
+	for _, q := range s.effects {
+		go s.runShard(q)
+	}
+}
+
+func (s *Server) runShard(q *effectQueue) {
 	for {
 		select {
-		case <-s.effects.ready:
-			for _, e := range s.effects.take() {
+		case <-q.ready:
+			for _, e := range q.take() {
 				s.applyEffect(e)
 			}
 		case <-s.stop:
@@ -92,9 +140,17 @@ func (s *Server) runEffects() {
 	}
 }
 
+// pushPeriodic queues a periodic notification on every worker, behind the
+// changes already queued there.
+func (s *Server) pushPeriodic() {
+	for i, q := range s.effects {
+		q.push(effect{periodic: true, shard: i})
+	}
+}
+
 func (s *Server) applyEffect(e effect) {
 	if e.periodic {
-		s.obs.periodic()
+		s.obs.periodic(e.shard)
 		return
 	}
 	if err := e.done.wait(); err != nil {

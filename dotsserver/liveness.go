@@ -164,7 +164,7 @@ func (l *liveness) run(stop <-chan struct{}) {
 			lastNotify = now
 			// Through the effect queue, so it cannot overtake the
 			// notifications of changes made before it.
-			l.s.effects.push(effect{periodic: true})
+			l.s.pushPeriodic()
 		}
 	}
 }

@@ -96,10 +96,13 @@ func (o *observers) notifyClient(cuid string) {
 	}
 }
 
-// periodic sends the current state to every observer.
-func (o *observers) periodic() {
+// periodic sends the current state to every observer of the clients of
+// one effect worker.
+func (o *observers) periodic(shard int) {
 	for _, ob := range o.all() {
-		o.refresh(ob)
+		if shardOf(ob.cuid) == shard {
+			o.refresh(ob)
+		}
 	}
 }
 

@@ -86,7 +86,7 @@ type Server struct {
 	bindings map[string]string         // cuid -> spki hash
 
 	j       *journal
-	effects *effectQueue
+	effects [effectShards]*effectQueue
 	obs     *observers
 	live    *liveness
 
@@ -136,7 +136,10 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, orch: orch,
 		book: mitigation.NewBook(opts.Policy), configs: map[string]session.Config{}, bindings: map[string]string{},
-		j: newJournal(opts.Store), effects: newEffectQueue(), stop: make(chan struct{})}
+		j: newJournal(opts.Store), stop: make(chan struct{})}
+	for i := range s.effects {
+		s.effects[i] = newEffectQueue()
+	}
 	s.obs = newObservers(s)
 	s.live = newLiveness(s)
 	if err := s.restore(); err != nil {
@@ -199,7 +202,7 @@ func (s *Server) restore() error {
 
 // Start opens the listeners and starts serving. Addrs tells the bound addresses.
 func (s *Server) Start(ctx context.Context) error {
-	go s.runEffects()
+	s.runEffects()
 	s.resync(ctx)
 	for _, addr := range s.opts.Listen {
 		if err := s.listen(addr); err != nil {
