@@ -24,9 +24,6 @@ func (d Decimal) String() string {
 	return fmt.Sprintf("%s%d.%02d", sign, v/100, v%100)
 }
 
-// Float returns the value as a float64.
-func (d Decimal) Float() float64 { return float64(d) / 100 }
-
 // MarshalCBOR encodes tag 4 [-2, mantissa].
 func (d Decimal) MarshalCBOR() ([]byte, error) {
 	return cbor.Marshal(cbor.Tag{Number: 4, Content: []int64{-2, int64(d)}})

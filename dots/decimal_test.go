@@ -36,9 +36,6 @@ func TestDecimalString(t *testing.T) {
 			t.Errorf("ParseDecimal(%q) = %d, %v; want %d", tc.want, back, err, tc.d)
 		}
 	}
-	if got := Decimal(150).Float(); got != 1.5 {
-		t.Errorf("Float = %v", got)
-	}
 }
 
 func TestParseDecimal(t *testing.T) {

@@ -121,6 +121,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Ranges == (session.Ranges{}) {
 		opts.Ranges = session.DefaultRanges
 	}
+	if err := opts.Ranges.Validate(); err != nil {
+		return nil, fmt.Errorf("dotsserver: session configuration ranges: %w", err)
+	}
 	if opts.UDPReceiveBuffer == 0 {
 		opts.UDPReceiveBuffer = 8 << 20
 	}

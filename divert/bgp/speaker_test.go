@@ -39,6 +39,12 @@ func freePort(t testing.TB, host string) int {
 
 func startPeer(t testing.TB, addr string, families ...gbgp.Family) *peer {
 	t.Helper()
+	return startPeerMD5(t, addr, "", families...)
+}
+
+// startPeerMD5 is startPeer with a TCP-MD5 password ("" for none).
+func startPeerMD5(t testing.TB, addr, password string, families ...gbgp.Family) *peer {
+	t.Helper()
 	p := &peer{s: server.NewBgpServer(), addr: addr, port: freePort(t, addr)}
 	go p.s.Serve()
 	ctx := context.Background()
@@ -50,7 +56,7 @@ func startPeer(t testing.TB, addr string, families ...gbgp.Family) *peer {
 	for _, f := range families {
 		afs = append(afs, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiutil.ToApiFamily(f.Afi(), f.Safi()), Enabled: true}})
 	}
-	if err := p.s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{Conf: &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
+	if err := p.s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{Conf: &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001, AuthPassword: password},
 		Transport: &api.Transport{PassiveMode: true, LocalAddress: addr}, AfiSafis: afs}}); err != nil {
 		t.Fatal(err)
 	}
@@ -393,19 +399,7 @@ func TestTCPMD5(t *testing.T) {
 	}{{"same password", "levee-md5", true}, {"wrong password", "wrong", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := map[bool]string{true: "127.0.0.32", false: "127.0.0.33"}[tc.up]
-			p := &peer{s: server.NewBgpServer(), addr: addr, port: freePort(t, addr)}
-			go p.s.Serve()
-			ctx := context.Background()
-			if err := p.s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65000, RouterId: addr,
-				ListenPort: int32(p.port), ListenAddresses: []string{addr}}}); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.s.StopBgp(context.Background(), &api.StopBgpRequest{}); p.s.Stop() })
-			if err := p.s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-				Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001, AuthPassword: "levee-md5"},
-				Transport: &api.Transport{PassiveMode: true, LocalAddress: addr}}}); err != nil {
-				t.Fatal(err)
-			}
+			p := startPeerMD5(t, addr, "levee-md5", all4...)
 			cfg := baseConfig(p)
 			cfg.Neighbors[0].Password = tc.ours
 			b, _ := newSpeaker(t, cfg)
