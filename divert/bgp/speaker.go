@@ -167,9 +167,15 @@ func (b *Backend) Close() error {
 // Check refuses, before the request is accepted, what policy or the safety
 // rails forbid (implements divert.Checker).
 func (b *Backend) Check(d divert.Diversion) error {
+	_, err := b.checkedPlan(d)
+	return err
+}
+
+// checkedPlan builds d's routes and applies the safety rails to them.
+func (b *Backend) checkedPlan(d divert.Diversion) (*plan, error) {
 	p, err := b.plan(d)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -180,17 +186,17 @@ func (b *Backend) Check(d divert.Diversion) error {
 		}
 	}
 	if n > b.cfg.MaxRoutesPerDomain {
-		return fmt.Errorf("client domain %q would have %d routes, more than the %d this server announces for one domain", d.Domain, n, b.cfg.MaxRoutesPerDomain)
+		return nil, fmt.Errorf("client domain %q would have %d routes, more than the %d this server announces for one domain", d.Domain, n, b.cfg.MaxRoutesPerDomain)
 	}
-	return nil
+	return p, nil
 }
 
 // Apply announces the routes of d (idempotent upsert by key).
 func (b *Backend) Apply(ctx context.Context, d divert.Diversion) (divert.Applied, error) {
-	if err := b.Check(d); err != nil {
+	p, err := b.checkedPlan(d)
+	if err != nil {
 		return divert.Applied{Status: dots.StatusInProgress, Detail: "refused: " + err.Error()}, err
 	}
-	p, _ := b.plan(d)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if a, over := b.overBudgetLocked(d.Key, p); over {
