@@ -34,6 +34,12 @@ type Diversion struct {
 	Ports     []dots.PortRange // empty: any port
 	Protocols []uint8          // empty: any protocol
 	FQDNs     []string
+	// FromNames are the addresses of Prefixes that came from resolving
+	// target-fqdn or target-uri names (not named by the client as
+	// prefixes). A name's addresses usually host the origin that must
+	// receive the cleaned traffic, so backends do not blackhole them by
+	// default (divert/bgp: names-countermeasure).
+	FromNames []netip.Prefix
 	Expires   time.Time // zero: indefinite
 	// Countermeasure the client asked for ("" = its domain's policy), e.g. "rtbh".
 	Countermeasure string
@@ -70,6 +76,21 @@ type Diverter interface {
 
 // Updates receives a backend's later changes of outcome for a key.
 type Updates func(backend string, k Key, a Applied)
+
+// Counters are what a backend measured of the traffic it dropped for one
+// mitigation. BytesDropped and PktsDropped are the device's cumulative
+// counters (a decrease means the device counter was reset or the backend
+// restarted); BPSDropped and PPSDropped are current rates. Only a backend
+// that reads real counters reports them: a diversion nobody measures has
+// no counters at all (RFC 9132 §4.4.2 keys 25–28 are then absent).
+type Counters struct {
+	BytesDropped, PktsDropped uint64
+	BPSDropped, PPSDropped    uint64
+}
+
+// Measurements receives a backend's counter samples for a key. Samples are
+// not persisted one by one: they may be frequent.
+type Measurements func(backend string, k Key, c Counters)
 
 // Syncer is implemented by backends that can converge on a whole set at
 // once (after a restart): everything in all is applied, anything else
