@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -335,4 +336,24 @@ func (b *Backend) Sync(ctx context.Context, all []divert.Diversion) error {
 func (b *Backend) Check(d divert.Diversion) error {
 	_, _, err := b.targets(d)
 	return err
+}
+
+// IsDiversionAddr reports whether a is one of the scrubbing addresses this
+// backend writes in place of a diverted name's records (Zone.Scrubbing and
+// every Zone.ClientScrubbing, of every zone). A resolver answering such an
+// address for a target-fqdn is seeing the diversion itself, not the name's
+// own address. IPv4-mapped IPv6 addresses match their IPv4 form.
+func (b *Backend) IsDiversionAddr(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	for _, z := range b.cfg.Zones {
+		if slices.ContainsFunc(z.Scrubbing, func(s netip.Addr) bool { return s.Unmap() == a }) {
+			return true
+		}
+		for _, addrs := range z.ClientScrubbing {
+			if slices.ContainsFunc(addrs, func(s netip.Addr) bool { return s.Unmap() == a }) {
+				return true
+			}
+		}
+	}
+	return false
 }
