@@ -22,6 +22,7 @@ const usage = `usage:
   dotsd --config FILE                 run the server from a YAML configuration
   dotsd dev --dir DIR [flags]         create (once) a development PKI and configuration in DIR, then run
   dotsd bgp neighbors --config FILE   show the BGP neighbors of the running dotsd (admin socket)
+  dotsd dns conflicts --config FILE   list (or --clear NAME) the DNS restore conflicts of the running dotsd
 flags:
   --signal-listen ADDR:PORT           override the signal-channel address (default 127.0.0.1:4646)
 `
@@ -29,6 +30,9 @@ flags:
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "bgp" {
 		return runBGP(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "dns" {
+		return runDNS(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "dev" {
 		return runDev(ctx, args[1:], stdout, stderr)
@@ -112,11 +116,13 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		defer speaker.Close()
 		backends = append(backends, speaker)
 	}
+	var dnsBackend *dns.Backend
 	if cfg.dns != nil {
 		backend, err := dns.New(*cfg.dns, db, log, updates)
 		if err != nil {
 			return err
 		}
+		dnsBackend = backend
 		backends = append(backends, backend)
 		if cfg.Divert.DNS.RestoreOnShutdown {
 			defer restoreDNS(backend, log)
@@ -126,11 +132,11 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if !orch.Configured() {
 		log.Warn("no mitigator is configured: mitigation requests are accepted and stored, but no traffic is diverted")
 	}
-	if admin, err := startAdmin(cfg.Admin.Socket, speaker, log); err != nil {
-		log.Warn("admin interface not available", "err", err)
-	} else {
-		defer admin.Close()
+	admin, err := startAdmin(cfg.Admin.Socket, cfg.Store.Path, speaker, dnsBackend, log)
+	if err != nil {
+		return err
 	}
+	defer admin.Close()
 	srv, err = dotsserver.New(dotsserver.Options{
 		Logger: log, Listen: cfg.Signal.Listen, Certificate: cert, ClientCAs: cas, Domains: cfg.domains(),
 		Store: db, Mitigator: orch, Resolver: cfg.resolver(), ResolveTimeout: cfg.Resolver.Timeout,
