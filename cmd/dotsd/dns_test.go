@@ -194,3 +194,34 @@ func TestDNSRestoreOnShutdown(t *testing.T) {
 	}
 	waitUntil(t, "www restored", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "203.0.113.10"))
 }
+
+// TestDNSRefreshDiverted: refreshing a mitigation whose target-fqdn the
+// DNS backend diverted succeeds (2.04), although the name now resolves to
+// the scrubbing addresses the server wrote itself; and it still succeeds
+// when the resolver (here named) does not answer any more.
+func TestDNSRefreshDiverted(t *testing.T) {
+	bin := buildDotsd(t)
+	srv := lab.StartBIND(t, lab.DNSOptions{})
+	dir, port := t.TempDir(), freePort(t)
+	cfg := dnsDotsdConfig(t, dir, port, srv, srv.Secret)
+	startDotsd(t, bin, "--config", cfg)
+	c := dialAlpha(t, dir, fmt.Sprintf("127.0.0.1:%d", port))
+
+	www := dots.Scope{TargetFQDN: []string{"www.svc.example"}, Lifetime: dots.Ptr[int64](3600)}
+	expectCode(t, "divert www", dots.Created)(c.Mitigate(reqCtx(t), 1, www))
+	waitUntil(t, "www A diverted", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "192.0.2.80"))
+	waitUntil(t, "www AAAA diverted", lookupIs(t, srv, "www.svc.example.", mdns.TypeAAAA, "2001:db8:5c::80"))
+
+	// Same mid, same scope, new lifetime: the name resolves to 192.0.2.80
+	// and 2001:db8:5c::80 now, which are the diversion, not the target.
+	www.Lifetime = dots.Ptr[int64](1800)
+	expectCode(t, "refresh while diverted", dots.Changed)(c.Mitigate(reqCtx(t), 1, www))
+	waitUntil(t, "still diverted after the refresh", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "192.0.2.80"))
+
+	// The resolver is down: the addresses already known still stand.
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	www.Lifetime = dots.Ptr[int64](900)
+	expectCode(t, "refresh with the resolver down", dots.Changed)(c.Mitigate(reqCtx(t), 1, www))
+}
