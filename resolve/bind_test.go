@@ -35,8 +35,20 @@ func TestRealBIND(t *testing.T) {
 	if _, _, err := r.Resolve(ctx, "www.svc.example"); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("resolve www.svc.example. (A+AAAA) against named: %v; from the cache: %v", took.Round(10*time.Microsecond),
-		time.Since(start).Round(time.Microsecond))
+	cached := time.Since(start)
+	var lat []time.Duration
+	for i := 0; i < 50; i++ {
+		clk.add(301 * time.Second) // expired: asked again
+		start := time.Now()
+		if _, _, err := r.Resolve(ctx, "www.svc.example"); err != nil {
+			t.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	t.Logf("resolve www.svc.example. (A+AAAA) against named: first %v, median %v, p95 %v of 50; from the cache %v",
+		took.Round(10*time.Microsecond), lat[25].Round(10*time.Microsecond), lat[47].Round(10*time.Microsecond),
+		cached.Round(time.Microsecond))
 
 	if _, _, err := r.Resolve(ctx, "nothere.svc.example."); !errors.Is(err, ErrNotFound) ||
 		!strings.Contains(err.Error(), "nothere.svc.example.: the name does not exist") {

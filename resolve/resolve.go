@@ -210,6 +210,37 @@ func (r *Resolver) Resolve(ctx context.Context, name string) ([]netip.Addr, time
 	return a.Addrs, a.TTL, err
 }
 
+// LookupNetIP is Resolve in the shape of net.Resolver.LookupNetIP, for
+// callers written against it: network "ip", "ip4" or "ip6" selects the
+// families returned. An answer with no address of the family is an error.
+func (r *Resolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	addrs, _, err := r.Resolve(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	var keep func(netip.Addr) bool
+	switch network {
+	case "ip":
+		return addrs, nil
+	case "ip4":
+		keep = netip.Addr.Is4
+	case "ip6":
+		keep = netip.Addr.Is6
+	default:
+		return nil, fmt.Errorf("resolve %s: network %q: want ip, ip4 or ip6", host, network)
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if keep(a) {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("resolve %s: %w: none for %s (it has %v)", host, ErrNoAddress, network, addrs)
+	}
+	return out, nil
+}
+
 // Lookup is Resolve with the details: whether the answer is stale, why,
 // and which server gave it. An IP address literal is its own answer (with
 // MaxTTL). Errors name the name, and wrap ErrBadName, ErrNotFound,

@@ -121,6 +121,28 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+func TestLookupNetIP(t *testing.T) {
+	fx := newFixture(t, Options{})
+	ctx := context.Background()
+	for i, c := range []struct {
+		network, name string
+		want          []netip.Addr
+		err           string
+	}{
+		{"ip", "www.example.com", addrs("203.0.113.9", "203.0.113.10", "2001:db8::10"), ""},
+		{"ip4", "www.example.com", addrs("203.0.113.9", "203.0.113.10"), ""},
+		{"ip6", "www.example.com", addrs("2001:db8::10"), ""},
+		{"ip6", "short.example.com", nil, "the name has no A or AAAA records: none for ip6 (it has [203.0.113.20])"},
+		{"tcp", "www.example.com", nil, `network "tcp": want ip, ip4 or ip6`},
+		{"ip", "nope.example.com", nil, "does not exist"},
+	} {
+		got, err := fx.r.LookupNetIP(ctx, c.network, c.name)
+		if !slices.Equal(got, c.want) || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%d: LookupNetIP(%s, %s) = %v, %v; want %v, %q", i, c.network, c.name, got, err, c.want, c.err)
+		}
+	}
+}
+
 // A fresh answer is served from the cache without a query; an expired one
 // is asked again.
 func TestCacheAndTTL(t *testing.T) {
