@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,6 +99,39 @@ func TestRestoreConflictBothTypes(t *testing.T) {
 	}
 	if cs, _ := fx.b.Conflicts(); len(cs) != 0 {
 		t.Fatalf("after clear: %+v", cs)
+	}
+}
+
+// The operator changes AAAA between the restore's read and its AAAA swap:
+// the swap's prerequisite fails, and AAAA is reported with what it holds.
+func TestRestoreRaceWithOperator(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	d := diversion(1, "acme", "www.svc.example.")
+	if _, err := fx.b.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	fx.f.set("www.svc.example.", dns.TypeA, "www.svc.example. 60 IN A 198.51.100.7")
+	fx.f.mu.Lock()
+	fx.f.beforeUpdate = func(f *fakePrimary, n int) {
+		if n == 3 { // 1 divert, 2 the whole restore, 3 the AAAA restore
+			f.rrs["www.svc.example."] = slices.DeleteFunc(f.rrs["www.svc.example."], func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeAAAA })
+			f.add("www.svc.example. 60 IN AAAA 2001:db8:77::7")
+		}
+	}
+	fx.f.mu.Unlock()
+	if err := fx.b.Withdraw(ctx, d.Key); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "AAAA has 2001:db8:77::7") {
+		t.Fatalf("err = %v", err)
+	}
+	if got := fx.f.addrs("www.svc.example."); got != "198.51.100.7 2001:db8:77::7" {
+		t.Fatalf("after restore: %q", got)
+	}
+	cs, _ := fx.b.Conflicts()
+	if len(cs) != 2 || cs[1].String() != "www.svc.example. AAAA: found 2001:db8:77::7, diverted 2001:db8:5c::80, original 2001:db8:6401::10" {
+		t.Fatalf("conflicts %v", cs)
+	}
+	if n := fx.f.updateCount(); n != 3 {
+		t.Fatalf("%d updates, want 3", n)
 	}
 }
 
