@@ -150,6 +150,9 @@ func (b *Backend) dropRefLocked(k divert.Key, id string) {
 		b.log.Info("dry-run: would withdraw", "route", r.text)
 		return
 	}
+	if isFlowSpec(r.family) {
+		b.paceWithdrawLocked(r.path.Nlri.Len())
+	}
 	if err := b.s.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{r.path}}); err != nil {
 		b.log.Error("withdraw failed", "route", r.text, "err", err)
 		return

@@ -35,6 +35,7 @@ type Backend struct {
 	domainRoutes map[string]int // routes of the entries of each domain
 	flowCount    int            // FlowSpec routes in routes
 	buckets      updateBuckets
+	pacer        withdrawPacer
 }
 
 type entry struct {

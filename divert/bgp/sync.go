@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
@@ -173,4 +175,69 @@ func (u *updateBuckets) release(r *route) {
 	if used := u.used[r.family]; r.bucket < len(used) {
 		used[r.bucket] -= r.path.Nlri.Len()
 	}
+}
+
+// withdrawWindow bounds the FlowSpec NLRI bytes of withdrawals that GoBGP
+// may pack into one MP_UNREACH_NLRI: its send loop merges every queued
+// update into one pass, so a burst of withdrawals (many mitigations ending
+// together) would reach FRR's 4,096-octet limit as an announcement burst
+// does. Withdrawals wait, once a window's bytes are queued, until every
+// established neighbor that gets FlowSpec has sent another UPDATE. A pass
+// can then hold the rest of one window and the next one at most.
+const withdrawWindow = maxNLRIBytes / 3
+
+type withdrawPacer struct {
+	bytes int               // FlowSpec NLRI bytes withdrawn in this window
+	last  time.Time         // of the last withdrawal
+	sent  map[string]uint64 // UPDATEs sent per neighbor when the window began
+}
+
+// paceWithdrawLocked is called before a FlowSpec withdrawal of n bytes.
+func (b *Backend) paceWithdrawLocked(n int) {
+	w := &b.pacer
+	now := time.Now()
+	if now.Sub(w.last) > time.Second {
+		w.bytes, w.sent = 0, nil // anything earlier has been sent
+	}
+	w.last = now
+	if w.bytes+n > withdrawWindow && w.sent != nil {
+		deadline := now.Add(2 * time.Second)
+		for !b.sentSince(w.sent) && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		w.bytes, w.sent = 0, nil
+	}
+	if w.sent == nil {
+		w.sent = b.updatesSent()
+	}
+	w.bytes += n
+}
+
+// updatesSent reads the UPDATE counters of the established neighbors that
+// get FlowSpec.
+func (b *Backend) updatesSent() map[string]uint64 {
+	out := map[string]uint64{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = b.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		if p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED {
+			addr := p.GetConf().GetNeighborAddress()
+			if ps, ok := b.peers[addr]; ok && b.getsFlowSpec(ps.n) {
+				out[addr] = p.GetState().GetMessages().GetSent().GetUpdate()
+			}
+		}
+	})
+	return out
+}
+
+// sentSince reports whether every neighbor of before sent an UPDATE since
+// (or is no longer established).
+func (b *Backend) sentSince(before map[string]uint64) bool {
+	now := b.updatesSent()
+	for addr, n := range before {
+		if m, up := now[addr]; up && m <= n {
+			return false
+		}
+	}
+	return true
 }
