@@ -172,8 +172,11 @@ func (b *Backend) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	keep := b.cfg.GracefulRestart.Enabled && !b.cfg.GracefulRestart.WithdrawOnShutdown
+	// StopBgp ends the sessions and the server's loop. BgpServer.Stop would
+	// call StopBgp again, without AllowGracefulRestart (and log an error
+	// as the server is no longer running), only to then stop the BFD and
+	// gRPC servers, which this speaker never starts.
 	err := b.s.StopBgp(ctx, &api.StopBgpRequest{AllowGracefulRestart: keep})
-	b.s.Stop()
 	if err != nil {
 		return fmt.Errorf("divert/bgp: stop speaker: %w", err)
 	}
