@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -193,4 +194,92 @@ func TestDNSRestoreOnShutdown(t *testing.T) {
 		t.Fatalf("no restore logged:\n%s", d.stderr)
 	}
 	waitUntil(t, "www restored", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "203.0.113.10"))
+}
+
+// TestDNSRefreshDiverted: refreshing a mitigation whose target-fqdn the
+// DNS backend diverted succeeds (2.04), although the name now resolves to
+// the scrubbing addresses the server wrote itself; and it still succeeds
+// when the resolver (here named) does not answer any more.
+func TestDNSRefreshDiverted(t *testing.T) {
+	bin := buildDotsd(t)
+	srv := lab.StartBIND(t, lab.DNSOptions{})
+	dir, port := t.TempDir(), freePort(t)
+	cfg := dnsDotsdConfig(t, dir, port, srv, srv.Secret)
+	startDotsd(t, bin, "--config", cfg)
+	c := dialAlpha(t, dir, fmt.Sprintf("127.0.0.1:%d", port))
+
+	www := dots.Scope{TargetFQDN: []string{"www.svc.example"}, Lifetime: dots.Ptr[int64](3600)}
+	expectCode(t, "divert www", dots.Created)(c.Mitigate(reqCtx(t), 1, www))
+	waitUntil(t, "www A diverted", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "192.0.2.80"))
+	waitUntil(t, "www AAAA diverted", lookupIs(t, srv, "www.svc.example.", mdns.TypeAAAA, "2001:db8:5c::80"))
+
+	// Same mid, same scope, new lifetime: the name resolves to 192.0.2.80
+	// and 2001:db8:5c::80 now, which are the diversion, not the target.
+	www.Lifetime = dots.Ptr[int64](1800)
+	expectCode(t, "refresh while diverted", dots.Changed)(c.Mitigate(reqCtx(t), 1, www))
+	waitUntil(t, "still diverted after the refresh", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "192.0.2.80"))
+
+	// The resolver is down: the addresses already known still stand.
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	www.Lifetime = dots.Ptr[int64](900)
+	expectCode(t, "refresh with the resolver down", dots.Changed)(c.Mitigate(reqCtx(t), 1, www))
+}
+
+// TestDNSPartialRestore: an operator changes A during the diversion. The
+// withdrawal puts AAAA back and keeps the operator's A; the conflict is
+// listed by `dotsd dns conflicts`, survives a kill -9 of dotsd, and goes
+// away with --clear.
+func TestDNSPartialRestore(t *testing.T) {
+	bin := buildDotsd(t)
+	srv := lab.StartBIND(t, lab.DNSOptions{})
+	dir, port := t.TempDir(), freePort(t)
+	cfg := dnsDotsdConfig(t, dir, port, srv, srv.Secret)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	d := startDotsd(t, bin, "--config", cfg)
+	c := dialAlpha(t, dir, addr)
+	conflicts := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, append([]string{"dns", "conflicts", "--config", cfg}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("dotsd dns conflicts %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+
+	expectCode(t, "divert www", dots.Created)(c.Mitigate(reqCtx(t), 1, dots.Scope{TargetFQDN: []string{"www.svc.example"}, Lifetime: dots.Ptr[int64](3600)}))
+	waitUntil(t, "www A diverted", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "192.0.2.80"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Nsupdate(ctx, "zone svc.example.", "update delete www.svc.example. A", "update add www.svc.example. 60 A 198.51.100.7"); err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, "withdraw www", dots.Deleted)(c.Withdraw(reqCtx(t), 1))
+	waitUntil(t, "www AAAA restored", lookupIs(t, srv, "www.svc.example.", mdns.TypeAAAA, "2001:db8:6401::10"))
+	waitUntil(t, "operator's A kept", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "198.51.100.7"))
+	waitUntil(t, "restore conflict logged", func() (bool, string) {
+		log := d.stderr.String()
+		ok := strings.Contains(log, "level=WARN msg=\"restore conflict") && strings.Contains(log, "name=www.svc.example.") &&
+			strings.Contains(log, "type=A ") && strings.Contains(log, "found=198.51.100.7")
+		return ok, "no WARN restore conflict with name, type and found in the log"
+	})
+	for _, w := range []string{"www.svc.example.", "198.51.100.7", "203.0.113.10"} {
+		if out := conflicts(); !strings.Contains(out, w) {
+			t.Fatalf("conflicts lack %q:\n%s", w, out)
+		}
+	}
+
+	d.kill(t)
+	startDotsd(t, bin, "--config", cfg)
+	if out := conflicts(); !strings.Contains(out, "198.51.100.7") {
+		t.Fatalf("conflict gone after a restart:\n%s", out)
+	}
+	conflicts("--clear", "www.svc.example.", "--type", "A")
+	if out := conflicts(); !strings.Contains(out, "no DNS restore conflicts") {
+		t.Fatalf("after --clear:\n%s", out)
+	}
+	waitUntil(t, "operator's A still there", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "198.51.100.7"))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"runtime/debug"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/levee-dots/levee/divert/dns"
 	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/pki"
+	"github.com/levee-dots/levee/resolve"
 	"github.com/levee-dots/levee/service"
 	"github.com/levee-dots/levee/store"
 )
@@ -23,6 +25,7 @@ const usage = `usage:
   dotsd --config FILE                 run the server from a YAML configuration
   dotsd dev --dir DIR [flags]         create (once) a development PKI and configuration in DIR, then run
   dotsd bgp neighbors --config FILE   show the BGP neighbors of the running dotsd (admin socket)
+  dotsd dns conflicts --config FILE   list (or --clear NAME) the DNS restore conflicts of the running dotsd
 flags:
   --signal-listen ADDR:PORT           override the signal-channel address (default 127.0.0.1:4646)
 `
@@ -30,6 +33,9 @@ flags:
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "bgp" {
 		return runBGP(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "dns" {
+		return runDNS(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "dev" {
 		return runDev(ctx, args[1:], stdout, stderr)
@@ -113,11 +119,13 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		defer speaker.Close()
 		backends = append(backends, speaker)
 	}
+	var dnsBackend *dns.Backend
 	if cfg.dns != nil {
 		backend, err := dns.New(*cfg.dns, db, log, updates)
 		if err != nil {
 			return err
 		}
+		dnsBackend = backend
 		backends = append(backends, backend)
 		if cfg.Divert.DNS.RestoreOnShutdown {
 			defer restoreDNS(backend, log)
@@ -126,13 +134,18 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if len(backends) == 0 {
 		log.Warn("no mitigator is configured: mitigation requests are accepted and stored, but no traffic is diverted")
 	}
-	if admin, err := startAdmin(cfg.Admin.Socket, speaker, log); err != nil {
-		log.Warn("admin interface not available", "err", err)
-	} else {
-		defer admin.Close()
+	admin, err := startAdmin(cfg.Admin.Socket, cfg.Store.Path, speaker, dnsBackend, log)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	isDiversion := func(netip.Addr) bool { return false }
+	if dnsBackend != nil {
+		isDiversion = dnsBackend.IsDiversionAddr
 	}
 	svc, err = service.New(service.Options{Logger: log, Store: db, Backends: backends,
-		Resolver: service.LookupResolver{Lookup: cfg.resolver()}, ResolveTimeout: cfg.Resolver.Timeout, Policy: cfg.policy()})
+		Resolver: resolve.New(resolve.Options{Servers: cfg.Resolver.Servers, Timeout: cfg.Resolver.Timeout, Exclude: isDiversion}),
+		ResolveTimeout: cfg.Resolver.Timeout, IsDiversionAddr: isDiversion, Policy: cfg.policy()})
 	if err != nil {
 		return err
 	}

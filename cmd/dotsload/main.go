@@ -1,15 +1,23 @@
 // Command dotsload measures a dotsd binary under load and prints the figures
-// of 'make bench': mitigation request latency on one session, request cycles
-// over many sessions, DTLS handshake rate, and the memory of many
-// heartbeating sessions.
+// of 'make bench': mitigation request latency on one session (phase 1),
+// request cycles over many sessions (2), DTLS handshake rate (3), the memory
+// of many heartbeating sessions (4), the time from a PUT to the route at a
+// real ExaBGP (5), and a kill -9 and restart with many active FlowSpec
+// mitigations at real FRR, BIRD and ExaBGP routers (6).
 //
-//	dotsload --dotsd PATH [--sessions 20000] [--cycle-sessions 100] [--duration 5s]
-//	         [--hb-window 40s] [--transport dtls]
+//	dotsload --dotsd PATH [--phases 123456] [--sessions 20000] [--cycle-sessions 100]
+//	         [--duration 5s] [--hb-window 40s] [--transport dtls]
+//	         [--route-requests 200] [--restart-mitigations 10000] [--restart-bound 120s]
+//	         [--figures FILE]
 //
 // It provisions a throw-away development PKI with 'dotsd dev', writes its own
 // bench.yaml and runs 'dotsd --config bench.yaml' as a child process on
-// 127.0.0.1. It exits non-zero only when the tool itself fails; missed
-// targets are reported as FAIL.
+// 127.0.0.1 for phases 1-4. Phases 5 and 6 each run a dotsd of their own with
+// a divert.bgp section whose neighbors are lab's routers (package lab),
+// started on 127.0.0.x; a phase whose router is not installed is skipped.
+// It exits non-zero only when the tool itself fails; missed targets are
+// reported as FAIL. --figures writes the headline figures as "name value"
+// lines, for scripts such as ab.sh.
 package main
 
 import (
@@ -57,6 +65,10 @@ type options struct {
 	keep                    bool
 	phases                  string
 	memoryLimitMiB          int
+	routeRequests           int
+	restartN                int
+	restartBound            time.Duration
+	figures                 string
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -73,8 +85,12 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.handshakes, "handshakes", 2000, "handshakes of phase 3")
 	fs.IntVar(&o.hsParallel, "handshake-parallel", 32, "handshakes in parallel in phase 3")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (PKI, bench.yaml, database)")
-	fs.StringVar(&o.phases, "phases", "1234", "phases to run, e.g. 4 or 123")
+	fs.StringVar(&o.phases, "phases", "123456", "phases to run, e.g. 4 or 125")
 	fs.IntVar(&o.memoryLimitMiB, "server-memory-limit-mib", 1400, "dotsd's memory-limit-mib (soft GC limit; 0: none)")
+	fs.IntVar(&o.routeRequests, "route-requests", 200, "sequential RTBH requests of phase 5")
+	fs.IntVar(&o.restartN, "restart-mitigations", 10000, "active FlowSpec mitigations of phase 6 (≤ 65536)")
+	fs.DurationVar(&o.restartBound, "restart-bound", 120*time.Second, "upper bound on the whole of phase 6")
+	fs.StringVar(&o.figures, "figures", "", "also write the headline figures to this file, one \"name value\" a line")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -91,8 +107,14 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--duration %v: use a positive duration up to 10m", o.duration)
 	case o.hbWindow <= 0 || o.hbWindow > 30*time.Minute:
 		return nil, fmt.Errorf("--hb-window %v: use a positive duration up to 30m", o.hbWindow)
-	case strings.Trim(o.phases, "1234") != "" || o.phases == "":
-		return nil, fmt.Errorf("--phases %q: use digits 1-4", o.phases)
+	case strings.Trim(o.phases, "123456") != "" || o.phases == "":
+		return nil, fmt.Errorf("--phases %q: use digits 1-6", o.phases)
+	case o.routeRequests < 1 || o.routeRequests > 5000:
+		return nil, fmt.Errorf("--route-requests %d: use 1..5000", o.routeRequests)
+	case o.restartN < 1 || o.restartN > 65536:
+		return nil, fmt.Errorf("--restart-mitigations %d: use 1..65536", o.restartN)
+	case o.restartBound < 10*time.Second || o.restartBound > 15*time.Minute:
+		return nil, fmt.Errorf("--restart-bound %v: use 10s..15m", o.restartBound)
 	case o.hbParallel < 1 || o.hsParallel < 1 || o.sequentialN < 1 || o.sequentialN > 50000 || o.handshakes < 1 || o.handshakes > 100000:
 		return nil, errors.New("--hb-parallel, --handshake-parallel, --requests (≤50000) and --handshakes (≤100000) must be positive")
 	}
@@ -102,6 +124,19 @@ func parseFlags(args []string) (*options, error) {
 	}
 	o.dotsd = abs
 	return o, nil
+}
+
+// certsNeeded is the number of load certificates the selected phases use
+// (phases 1, 5 and 6 use the first 8 at most).
+func (o *options) certsNeeded() int {
+	n := 8
+	if strings.Contains(o.phases, "2") {
+		n = max(n, o.cycleSessions+1)
+	}
+	if strings.Contains(o.phases, "3") {
+		n = max(n, o.handshakes)
+	}
+	return n
 }
 
 // env is what the phases share.
@@ -150,21 +185,49 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := devPKI(ctx, o.dotsd, e.dir, e.addr); err != nil {
 		return err
 	}
-	cfg, err := writeBenchConfig(e.dir, e.addr, o.memoryLimitMiB)
-	if err != nil {
-		return err
-	}
 	is, err := newIssuer(e.dir)
 	if err != nil {
 		return err
 	}
 	e.roots = is.roots
 	t0 := time.Now()
-	if e.certs, err = is.clients(0, max(o.handshakes, o.cycleSessions+1)); err != nil {
+	if e.certs, err = is.clients(0, o.certsNeeded()); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "dotsload: %s on %s (%s), %d client certificates issued in %v\n",
 		filepath.Base(o.dotsd), e.addr, o.transport, len(e.certs), time.Since(t0).Round(time.Millisecond))
+	var sum summary
+	if strings.ContainsAny(o.phases, "1234") {
+		if err := e.benchPhases(ctx, &sum); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(o.phases, "5") {
+		if sum.p5, err = phase5(ctx, e); err != nil {
+			return fmt.Errorf("phase 5: %w", err)
+		}
+	}
+	if strings.Contains(o.phases, "6") {
+		if sum.p6, err = phase6(ctx, e); err != nil {
+			return fmt.Errorf("phase 6: %w", err)
+		}
+	}
+	fmt.Fprintf(out, "machine load average at the end: %s (%d CPUs)\n", loadavg(), runtime.NumCPU())
+	sum.print(out)
+	fmt.Fprintf(out, "total run time %v\n", time.Since(e.toolStart).Round(100*time.Millisecond))
+	if o.figures != "" {
+		return os.WriteFile(o.figures, []byte(sum.figures()), 0o644)
+	}
+	return nil
+}
+
+// benchPhases runs phases 1-4 (those selected) against one dotsd with bench.yaml.
+func (e *env) benchPhases(ctx context.Context, sum *summary) error {
+	o, out := e.opts, e.out
+	cfg, err := writeBenchConfig(e.dir, e.addr, o.memoryLimitMiB)
+	if err != nil {
+		return err
+	}
 	if e.server, err = startDotsd(ctx, o.dotsd, []string{"--config", cfg}, 30*time.Second); err != nil {
 		return err
 	}
@@ -172,8 +235,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	rss, _, _ := procStatus(e.server.pid())
 	fmt.Fprintf(out, "server pid %s ready, RSS %s; machine load average %s (%d CPUs); memory-limit-mib %d (0: none)\n",
 		e.server.pid(), mib(rss), loadavg(), runtime.NumCPU(), o.memoryLimitMiB)
-
-	var sum summary
 	if strings.Contains(o.phases, "1") {
 		if sum.p1, err = phase1(ctx, e); err != nil {
 			return fmt.Errorf("phase 1: %w", err)
@@ -202,9 +263,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	for _, l := range first {
 		fmt.Fprintf(out, "  %s\n", l)
 	}
-	fmt.Fprintf(out, "machine load average at the end: %s (%d CPUs)\n", loadavg(), runtime.NumCPU())
-	sum.print(out)
-	fmt.Fprintf(out, "total run time %v\n", time.Since(e.toolStart).Round(100*time.Millisecond))
 	return nil
 }
 

@@ -46,14 +46,31 @@ type child struct {
 	exited chan struct{}
 	ready  chan struct{}
 
+	started time.Time // just before the exec
+
 	mu       sync.Mutex
-	tail     []string       // last lines of stderr
-	problems map[string]int // WARN/ERROR lines by level and msg
+	marks    map[string]time.Time // first appearance of each of markers
+	lines    map[string]string    // and its line
+	tail     []string             // last lines of stderr
+	problems map[string]int       // WARN/ERROR lines by level and msg
 	nProblem int
 }
 
 // startDotsd runs dotsd with args and waits (at most timeout) for "dotsd ready".
 func startDotsd(ctx context.Context, path string, args []string, timeout time.Duration) (*child, error) {
+	c, err := spawnDotsd(path, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.waitReady(ctx, timeout); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// spawnDotsd starts dotsd with args and returns at once; started is the
+// time just before the exec.
+func spawnDotsd(path string, args []string) (*child, error) {
 	cmd := exec.Command(path, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
@@ -61,27 +78,37 @@ func startDotsd(ctx context.Context, path string, args []string, timeout time.Du
 		return nil, err
 	}
 	cmd.Stdout = io.Discard
+	c := &child{cmd: cmd, name: filepath.Base(path) + " " + strings.Join(args, " "),
+		exited: make(chan struct{}), ready: make(chan struct{}), marks: map[string]time.Time{}}
+	c.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", path, err)
 	}
-	c := &child{cmd: cmd, name: filepath.Base(path) + " " + strings.Join(args, " "),
-		exited: make(chan struct{}), ready: make(chan struct{})}
 	go c.drain(stderr)
+	return c, nil
+}
+
+// waitReady waits (at most timeout) for "dotsd ready"; it stops the process
+// on failure.
+func (c *child) waitReady(ctx context.Context, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-c.ready:
-		return c, nil
+		return nil
 	case <-c.exited:
-		return nil, fmt.Errorf("%s exited before it was ready: %v\n%s", c.name, cmd.ProcessState, c.lastLines())
+		return fmt.Errorf("%s exited before it was ready: %v\n%s", c.name, c.cmd.ProcessState, c.lastLines())
 	case <-t.C:
 		c.stop()
-		return nil, fmt.Errorf("%s: no \"dotsd ready\" within %v\n%s", c.name, timeout, c.lastLines())
+		return fmt.Errorf("%s: no \"dotsd ready\" within %v\n%s", c.name, timeout, c.lastLines())
 	case <-ctx.Done():
 		c.stop()
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }
+
+// markers are log messages whose first appearance a child records (see mark).
+var markers = []string{"dotsd ready", "state restored"}
 
 func (c *child) drain(r io.Reader) {
 	sc := bufio.NewScanner(r)
@@ -92,7 +119,17 @@ func (c *child) drain(r io.Reader) {
 		if strings.Contains(line, "dotsd ready") {
 			readyOnce.Do(func() { close(c.ready) })
 		}
+		now := time.Now()
 		c.mu.Lock()
+		for _, m := range markers {
+			if _, ok := c.marks[m]; !ok && strings.Contains(line, m) {
+				c.marks[m] = now
+				if c.lines == nil {
+					c.lines = map[string]string{}
+				}
+				c.lines[m] = line
+			}
+		}
 		if len(c.tail) == 20 {
 			c.tail = c.tail[1:]
 		}
@@ -109,6 +146,15 @@ func (c *child) drain(r io.Reader) {
 	_, _ = io.Copy(io.Discard, r)
 	_ = c.cmd.Wait()
 	close(c.exited)
+}
+
+// mark returns when the marker (one of markers) was first logged and its
+// line, or ok false.
+func (c *child) mark(m string) (at time.Time, line string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, ok = c.marks[m]
+	return at, c.lines[m], ok
 }
 
 func (c *child) lastLines() string {
@@ -183,6 +229,20 @@ func (c *child) stop() {
 	case <-time.After(5 * time.Second):
 		_ = c.cmd.Process.Kill()
 		<-c.exited
+	}
+}
+
+// kill sends SIGKILL and waits (at most 10 s) until the process is gone.
+func (c *child) kill() error {
+	if !c.alive() {
+		return nil
+	}
+	_ = c.cmd.Process.Kill()
+	select {
+	case <-c.exited:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("%s (pid %s) still running 10 s after SIGKILL", c.name, c.pid())
 	}
 }
 

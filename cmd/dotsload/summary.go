@@ -14,6 +14,8 @@ type summary struct {
 	p2 *phase2Result
 	p3 *phase3Result
 	p4 *phase4Result
+	p5 *phase5Result
+	p6 *phase6Result
 }
 
 // The targets of 'make bench'.
@@ -24,6 +26,7 @@ const (
 	targetHandshakeRate = 1000.0
 	targetHBSessions    = 20000
 	targetRSS           = int64(1536) << 20 // 1.5 GiB for 20,000 sessions
+	targetPutToRoute    = 100 * time.Millisecond
 )
 
 func verdict(ok bool) string {
@@ -62,6 +65,23 @@ func (s *summary) print(w io.Writer) {
 		skipped("heartbeating sessions")
 	} else {
 		s.printP4(tw, row)
+	}
+	switch {
+	case s.p5 == nil:
+		skipped("PUT → route at ExaBGP p99")
+	case s.p5.skipped != "":
+		fmt.Fprintf(tw, "PUT → route at ExaBGP p99\t(skipped: %s)\t\t\n", s.p5.skipped)
+	default:
+		row("PUT → route at ExaBGP p99", fmt.Sprintf("%s (p50 %s, max %s, n=%d)", ms(s.p5.lat.p99), ms(s.p5.lat.p50), ms(s.p5.lat.max), s.p5.lat.n),
+			"≤ "+ms(targetPutToRoute), s.p5.lat.n > 0 && s.p5.lat.p99 <= targetPutToRoute)
+	}
+	switch {
+	case s.p6 == nil:
+		skipped("restart: first answer")
+	case s.p6.skipped != "":
+		fmt.Fprintf(tw, "restart: first answer\t(skipped: %s)\t\t\n", s.p6.skipped)
+	default:
+		s.printP6(row)
 	}
 	tw.Flush()
 }
@@ -115,3 +135,67 @@ func (s *summary) printP4(tw io.Writer, row rowFunc) {
 }
 
 func dash(n int) string { return strings.Repeat("-", n) }
+
+func (s *summary) printP6(row rowFunc) {
+	p6 := s.p6
+	within := func(d time.Duration, ok bool) string {
+		if !ok {
+			return fmt.Sprintf("not in the %v watched (phase bound %v)", p6.watched.Round(time.Second), p6.bound)
+		}
+		return d.Round(time.Millisecond).String()
+	}
+	row(fmt.Sprintf("restart: first answer, %d FlowSpec", p6.n), within(p6.answer, p6.answer > 0),
+		"≤ "+targetRestartAnswer.String(), p6.answer > 0 && p6.answer <= targetRestartAnswer)
+	for _, name := range p6.routers {
+		d, ok := p6.back[name]
+		m := within(d, ok)
+		if !ok {
+			m = fmt.Sprintf("%d of %d, %s", p6.final[name].flows, p6.n, m)
+		}
+		if name == "frr" && (p6.frrDrops > 0 || p6.nlriMax > 0) {
+			m += fmt.Sprintf(" (%d session resets, %d \"nlri length maximum\")", p6.frrDrops, p6.nlriMax)
+		}
+		row("restart: all rules back at "+name, m, "≤ "+targetRestartRoutes.String(), ok && d <= targetRestartRoutes)
+	}
+}
+
+// figures renders the headline figures as "name value" lines (milliseconds
+// and rates; -1 for a restart figure whose event did not happen within the
+// bound). Phases not run, or skipped, are left out.
+func (s *summary) figures() string {
+	var b strings.Builder
+	f := func(name string, v float64) { fmt.Fprintf(&b, "%s %.3f\n", name, v) }
+	msf := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	if s.p1 != nil {
+		c := summarize(s.p1.create.lat)
+		f("create_p99_ms", msf(c.p99))
+		f("create_p50_ms", msf(c.p50))
+	}
+	if s.p2 != nil {
+		f("cycles_per_s", s.p2.rate())
+		to, errs := s.p2.failures()
+		f("cycle_failures", float64(to+errs))
+	}
+	if s.p3 != nil {
+		f("handshakes_per_s", s.p3.rate())
+	}
+	if s.p5 != nil && s.p5.skipped == "" {
+		f("route_p99_ms", msf(s.p5.lat.p99))
+		f("route_p50_ms", msf(s.p5.lat.p50))
+	}
+	if s.p6 != nil && s.p6.skipped == "" {
+		v := -1.0
+		if s.p6.answer > 0 {
+			v = msf(s.p6.answer)
+		}
+		f("restart_answer_ms", v)
+		for _, name := range s.p6.routers {
+			v := -1.0
+			if d, ok := s.p6.back[name]; ok {
+				v = msf(d)
+			}
+			f("restart_"+name+"_ms", v)
+		}
+	}
+	return b.String()
+}

@@ -51,8 +51,18 @@ type Config struct {
 // GracefulRestart (RFC 4724) lets routers keep our routes while dotsd restarts.
 type GracefulRestart struct {
 	Enabled     bool   `yaml:"enabled"`
-	RestartTime uint32 `yaml:"restart-time"` // seconds, default 120
+	RestartTime uint32 `yaml:"restart-time"` // seconds, default 120, at most 4095
+	// WithdrawOnShutdown ends the sessions with a Cease at a clean stop, so
+	// routers drop every route at once. By default a stop with graceful
+	// restart only closes the connections: routers keep the routes as
+	// stale for RestartTime, until dotsd is back and refreshes them.
+	// Without graceful restart a stop always withdraws.
+	WithdrawOnShutdown bool `yaml:"withdraw-on-shutdown"`
 }
+
+// maxRestartTime is the largest Restart Time the 12-bit field of the
+// graceful restart capability can carry (RFC 4724 §3).
+const maxRestartTime = 4095
 
 // Neighbor is one edge router.
 type Neighbor struct {
@@ -83,6 +93,14 @@ type DomainPolicy struct {
 	FlowSpecAction string `yaml:"flowspec-action"`
 	// Communities added to this domain's RTBH routes.
 	Communities []string `yaml:"communities"`
+	// NamesCountermeasure is the countermeasure for the addresses that
+	// came from resolving target-fqdn or target-uri names: flowspec,
+	// scrubbing or rtbh. Those addresses usually host the origin that
+	// must keep receiving the cleaned traffic, so they are never
+	// blackholed unless this says rtbh. Empty: the domain's
+	// default-policy value, else the domain's countermeasure when that is
+	// not rtbh, else flowspec.
+	NamesCountermeasure string `yaml:"names-countermeasure"`
 }
 
 // Scrubbing is the on-ramp toward the scrubbing centre.
@@ -129,7 +147,12 @@ func (c *Config) defaults() {
 			n.Families = knownFamilies
 		}
 		if len(n.Receives) == 0 {
-			n.Receives = []string{KindRTBH, KindFlowSpec, KindScrubbing}
+			// Every kind the neighbor's families can carry.
+			for _, k := range []string{KindRTBH, KindFlowSpec, KindScrubbing} {
+				if len(c.carriers(n, k)) > 0 {
+					n.Receives = append(n.Receives, k)
+				}
+			}
 		}
 		if n.FlowSpecBudget == 0 {
 			n.FlowSpecBudget = 1000
@@ -143,6 +166,10 @@ func (c *Config) defaults() {
 // Validate checks the configuration and names the key at fault (relative
 // to the divert.bgp section).
 func (c *Config) Validate() error {
+	explicit := make([]bool, len(c.Neighbors)) // receives given in the file
+	for i, n := range c.Neighbors {
+		explicit[i] = len(n.Receives) > 0
+	}
 	c.defaults()
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("divert.bgp.%s: %s", key, fmt.Sprintf(format, args...))
@@ -158,6 +185,15 @@ func (c *Config) Validate() error {
 	}
 	if a, err := netip.ParseAddr(c.DiscardNextHopV6); err != nil || !a.Is6() {
 		return bad("discard-next-hop-v6", "%q is not an IPv6 address", c.DiscardNextHopV6)
+	}
+	if c.ListenPort < 0 || c.ListenPort > 65535 {
+		return bad("listen-port", "%d: use 1-65535, or 0 for no listener (dial out only)", c.ListenPort)
+	}
+	if c.GracefulRestart.RestartTime > maxRestartTime {
+		return bad("graceful-restart.restart-time", "%d s: the graceful restart capability carries at most %d s", c.GracefulRestart.RestartTime, maxRestartTime)
+	}
+	if err := c.validateScrubbing(); err != nil {
+		return err
 	}
 	if c.MinPrefixV4 < 0 || c.MinPrefixV4 > 32 || c.MinPrefixV6 < 0 || c.MinPrefixV6 > 128 {
 		return bad("min-prefix-length-v4", "prefix lengths must be 0-32 (v4) and 0-128 (v6)")
@@ -178,9 +214,16 @@ func (c *Config) Validate() error {
 		if n.PeerAS == 0 {
 			return bad(key+".peer-as", "the neighbor's AS number is required")
 		}
+		if n.Port > 65535 {
+			return bad(key+".port", "%d is not a TCP port", n.Port)
+		}
 		if n.LocalAddress != "" {
-			if _, err := netip.ParseAddr(n.LocalAddress); err != nil {
+			la, err := netip.ParseAddr(n.LocalAddress)
+			if err != nil {
 				return bad(key+".local-address", "%q is not an IP address", n.LocalAddress)
+			}
+			if a := netip.MustParseAddr(n.Address); a.Is4() != la.Is4() {
+				return bad(key+".local-address", "%s and the neighbor address %s are not of the same IP version", la, a)
 			}
 		}
 		for j, f := range n.Families {
@@ -192,6 +235,10 @@ func (c *Config) Validate() error {
 			if r != KindRTBH && r != KindFlowSpec && r != KindScrubbing {
 				return bad(fmt.Sprintf("%s.receives[%d]", key, j), "%q: use rtbh, flowspec or scrubbing", r)
 			}
+			if explicit[i] && len(c.carriers(&n, r)) == 0 {
+				return bad(fmt.Sprintf("%s.receives[%d]", key, j), "%s routes travel in %s, and families %v has none of them: add one to families or drop %s",
+					r, strings.Join(c.familiesFor(r), " or "), n.Families, r)
+			}
 		}
 		for j, cm := range n.Communities {
 			if _, err := parseCommunity(cm); err != nil {
@@ -200,17 +247,6 @@ func (c *Config) Validate() error {
 		}
 		if n.FlowSpecBudget < 0 {
 			return bad(key+".flowspec-budget", "must not be negative")
-		}
-	}
-	if c.Scrubbing.Style != "next-hop" && c.Scrubbing.Style != "flowspec-redirect" {
-		return bad("scrubbing.style", "%q: use next-hop or flowspec-redirect", c.Scrubbing.Style)
-	}
-	for k, a := range map[string]string{"scrubbing.next-hop-v4": c.Scrubbing.NextHopV4, "scrubbing.next-hop-v6": c.Scrubbing.NextHopV6} {
-		if a == "" {
-			continue
-		}
-		if _, err := netip.ParseAddr(a); err != nil {
-			return bad(k, "%q is not an IP address", a)
 		}
 	}
 	if err := c.validatePolicy("default-policy", c.Default); err != nil {
@@ -224,19 +260,82 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func (c *Config) validatePolicy(key string, p DomainPolicy) error {
-	switch p.Countermeasure {
+// validateScrubbing checks the on-ramp: each next hop of its own IP
+// version, and an IPv4 one for the flowspec-redirect style, whose
+// redirect-to-IPv4 action (0x010c) can only carry an IPv4 address.
+func (c *Config) validateScrubbing() error {
+	s := c.Scrubbing
+	if s.Style != "next-hop" && s.Style != "flowspec-redirect" {
+		return fmt.Errorf("divert.bgp.scrubbing.style: %q: use next-hop or flowspec-redirect", s.Style)
+	}
+	for _, nh := range []struct {
+		key, addr string
+		v4        bool
+	}{{"next-hop-v4", s.NextHopV4, true}, {"next-hop-v6", s.NextHopV6, false}} {
+		if nh.addr == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(nh.addr)
+		if err != nil || a.Is4() != nh.v4 || a.Is4In6() {
+			want := map[bool]string{true: "IPv4", false: "IPv6"}[nh.v4]
+			return fmt.Errorf("divert.bgp.scrubbing.%s: %q is not an %s address", nh.key, nh.addr, want)
+		}
+	}
+	if s.Style == "flowspec-redirect" && s.NextHopV4 == "" && s.NextHopV6 != "" {
+		return fmt.Errorf("divert.bgp.scrubbing.next-hop-v4: style flowspec-redirect redirects to an IPv4 address (redirect-to-IPv4, 0x010c), " +
+			"and only next-hop-v6 is set: set next-hop-v4, or use style next-hop")
+	}
+	return nil
+}
+
+// scrubbingConfigured reports whether the on-ramp has a next hop.
+func (c *Config) scrubbingConfigured() bool {
+	return c.Scrubbing.NextHopV4 != "" || c.Scrubbing.NextHopV6 != ""
+}
+
+// familiesFor names the families that carry a kind of route.
+func (c *Config) familiesFor(kind string) []string {
+	switch {
+	case kind == KindFlowSpec, kind == KindScrubbing && c.Scrubbing.Style == "flowspec-redirect":
+		return []string{"ipv4-flowspec", "ipv6-flowspec"}
+	}
+	return []string{"ipv4-unicast", "ipv6-unicast"}
+}
+
+// carriers are the families of n that carry a kind of route.
+func (c *Config) carriers(n *Neighbor, kind string) []string {
+	var out []string
+	for _, f := range c.familiesFor(kind) {
+		if slices.Contains(n.Families, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (c *Config) validateKind(key, kind string, p DomainPolicy) error {
+	switch kind {
 	case "", "flowspec":
 	case "rtbh":
 		if !p.RTBH {
-			return fmt.Errorf("divert.bgp.%s.countermeasure: rtbh needs rtbh: true (the domain must be allowed to be blackholed)", key)
+			return fmt.Errorf("divert.bgp.%s: rtbh needs rtbh: true (the domain must be allowed to be blackholed)", key)
 		}
 	case "scrubbing":
-		if c.Scrubbing.NextHopV4 == "" && c.Scrubbing.NextHopV6 == "" {
-			return fmt.Errorf("divert.bgp.%s.countermeasure: scrubbing needs divert.bgp.scrubbing.next-hop-v4 or -v6", key)
+		if !c.scrubbingConfigured() {
+			return fmt.Errorf("divert.bgp.%s: scrubbing needs divert.bgp.scrubbing.next-hop-v4 or -v6", key)
 		}
 	default:
-		return fmt.Errorf("divert.bgp.%s.countermeasure: %q: use flowspec, rtbh or scrubbing", key, p.Countermeasure)
+		return fmt.Errorf("divert.bgp.%s: %q: use flowspec, rtbh or scrubbing", key, kind)
+	}
+	return nil
+}
+
+func (c *Config) validatePolicy(key string, p DomainPolicy) error {
+	if err := c.validateKind(key+".countermeasure", p.Countermeasure, p); err != nil {
+		return err
+	}
+	if err := c.validateKind(key+".names-countermeasure", p.NamesCountermeasure, p); err != nil {
+		return err
 	}
 	if p.FlowSpecAction != "" {
 		if _, err := flowspec.ParseAction(p.FlowSpecAction); err != nil {

@@ -3,6 +3,8 @@ package bgp
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
@@ -13,8 +15,9 @@ import (
 
 // plan is the set of routes a diversion becomes.
 type plan struct {
-	kind   string
+	kind   string // the countermeasure of the prefixes named by the client
 	routes []*route
+	note   string // why some routes are of another kind
 }
 
 const (
@@ -50,7 +53,7 @@ func (b *Backend) countermeasure(d divert.Diversion) (string, DomainPolicy, erro
 	if kind == KindRTBH && !p.RTBH {
 		return "", p, fmt.Errorf("client domain %q may not be blackholed", d.Domain)
 	}
-	if kind == KindScrubbing && b.cfg.Scrubbing.NextHopV4 == "" && b.cfg.Scrubbing.NextHopV6 == "" {
+	if kind == KindScrubbing && !b.cfg.scrubbingConfigured() {
 		return "", p, fmt.Errorf("no scrubbing centre is configured")
 	}
 	return kind, p, nil
@@ -74,6 +77,68 @@ func (b *Backend) plan(d divert.Diversion) (*plan, error) {
 		}
 	}
 	pl := &plan{kind: kind}
+	named, direct := splitNamed(d)
+	if len(direct) > 0 {
+		if err := b.planKind(pl, kind, pol, d, direct); err != nil {
+			return nil, err
+		}
+	}
+	if len(named) > 0 {
+		nk := b.namesKind(d, kind, pol)
+		if nk != kind {
+			pl.note = fmt.Sprintf("%s from names: %s, not %s (names-countermeasure)", joinPrefixes(named), nk, kind)
+		}
+		if err := b.planKind(pl, nk, pol, d, named); err != nil {
+			return nil, err
+		}
+	}
+	return pl, nil
+}
+
+// splitNamed separates the prefixes of d that came from resolving names.
+func splitNamed(d divert.Diversion) (named, direct []netip.Prefix) {
+	for _, p := range d.Prefixes {
+		if slices.Contains(d.FromNames, p) {
+			named = append(named, p)
+		} else {
+			direct = append(direct, p)
+		}
+	}
+	return named, direct
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// namesKind is the countermeasure for the addresses of names: the
+// configured names-countermeasure, by default the domain's kind unless
+// that is RTBH, then FlowSpec. A scope with ports or protocols keeps its
+// kind (only FlowSpec can match them).
+func (b *Backend) namesKind(d divert.Diversion, kind string, pol DomainPolicy) string {
+	if len(d.Ports) > 0 || len(d.Protocols) > 0 {
+		return kind
+	}
+	nc := pol.NamesCountermeasure
+	if nc == "" {
+		nc = b.cfg.Default.NamesCountermeasure
+	}
+	switch {
+	case nc == "" && kind == KindRTBH, nc == KindRTBH && !pol.RTBH, nc == KindScrubbing && !b.cfg.scrubbingConfigured():
+		return KindFlowSpec
+	case nc == "":
+		return kind
+	}
+	return nc
+}
+
+// planKind adds the routes of one kind for prefixes.
+func (b *Backend) planKind(pl *plan, kind string, pol DomainPolicy, d divert.Diversion, prefixes []netip.Prefix) error {
+	d.Prefixes = prefixes
 	switch kind {
 	case KindRTBH:
 		comms := []uint32{communityBlackhole, communityNoExport}
@@ -81,47 +146,53 @@ func (b *Backend) plan(d divert.Diversion) (*plan, error) {
 			v, _ := parseCommunity(c)
 			comms = append(comms, v)
 		}
-		for _, p := range d.Prefixes {
-			nh := netip.MustParseAddr(b.cfg.DiscardNextHopV4)
-			if p.Addr().Is6() {
-				nh = netip.MustParseAddr(b.cfg.DiscardNextHopV6)
-			}
-			r, err := unicastRoute(kind, p, nh, comms)
-			if err != nil {
-				return nil, err
-			}
-			pl.routes = append(pl.routes, r)
-		}
+		return b.unicastRoutes(pl, kind, prefixes, b.cfg.DiscardNextHopV4, b.cfg.DiscardNextHopV6, comms)
 	case KindScrubbing:
 		if b.cfg.Scrubbing.Style == "flowspec-redirect" {
-			act := flowspec.Action{Kind: flowspec.RedirectIPv4, RedirectIP: netip.MustParseAddr(b.cfg.Scrubbing.NextHopV4)}
-			return pl, b.flowRoutes(pl, d, act)
-		}
-		for _, p := range d.Prefixes {
-			nhs := b.cfg.Scrubbing.NextHopV4
-			if p.Addr().Is6() {
-				nhs = b.cfg.Scrubbing.NextHopV6
+			nh, err := netip.ParseAddr(b.cfg.Scrubbing.NextHopV4)
+			if err != nil || !nh.Is4() {
+				return fmt.Errorf("no IPv4 scrubbing next hop to redirect to (divert.bgp.scrubbing.next-hop-v4)")
 			}
-			if nhs == "" {
-				return nil, fmt.Errorf("no scrubbing next hop for %s", p)
-			}
-			r, err := unicastRoute(kind, p, netip.MustParseAddr(nhs), []uint32{communityNoExport})
-			if err != nil {
-				return nil, err
-			}
-			pl.routes = append(pl.routes, r)
+			return b.flowRoutes(pl, kind, d, flowspec.Action{Kind: flowspec.RedirectIPv4, RedirectIP: nh})
 		}
-	default:
-		act := flowspec.Action{Kind: flowspec.Discard}
-		if pol.FlowSpecAction != "" {
-			act, _ = flowspec.ParseAction(pol.FlowSpecAction)
-		}
-		return pl, b.flowRoutes(pl, d, act)
+		return b.unicastRoutes(pl, kind, prefixes, b.cfg.Scrubbing.NextHopV4, b.cfg.Scrubbing.NextHopV6, []uint32{communityNoExport})
 	}
-	return pl, nil
+	act := flowspec.Action{Kind: flowspec.Discard}
+	spec := pol.FlowSpecAction
+	if spec == "" {
+		spec = b.cfg.Default.FlowSpecAction
+	}
+	if spec != "" {
+		a, err := flowspec.ParseAction(spec)
+		if err != nil {
+			return fmt.Errorf("flowspec-action %q: %w", spec, err)
+		}
+		act = a
+	}
+	return b.flowRoutes(pl, kind, d, act)
 }
 
-func (b *Backend) flowRoutes(pl *plan, d divert.Diversion, act flowspec.Action) error {
+// unicastRoutes adds one route per prefix toward the next hop of its IP version.
+func (b *Backend) unicastRoutes(pl *plan, kind string, prefixes []netip.Prefix, nh4, nh6 string, comms []uint32) error {
+	for _, p := range prefixes {
+		s := nh4
+		if p.Addr().Is6() {
+			s = nh6
+		}
+		nh, err := netip.ParseAddr(s)
+		if err != nil || nh.Is4() != p.Addr().Is4() {
+			return fmt.Errorf("no %s next hop for %s is configured", kind, p)
+		}
+		r, err := unicastRoute(kind, p, nh, comms)
+		if err != nil {
+			return err
+		}
+		pl.routes = append(pl.routes, r)
+	}
+	return nil
+}
+
+func (b *Backend) flowRoutes(pl *plan, kind string, d divert.Diversion, act flowspec.Action) error {
 	ec, err := act.ExtendedCommunity()
 	if err != nil {
 		return err
@@ -159,7 +230,7 @@ func (b *Backend) flowRoutes(pl *plan, d divert.Diversion, act flowspec.Action) 
 			gbgp.NewPathAttributeExtendedCommunities([]gbgp.ExtendedCommunityInterface{comm}),
 		}}
 		text := fmt.Sprintf("{%s} %s", m, act)
-		pl.routes = append(pl.routes, &route{id: familyName(fam) + " " + m.String() + " " + act.String(), kind: pl.kind, family: fam, path: path, text: text})
+		pl.routes = append(pl.routes, &route{id: familyName(fam) + " " + m.String() + " " + act.String(), kind: kind, family: fam, path: path, text: text})
 	}
 	return nil
 }

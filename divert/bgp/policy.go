@@ -44,7 +44,7 @@ func (b *Backend) installPolicy(ctx context.Context) error {
 			stmts = append(stmts, &api.Statement{Name: set + "-no-scrubbing", Actions: reject, Conditions: &api.Conditions{NeighborSet: ns,
 				AfiSafiIn: unicast, CommunitySet: &api.MatchSet{Type: api.MatchSet_TYPE_INVERT, Name: "dots-blackhole"}}})
 		}
-		if !n.receives(KindFlowSpec) && !(n.receives(KindScrubbing) && b.cfg.Scrubbing.Style == "flowspec-redirect") {
+		if !b.getsFlowSpec(n) {
 			stmts = append(stmts, &api.Statement{Name: set + "-no-flowspec", Actions: reject, Conditions: &api.Conditions{NeighborSet: ns, AfiSafiIn: flow}})
 		}
 		if len(n.Communities) > 0 {

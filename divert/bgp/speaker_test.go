@@ -302,7 +302,7 @@ func TestLongPortListIsSplit(t *testing.T) {
 	b := &Backend{cfg: baseConfig()}
 	_ = b.cfg.Validate()
 	pl := &plan{kind: KindFlowSpec}
-	if err := b.flowRoutes(pl, divert.Diversion{Domain: "beta", Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.130/32")}, Ports: ports},
+	if err := b.flowRoutes(pl, KindFlowSpec, divert.Diversion{Domain: "beta", Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.130/32")}, Ports: ports},
 		flowspecDiscard()); err != nil {
 		t.Fatal(err)
 	}

@@ -249,27 +249,6 @@ func TestScopeChangeReleasesNames(t *testing.T) {
 	}
 }
 
-func TestWithdrawConflict(t *testing.T) {
-	fx := newFixture(t)
-	ctx := context.Background()
-	d := diversion(1, "acme", "www.svc.example.")
-	if _, err := fx.b.Apply(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	fx.f.set("www.svc.example.", dns.TypeA, "www.svc.example. 60 IN A 198.51.100.7") // operator's change
-	err := fx.b.Withdraw(ctx, d.Key)
-	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "restore www.svc.example.") ||
-		!strings.Contains(err.Error(), "NXRRSET") || !strings.Contains(err.Error(), "198.51.100.7") {
-		t.Fatalf("err = %v", err)
-	}
-	if got := fx.f.addrs("www.svc.example."); got != "198.51.100.7 2001:db8:5c::80" {
-		t.Fatalf("operator's record overwritten: %q", got)
-	}
-	if got := fx.storeKeys(t); got != "" {
-		t.Fatalf("store = %q", got)
-	}
-}
-
 func TestRetries(t *testing.T) {
 	t.Run("servfail then success", func(t *testing.T) {
 		fx := newFixture(t)

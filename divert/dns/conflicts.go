@@ -3,11 +3,16 @@ package dns
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
+
+	"github.com/levee-dots/levee/divert"
 	"github.com/levee-dots/levee/store"
 )
 
@@ -87,12 +92,11 @@ func (b *Backend) ClearConflict(name, rrtype string) error {
 	default:
 		return fmt.Errorf("dns: clear conflict: type %q: want A, AAAA or empty (both)", rrtype)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
+	// Not serialized with the DNS operations: an admin request does not
+	// wait for a slow primary. A restore finding a conflict again at the
+	// same time records it again, which is right.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := b.lock(ctx); err != nil {
-		return err
-	}
-	defer b.unlock()
 	var ops []store.Op
 	for _, t := range types {
 		_, ok, err := b.st.Get(BucketConflicts, conflictKey(n, t))
@@ -111,4 +115,73 @@ func (b *Backend) ClearConflict(name, rrtype string) error {
 		return fmt.Errorf("dns: clear conflict %s: %w", n, err)
 	}
 	return nil
+}
+
+// restore puts rec's original records back, type by type: a type that
+// still holds what the backend wrote is restored (a swap guarded by that
+// RRset), a type already back to the original is left alone, and a type
+// holding anything else was changed by an operator: it is kept, and
+// returned as a Conflict. err is set only when the primary could not be
+// asked or refused (the restore is then retried later as a whole).
+func (b *Backend) restore(ctx context.Context, z Zone, k divert.Key, rec nameRec) ([]Conflict, error) {
+	err := b.swap(ctx, z, rec.Name, "restore", rec.Diverted, rec.Original)
+	if !errors.Is(err, ErrConflict) {
+		return nil, err
+	}
+	var out []Conflict
+	for _, t := range types {
+		// Twice at most: a type changed between the read and its swap is
+		// read again and then reported as found.
+		for attempt := 0; ; attempt++ {
+			cur, err := b.read(ctx, z, rec.Name)
+			if err != nil {
+				return nil, err
+			}
+			found := cur.get(t)
+			if sameSet(found, rec.Original.get(t)) {
+				break
+			}
+			if attempt == 0 && sameSet(found, rec.Diverted.get(t)) {
+				err := b.swap(ctx, z, rec.Name, "restore", rec.Diverted, rec.Original, t)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, ErrConflict) {
+					return nil, err
+				}
+				continue
+			}
+			out = append(out, Conflict{Name: rec.Name, Type: dns.TypeToString[t], Zone: z.Name,
+				Diverted: addrStrings(rec.Diverted.get(t)), Found: addrStrings(found),
+				Original: addrStrings(rec.Original.get(t)), Since: time.Now().UTC(), CUID: k.CUID, MID: k.MID})
+			break
+		}
+	}
+	return out, nil
+}
+
+// conflictError is the ErrConflict error of a restore that kept the
+// operator's records for the conflicts cs (nil if there is none).
+func conflictError(z Zone, name string, cs []Conflict) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = fmt.Sprintf("%s has %s (diverted %s; original %s not put back)", c.Type, orNone(c.Found), orNone(c.Diverted), orNone(c.Original))
+	}
+	msg := strings.Join(parts, "; ")
+	if len(cs) < len(types) {
+		msg += "; the other type was restored"
+	}
+	return newError("restore", name, z, nil, fmt.Errorf("%w: %s; kept until cleared (ClearConflict)", ErrConflict, msg))
+}
+
+func addrStrings(addrs []netip.Addr) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	slices.Sort(out)
+	return out
 }

@@ -8,8 +8,9 @@
 // The original RRsets are written to the store before any update is sent,
 // and every update is a prerequisite-guarded swap (RFC 2136 §2.4), so a
 // crash at any point is recovered by Sync or Withdraw on a new Backend over
-// the same store, and a record an operator changed during the attack is
-// reported (ErrConflict), never overwritten. Names are reference-counted:
+// the same store. A record type an operator changed during the attack is
+// never overwritten: it is kept as a Conflict (in the store, until
+// ClearConflict) while the other type is restored. Names are reference-counted:
 // two mitigations diverting one name share one original.
 package dns
 
@@ -25,6 +26,7 @@ import (
 
 	"github.com/levee-dots/levee/divert"
 	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/store"
 )
 
 // Backend diverts names by dynamic DNS update. It implements
@@ -115,6 +117,13 @@ func (b *Backend) targets(d divert.Diversion) ([]target, []string, error) {
 	}
 	slices.SortFunc(out, func(a, b target) int { return strings.Compare(a.name, b.name) })
 	return out, skipped, errors.Join(errs...)
+}
+
+// Handles reports whether d names anything in a configured zone
+// (implements divert.Handler): the others are never pending on DNS.
+func (b *Backend) Handles(d divert.Diversion) bool {
+	want, _, err := b.targets(d)
+	return len(want) > 0 || err != nil
 }
 
 // Apply diverts d's names (an idempotent upsert by d.Key). Names in no
@@ -266,25 +275,34 @@ func (b *Backend) release(ctx context.Context, k divert.Key, name string) error 
 			return err
 		}
 	}
-	err = b.swap(ctx, z, name, "restore", rec.Diverted, rec.Original)
-	switch {
-	case err == nil:
-		b.log.Info("name restored", "cuid", k.CUID, "mid", k.MID, "name", name, "zone", z.Name, "to", rec.Original.String())
-	case errors.Is(err, ErrConflict):
-		b.log.Warn("restore skipped: records changed during the diversion", "cuid", k.CUID, "mid", k.MID,
-			"name", name, "zone", z.Name, "original", rec.Original.String(), "err", err)
-	default:
+	conflicts, err := b.restore(ctx, z, k, rec)
+	if err != nil {
 		b.log.Warn("restore failed, kept for a later withdraw or sync", "cuid", k.CUID, "mid", k.MID,
 			"name", name, "zone", z.Name, "err", err)
 		return err
 	}
-	return errors.Join(err, b.save(ctx, k, "", name, nil, false))
+	ops := make([]store.Op, 0, len(conflicts))
+	for _, c := range conflicts {
+		b.log.Warn("restore conflict: the operator's records are kept until the conflict is cleared",
+			"cuid", k.CUID, "mid", k.MID, "name", c.Name, "zone", z.Name, "type", c.Type,
+			"found", orNone(c.Found), "diverted", orNone(c.Diverted), "original", orNone(c.Original))
+		ops = append(ops, putOp(BucketConflicts, conflictKey(c.Name, c.Type), c))
+	}
+	if len(conflicts) == 0 {
+		b.log.Info("name restored", "cuid", k.CUID, "mid", k.MID, "name", name, "zone", z.Name, "to", rec.Original.String())
+	}
+	if err := b.save(ctx, k, "", name, nil, false, ops...); err != nil {
+		return err
+	}
+	return conflictError(z, name, conflicts)
 }
 
 // Withdraw ends k's diversion: each name no other diversion holds gets its
 // original records back, by a swap whose prerequisite is the diverted
-// RRset. If an operator changed the records meanwhile, they are left as
-// they are and the error (ErrConflict) names the name. A failed restore
+// RRset. A record type an operator changed meanwhile is left as the
+// operator set it, the other type is restored, the conflict is kept in
+// the store (Conflicts) and the error (ErrConflict) names the name and the
+// type. A failed restore
 // stays in the store; Withdraw or Sync again retries it. Unknown k: nil.
 func (b *Backend) Withdraw(ctx context.Context, k divert.Key) error {
 	if err := b.lock(ctx); err != nil {

@@ -31,6 +31,9 @@ type fakePrimary struct {
 	failUpdates int                 // answer SERVFAIL to the next n updates
 	hangUpdates int                 // do not answer (nor apply) the next n updates
 	dropReplies int                 // apply the next n updates but send no reply
+	// beforeUpdate, if set, runs (with mu held) before the n-th update
+	// (from 1) is applied: someone else changing the zone meanwhile.
+	beforeUpdate func(f *fakePrimary, n int)
 }
 
 func startFake(t *testing.T) *fakePrimary {
@@ -128,6 +131,9 @@ func (f *fakePrimary) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		case !f.updatable[r.Question[0].Name]:
 			m.Rcode = dns.RcodeRefused
 		default:
+			if f.beforeUpdate != nil {
+				f.beforeUpdate(f, len(f.updates))
+			}
 			m.Rcode = f.update(r)
 			if f.dropReplies > 0 && m.Rcode == dns.RcodeSuccess {
 				f.dropReplies--

@@ -142,21 +142,56 @@ var realScenarios = []struct {
 		c.storeEmpty()
 	}},
 	{"operator change during the diversion", func(c *realCase, ctx context.Context) {
+		path := filepath.Join(c.t.TempDir(), "levee.db")
+		db, err := store.Open(path, store.Options{})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		defer func() { _ = db.Close() }()
+		b, _ := New(labConfig(c.s, c.s.Secret), db, nil, nil)
 		d := diversion(1, "acme", "www.svc.example.")
-		if _, err := c.b.Apply(ctx, d); err != nil {
+		if _, err := b.Apply(ctx, d); err != nil {
 			c.t.Fatal(err)
 		}
 		if err := c.s.Nsupdate(ctx, "zone svc.example.", "update delete www.svc.example. A",
 			"update add www.svc.example. 60 A 198.51.100.7"); err != nil {
 			c.t.Fatal(err)
 		}
-		err := c.b.Withdraw(ctx, d.Key)
-		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "restore www.svc.example.") {
+		err = b.Withdraw(ctx, d.Key)
+		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "restore www.svc.example.") ||
+			!strings.Contains(err.Error(), "A has 198.51.100.7") {
 			c.t.Fatalf("withdraw after an operator change: %v", err)
 		}
 		c.t.Logf("%s: %v", c.s.Kind, err)
-		c.expect("operator's record kept", "www.svc.example.", "198.51.100.7", "2001:db8:5c::80")
-		c.storeEmpty()
+		c.expect("operator's A kept, AAAA restored", "www.svc.example.", "198.51.100.7", "2001:db8:6401::10")
+		want := "www.svc.example. A: found 198.51.100.7, diverted 192.0.2.80, original 203.0.113.10"
+		conflicts := func(b *Backend, when string) {
+			c.t.Helper()
+			cs, err := b.Conflicts()
+			if err != nil || len(cs) != 1 || cs[0].String() != want {
+				c.t.Fatalf("%s: conflicts %v %v, want [%s]", when, cs, err, want)
+			}
+		}
+		conflicts(b, "after withdraw")
+		// A restart: a new instance over the reopened store still lists it.
+		if err := db.Close(); err != nil {
+			c.t.Fatal(err)
+		}
+		if db, err = store.Open(path, store.Options{}); err != nil {
+			c.t.Fatal(err)
+		}
+		b2, _ := New(labConfig(c.s, c.s.Secret), db, nil, nil)
+		conflicts(b2, "new instance")
+		if err := b2.ClearConflict("www.svc.example.", "A"); err != nil {
+			c.t.Fatal(err)
+		}
+		if cs, err := b2.Conflicts(); err != nil || len(cs) != 0 {
+			c.t.Fatalf("after clear: %v %v", cs, err)
+		}
+		c.expect("after clear", "www.svc.example.", "198.51.100.7", "2001:db8:6401::10")
+		if n, _ := b2.diversions(); len(n) != 0 {
+			c.t.Fatalf("store still has %v", n)
+		}
 	}},
 	{"new instance over the same store restores", func(c *realCase, ctx context.Context) {
 		path := filepath.Join(c.t.TempDir(), "levee.db")

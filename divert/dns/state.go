@@ -100,8 +100,9 @@ func (b *Backend) diversions() ([]diversionRec, error) {
 
 // save writes rec and the diversion record for k, with name added to (add)
 // or removed from (!add) its names; an emptied diversion record is deleted.
-// rec == nil deletes the name record.
-func (b *Backend) save(ctx context.Context, k divert.Key, domain, name string, rec *nameRec, add bool) error {
+// rec == nil deletes the name record. extra ops are written in the same
+// transaction.
+func (b *Backend) save(ctx context.Context, k divert.Key, domain, name string, rec *nameRec, add bool, extra ...store.Op) error {
 	d, _, err := b.loadDiversion(k)
 	if err != nil {
 		return err
@@ -115,7 +116,7 @@ func (b *Backend) save(ctx context.Context, k divert.Key, domain, name string, r
 		d.Names = append(d.Names, name)
 		slices.Sort(d.Names)
 	}
-	ops := make([]store.Op, 0, 2)
+	ops := make([]store.Op, 0, 2+len(extra))
 	if rec != nil {
 		ops = append(ops, putOp(BucketNames, name, rec))
 	} else {
@@ -126,6 +127,7 @@ func (b *Backend) save(ctx context.Context, k divert.Key, domain, name string, r
 	} else {
 		ops = append(ops, store.Op{Bucket: BucketDiversions, Key: k.String(), Delete: true})
 	}
+	ops = append(ops, extra...)
 	if err := b.st.Apply(ctx, ops...); err != nil {
 		return fmt.Errorf("dns: saving %s for %s: %w", name, k, err)
 	}

@@ -76,25 +76,55 @@ func hdr(name string, t uint16, ttl uint32) dns.RR_Header {
 	return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: ttl}
 }
 
-// updateMsg builds the RFC 2136 update that swaps name's A/AAAA RRsets
-// from `from` to `to`, guarded by prerequisites: each RRset must be
-// exactly as in `from` (value-dependent "RRset exists", §2.4.2), or absent
-// when `from` has none of that type ("RRset does not exist", §2.4.3).
-func updateMsg(zone, name string, from, to rrsets) *dns.Msg {
+// types are the record types the backend manages, in a fixed order.
+var types = []uint16{dns.TypeA, dns.TypeAAAA}
+
+// get returns the addresses of type t.
+func (s rrsets) get(t uint16) []netip.Addr {
+	if t == dns.TypeA {
+		return s.A
+	}
+	return s.AAAA
+}
+
+// only returns s limited to the types ts.
+func (s rrsets) only(ts ...uint16) rrsets {
+	var o rrsets
+	for _, t := range ts {
+		switch t {
+		case dns.TypeA:
+			o.A, o.TTLA = s.A, s.TTLA
+		case dns.TypeAAAA:
+			o.AAAA, o.TTLAAAA = s.AAAA, s.TTLAAAA
+		}
+	}
+	return o
+}
+
+// updateMsg builds the RFC 2136 update that swaps name's RRsets of the
+// given types (A and AAAA when none is given) from `from` to `to`, guarded
+// by prerequisites: each RRset must be exactly as in `from`
+// (value-dependent "RRset exists", §2.4.2), or absent when `from` has none
+// of that type ("RRset does not exist", §2.4.3). RRsets of other types
+// are neither checked nor touched.
+func updateMsg(zone, name string, from, to rrsets, ts ...uint16) *dns.Msg {
+	if len(ts) == 0 {
+		ts = types
+	}
+	from, to = from.only(ts...), to.only(ts...)
 	m := new(dns.Msg)
 	m.SetUpdate(zone)
-	for _, t := range []struct {
-		typ   uint16
-		addrs []netip.Addr
-	}{{dns.TypeA, from.A}, {dns.TypeAAAA, from.AAAA}} {
-		if len(t.addrs) == 0 {
-			m.RRsetNotUsed([]dns.RR{&dns.ANY{Hdr: hdr(name, t.typ, 0)}})
+	del := make([]dns.RR, 0, len(ts))
+	for _, t := range ts {
+		if len(from.get(t)) == 0 {
+			m.RRsetNotUsed([]dns.RR{&dns.ANY{Hdr: hdr(name, t, 0)}})
 		}
+		del = append(del, &dns.ANY{Hdr: hdr(name, t, 0)})
 	}
 	if rrs := from.records(name); len(rrs) > 0 {
 		m.Used(rrs)
 	}
-	m.RemoveRRset([]dns.RR{&dns.ANY{Hdr: hdr(name, dns.TypeA, 0)}, &dns.ANY{Hdr: hdr(name, dns.TypeAAAA, 0)}})
+	m.RemoveRRset(del)
 	if rrs := to.records(name); len(rrs) > 0 {
 		m.Insert(rrs)
 	}
@@ -137,11 +167,15 @@ func (b *Backend) read(ctx context.Context, z Zone, name string) (rrsets, error)
 	return s, nil
 }
 
-// swap replaces name's A/AAAA RRsets `from` by `to` with one guarded
-// update. If the prerequisite fails it reads the name again: already `to`
-// (an earlier attempt landed) is success, anything else is ErrConflict.
-func (b *Backend) swap(ctx context.Context, z Zone, name, op string, from, to rrsets) error {
-	r, err := b.exchange(ctx, z, updateMsg(z.Name, name, from, to))
+// swap replaces name's RRsets of the types ts (A and AAAA when none is
+// given) `from` by `to` with one guarded update. If the prerequisite fails
+// it reads the name again: already `to` (an earlier attempt landed) is
+// success, anything else is ErrConflict.
+func (b *Backend) swap(ctx context.Context, z Zone, name, op string, from, to rrsets, ts ...uint16) error {
+	if len(ts) == 0 {
+		ts = types
+	}
+	r, err := b.exchange(ctx, z, updateMsg(z.Name, name, from, to, ts...))
 	if err != nil {
 		return newError(op, name, z, r, err)
 	}
@@ -153,6 +187,7 @@ func (b *Backend) swap(ctx context.Context, z Zone, name, op string, from, to rr
 		if rerr != nil {
 			return errors.Join(newError(op, name, z, r, errors.New("prerequisite failed and the records could not be read back")), rerr)
 		}
+		cur, from, to = cur.only(ts...), from.only(ts...), to.only(ts...)
 		if cur.same(to) {
 			return nil
 		}
