@@ -8,11 +8,8 @@ package divert
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/levee-dots/levee/dots"
@@ -62,6 +59,12 @@ type Applied struct {
 	// Detail says what was actually applied, for the log and the client's
 	// status (RFC 8811: the server MUST report the scope it applied).
 	Detail string
+	// Seq orders a backend's outcomes: a backend that reports outcomes
+	// from more than one goroutine (an Apply and a neighbor event) stamps
+	// each with a number that grows in the order it decided them, and an
+	// outcome with a lower Seq than one already taken is dropped. Zero:
+	// arrival order.
+	Seq uint64
 }
 
 // Diverter is one diversion backend. Apply is an idempotent upsert by Key;
@@ -97,159 +100,4 @@ type Measurements func(backend string, k Key, c Counters)
 // withdrawn. Outcomes are reported through Updates.
 type Syncer interface {
 	Sync(ctx context.Context, all []Diversion) error
-}
-
-// Outcome is the combined result of applying one diversion.
-type Outcome struct {
-	Status dots.Status // 1 in progress, 2 mitigated, 4 exceeded capability
-	Note   string      // human-readable: what each backend applied or why it failed
-	Err    error
-}
-
-// NoMitigator is the note reported when no backend is configured.
-const NoMitigator = "no mitigator is configured on this server: the request is accepted and kept, but no traffic is diverted"
-
-// Orchestrator fans diversions out to backends and combines their outcomes.
-type Orchestrator struct {
-	backends []Diverter
-	mu       sync.Mutex
-	last     map[Key]map[string]Applied // latest outcome per backend
-}
-
-// NewOrchestrator returns an orchestrator over the given backends (none is allowed).
-func NewOrchestrator(backends ...Diverter) *Orchestrator {
-	return &Orchestrator{backends: backends, last: map[Key]map[string]Applied{}}
-}
-
-// Configured reports whether any backend is configured.
-func (o *Orchestrator) Configured() bool { return len(o.backends) > 0 }
-
-// Apply applies d to every backend. With no backend the mitigation stays in
-// progress (status 1) with NoMitigator as the note — never a fake success.
-func (o *Orchestrator) Apply(ctx context.Context, d Diversion) Outcome {
-	if len(o.backends) == 0 {
-		return Outcome{Status: dots.StatusInProgress, Note: NoMitigator}
-	}
-	var errs []error
-	for _, b := range o.backends {
-		a, err := b.Apply(ctx, d)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
-			if a.Status == 0 {
-				a = Applied{Status: dots.StatusInProgress, Detail: "failed: " + err.Error()}
-			}
-		}
-		o.record(b.Name(), d.Key, a)
-	}
-	out := o.Combined(d.Key)
-	out.Err = errors.Join(errs...)
-	return out
-}
-
-// Check asks every backend that checks whether it would refuse d.
-func (o *Orchestrator) Check(d Diversion) error {
-	for _, b := range o.backends {
-		if c, ok := b.(Checker); ok {
-			if err := c.Check(d); err != nil {
-				return fmt.Errorf("%s: %w", b.Name(), err)
-			}
-		}
-	}
-	return nil
-}
-
-// Update records a backend's later outcome and returns the combined one.
-func (o *Orchestrator) Update(backend string, k Key, a Applied) Outcome {
-	o.record(backend, k, a)
-	return o.Combined(k)
-}
-
-func (o *Orchestrator) record(backend string, k Key, a Applied) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	m := o.last[k]
-	if m == nil {
-		m = map[string]Applied{}
-		o.last[k] = m
-	}
-	m[backend] = a
-}
-
-// Combined is the outcome over every backend that handles the key: 4 if
-// any refused it for capability, 2 only when all of them diverted, else 1.
-func (o *Orchestrator) Combined(k Key) Outcome {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var notes []string
-	handled, mitigated, exceeded := 0, 0, false
-	for _, b := range o.backends {
-		a, ok := o.last[k][b.Name()]
-		if !ok || a.Status == 0 {
-			continue
-		}
-		handled++
-		switch a.Status {
-		case dots.StatusMitigated:
-			mitigated++
-		case dots.StatusExceededCapability:
-			exceeded = true
-		}
-		if a.Detail != "" {
-			notes = append(notes, b.Name()+": "+a.Detail)
-		}
-	}
-	switch {
-	case handled == 0:
-		return Outcome{Status: dots.StatusInProgress, Note: "no configured mitigator handles this scope"}
-	case exceeded:
-		return Outcome{Status: dots.StatusExceededCapability, Note: strings.Join(notes, "; ")}
-	case mitigated == handled:
-		return Outcome{Status: dots.StatusMitigated, Note: strings.Join(notes, "; ")}
-	}
-	return Outcome{Status: dots.StatusInProgress, Note: strings.Join(notes, "; ")}
-}
-
-// Withdraw removes k from every backend.
-func (o *Orchestrator) Withdraw(ctx context.Context, k Key) error {
-	var errs []error
-	for _, b := range o.backends {
-		if err := b.Withdraw(ctx, k); err != nil {
-			errs = append(errs, fmt.Errorf("%s: withdraw %s: %w", b.Name(), k, err))
-		}
-	}
-	o.mu.Lock()
-	delete(o.last, k)
-	o.mu.Unlock()
-	return errors.Join(errs...)
-}
-
-// Sync converges every backend on exactly all (start-up reconciliation) and
-// returns the combined outcome of each diversion.
-func (o *Orchestrator) Sync(ctx context.Context, all []Diversion) (map[Key]Outcome, error) {
-	var errs []error
-	for _, b := range o.backends {
-		s, ok := b.(Syncer)
-		if !ok {
-			for _, d := range all {
-				a, err := b.Apply(ctx, d)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: apply %s: %w", b.Name(), d.Key, err))
-				}
-				o.record(b.Name(), d.Key, a)
-			}
-			continue
-		}
-		if err := s.Sync(ctx, all); err != nil {
-			errs = append(errs, fmt.Errorf("%s: sync: %w", b.Name(), err))
-		}
-	}
-	out := map[Key]Outcome{}
-	for _, d := range all {
-		if len(o.backends) == 0 {
-			out[d.Key] = Outcome{Status: dots.StatusInProgress, Note: NoMitigator}
-			continue
-		}
-		out[d.Key] = o.Combined(d.Key)
-	}
-	return out, errors.Join(errs...)
 }

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -15,11 +13,9 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/mux"
 
-	"github.com/levee-dots/levee/divert"
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsserver/mitigation"
-	"github.com/levee-dots/levee/dotsserver/session"
-	"github.com/levee-dots/levee/store"
+	"github.com/levee-dots/levee/service"
 )
 
 // request is a parsed signal-channel request.
@@ -37,6 +33,7 @@ func (s *Server) serveCOAP(w mux.ResponseWriter, r *mux.Message) {
 	if r.Code() == codes.Empty {
 		return
 	}
+	defer s.recovered(w, r)
 	req, err := s.parse(w.Conn(), r)
 	if err == nil {
 		err = s.dispatch(w, req)
@@ -137,49 +134,12 @@ func (s *Server) checkMitigatePath(req *request) error {
 			return dots.Errorf(dots.BadRequest, "mid %q is not a uint32", v)
 		}
 	}
-	return s.checkCUID(req.peer, cuid)
+	return s.svc.CheckCUID(req.peer.cuid, req.peer.spki, cuid)
 }
 
-func (s *Server) checkCUID(p *peer, cuid string) error {
-	s.mu.Lock()
-	derivedOwner, derivedBound := s.bindings[p.cuid]
-	owner, bound := s.bindings[cuid]
-	s.mu.Unlock()
-	switch {
-	case cuid == p.cuid && (!derivedBound || derivedOwner == p.spki):
-		if !derivedBound {
-			return s.bind(cuid, p.spki)
-		}
-		return nil
-	case cuid == p.cuid:
-		// The cuid derived from this certificate already belongs to another
-		// identity: tell the client to pick another one (RFC 9132 §4.4.1.3).
-		ci := &dots.ConflictInformation{ConflictCause: dots.Ptr(dots.CauseCUIDCollision)}
-		return &dots.Error{Code: dots.Conflict, Diag: "cuid collision: choose another cuid",
-			Body: &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{{ConflictInformation: ci}}}}}
-	case derivedBound && derivedOwner != p.spki && (!bound || owner == p.spki):
-		// After a collision the client may use a cuid of its own making.
-		if !bound {
-			return s.bind(cuid, p.spki)
-		}
-		return nil
-	}
-	return dots.Errorf(dots.Forbidden, "cuid %s is not bound to this client's certificate (expected %s)", cuid, p.cuid)
-}
-
-func (s *Server) bind(cuid, spki string) error {
-	s.mu.Lock()
-	if cur, ok := s.bindings[cuid]; ok && cur != spki {
-		s.mu.Unlock()
-		return dots.Errorf(dots.Forbidden, "cuid %s is bound to another client", cuid)
-	}
-	s.bindings[cuid] = spki
-	done := s.j.add([]store.Op{{Bucket: bucketBindings, Key: cuid, Value: []byte(spki)}})
-	s.mu.Unlock()
-	if err := done.wait(); err != nil {
-		return &dots.Error{Code: dots.ServiceUnavailable, Diag: "could not persist the cuid binding", Err: err}
-	}
-	return nil
+// client is the service's view of the request's client, speaking as cuid.
+func (req *request) client(cuid string) service.Client {
+	return service.Client{CUID: cuid, Domain: req.peer.domain.serviceDomain()}
 }
 
 func (req *request) mid() (uint32, bool) {
@@ -197,7 +157,7 @@ func (req *request) body() (*dots.Message, error) {
 	}
 	b, err := req.msg.ReadBody()
 	if err != nil {
-		return nil, dots.Errorf(dots.BadRequest, "reading the body: %v", err)
+		return nil, dots.Errorf(dots.BadRequest, "the request body could not be read")
 	}
 	return dots.Decode(b)
 }
@@ -219,110 +179,15 @@ func (s *Server) putMitigation(w mux.ResponseWriter, req *request) error {
 	if v, err := req.msg.Options().GetBytes(message.IfMatch); err == nil && len(v) == 0 {
 		efficacy = true
 	}
-	cuid := req.params["cuid"]
-	if len(mr.Scope.ACLList) > 0 {
-		return s.refuseACLControl(cuid, mr)
-	}
-	if len(mr.Scope.AliasName) > 0 {
-		return dots.Errorf(dots.BadRequest, "alias-name %q is unknown: aliases are created over the data channel, which this server does not offer yet", mr.Scope.AliasName[0])
-	}
-	prefixes, err := s.ownedTargets(req.peer.domain, mr)
+	res, err := s.svc.PutMitigation(context.Background(), req.client(req.params["cuid"]), service.PutRequest{MID: mid, Request: mr, Efficacy: efficacy})
 	if err != nil {
 		return err
 	}
-	if mr.Trigger {
-		d := diversionOf(&mitigation.Record{Key: mitigation.Key{CUID: cuid, MID: mid}, Domain: req.peer.domain.Name,
-			Prefixes: prefixes, Scope: mr.Scope})
-		if err := s.orch.Check(d); err != nil {
-			return dots.Errorf(dots.Forbidden, "refused by the mitigator's policy: %v", err)
-		}
-	}
-	note := ""
-	if !s.orch.Configured() && mr.Trigger {
-		note = divert.NoMitigator
-	}
-	s.mu.Lock()
-	res, err := s.book.Put(mitigation.PutRequest{CUID: cuid, Domain: req.peer.domain.Name, MID: mid, Req: mr,
-		Prefixes: prefixes, Efficacy: efficacy, Note: note}, s.now())
-	if err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	done := s.commitLocked(res)
-	s.mu.Unlock()
 	if res.Code == 0 {
 		return nil // efficacy update of an unknown mid: silently ignored
 	}
-	if err := done.wait(); err != nil {
-		s.log.Error("persisting mitigation", "cuid", cuid, "mid", mid, "err", err)
-		return &dots.Error{Code: dots.ServiceUnavailable, Diag: "the request could not be stored; retry", Err: err}
-	}
-	if res.Code == dots.Created {
-		s.log.Info("mitigation accepted", "cuid", cuid, "mid", mid, "domain", req.peer.domain.Name, "targets", prefixes, "lifetime", res.Record.Lifetime, "trigger", res.Record.Trigger)
-	}
-	sc := dots.Scope{MID: dots.Ptr(mid), Lifetime: dots.Ptr(res.Record.Lifetime), ConflictInformation: res.Conflict, Note: res.Record.Note}
+	sc := dots.Scope{MID: dots.Ptr(mid), Lifetime: dots.Ptr(res.Mitigation.Lifetime), ConflictInformation: res.Conflict, Note: res.Note()}
 	return reply(w, res.Code, &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{sc}}})
-}
-
-// refuseACLControl answers RFC 9133 filter control: 4.00 in idle time,
-// 4.04 for ACLs this client has not created (there is no data channel yet).
-func (s *Server) refuseACLControl(cuid string, mr *dots.Request) error {
-	s.mu.Lock()
-	active := s.book.HasActive(cuid)
-	s.mu.Unlock()
-	if !active {
-		return dots.Errorf(dots.BadRequest, "filtering control (acl-list) is only allowed while a mitigation is active (RFC 9133)")
-	}
-	return dots.Errorf(dots.NotFound, "acl-name %q is unknown to this server", mr.Scope.ACLList[0].ACLName)
-}
-
-// ownedTargets returns every address the request covers, refusing (4.03)
-// any target outside the client domain. Names are resolved.
-func (s *Server) ownedTargets(d *ClientDomain, mr *dots.Request) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(mr.Prefixes))
-	for _, p := range mr.Prefixes {
-		if !d.Owns(p) {
-			return nil, dots.Errorf(dots.Forbidden, "target-prefix %s is not owned by client domain %q", p, d.Name)
-		}
-		out = append(out, p)
-	}
-	names := make([]string, 0, len(mr.Scope.TargetFQDN)+len(mr.Scope.TargetURI))
-	kinds := make([]string, 0, cap(names))
-	for _, f := range mr.Scope.TargetFQDN {
-		names, kinds = append(names, f), append(kinds, "target-fqdn "+f)
-	}
-	for _, u := range mr.Scope.TargetURI {
-		h, _ := dots.URIHost(u)
-		if a, err := netip.ParseAddr(h); err == nil {
-			p := netip.PrefixFrom(a, a.BitLen())
-			if !d.Owns(p) {
-				return nil, dots.Errorf(dots.Forbidden, "target-uri %s: %s is not owned by client domain %q", u, a, d.Name)
-			}
-			out = append(out, p)
-			continue
-		}
-		names, kinds = append(names, h), append(kinds, "target-uri "+u)
-	}
-	for i, name := range names {
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.ResolveTimeout)
-		addrs, err := s.opts.Resolver.LookupNetIP(ctx, "ip", name)
-		cancel()
-		if err != nil || len(addrs) == 0 {
-			return nil, dots.Errorf(dots.BadRequest, "%s: cannot resolve %s: %v", kinds[i], name, err)
-		}
-		for _, a := range addrs {
-			a = a.Unmap()
-			p := netip.PrefixFrom(a, a.BitLen())
-			if _, err := dots.ParseTargetPrefix(p.String()); err != nil {
-				return nil, dots.Errorf(dots.BadRequest, "%s resolves to %s, which cannot be a target", kinds[i], a)
-			}
-			if !d.Owns(p) {
-				return nil, dots.Errorf(dots.Forbidden, "%s resolves to %s, which is not owned by client domain %q", kinds[i], a, d.Name)
-			}
-			out = append(out, p)
-		}
-	}
-	return out, nil
 }
 
 func (s *Server) deleteMitigation(w mux.ResponseWriter, req *request) error {
@@ -330,16 +195,8 @@ func (s *Server) deleteMitigation(w mux.ResponseWriter, req *request) error {
 	if !ok {
 		return dots.Errorf(dots.BadRequest, "mid is mandatory in the Uri-Path of a DELETE")
 	}
-	cuid := req.params["cuid"]
-	s.mu.Lock()
-	res := s.book.Delete(mitigation.Key{CUID: cuid, MID: mid}, s.now())
-	done := s.commitLocked(res)
-	s.mu.Unlock()
-	if err := done.wait(); err != nil {
-		return &dots.Error{Code: dots.ServiceUnavailable, Diag: "the withdrawal could not be stored; retry", Err: err}
-	}
-	if res.Record != nil {
-		s.log.Info("mitigation withdrawn by client; active-but-terminating", "cuid", cuid, "mid", mid, "until", res.Record.TerminateAt)
+	if err := s.svc.WithdrawMitigation(req.client(req.params["cuid"]), mid); err != nil {
+		return err
 	}
 	return reply(w, dots.Deleted, nil)
 }
@@ -358,11 +215,11 @@ func (s *Server) getMitigation(w mux.ResponseWriter, req *request) error {
 		if obs == 1 {
 			s.obs.cancel(req.conn, req.msg.Token())
 		} else if obs == 0 {
-			m, err := s.statusMessage(cuid, midp, c)
+			m, err := s.statusMessage(req.client(cuid), midp, c)
 			if err != nil {
 				return err
 			}
-			seq := s.obs.add(req.conn, req.msg.Token(), cuid, midp, c)
+			seq := s.obs.add(req.conn, req.msg.Token(), req.client(cuid), midp, c)
 			if err := reply(w, dots.Content, m); err != nil {
 				return err
 			}
@@ -370,7 +227,7 @@ func (s *Server) getMitigation(w mux.ResponseWriter, req *request) error {
 			return nil
 		}
 	}
-	m, err := s.statusMessage(cuid, midp, c)
+	m, err := s.statusMessage(req.client(cuid), midp, c)
 	if err != nil {
 		return err
 	}
@@ -395,27 +252,24 @@ func contentQuery(r *mux.Message) (string, error) {
 }
 
 // statusMessage renders one or all of a client's requests (4.04 if none).
-func (s *Server) statusMessage(cuid string, mid *uint32, c string) (*dots.Message, error) {
-	s.mu.Lock()
+func (s *Server) statusMessage(c service.Client, mid *uint32, query string) (*dots.Message, error) {
 	var recs []*mitigation.Record
 	if mid != nil {
-		if r, ok := s.book.Get(mitigation.Key{CUID: cuid, MID: *mid}); ok {
-			recs = append(recs, r)
+		r, err := s.svc.Mitigation(c, *mid)
+		if err != nil {
+			return nil, err
 		}
+		recs = append(recs, r)
 	} else {
-		recs = s.book.List(cuid)
-	}
-	s.mu.Unlock()
-	if len(recs) == 0 {
-		if mid != nil {
-			return nil, dots.Errorf(dots.NotFound, "no mitigation request with mid %d", *mid)
+		var err error
+		if recs, err = s.svc.Mitigations(c); err != nil {
+			return nil, err
 		}
-		return nil, dots.Errorf(dots.NotFound, "this client has no mitigation requests")
 	}
 	now := s.now()
 	scopes := make([]dots.Scope, 0, len(recs))
 	for _, r := range recs {
-		scopes = append(scopes, r.StatusScope(now, c != "n", c != "c"))
+		scopes = append(scopes, r.StatusScope(now, query != "n", query != "c"))
 	}
 	return &dots.Message{MitigationScope: &dots.MitigationScope{Scope: scopes}}, nil
 }
@@ -437,21 +291,12 @@ func (s *Server) sid(req *request) (uint32, bool, error) {
 	return uint32(n), true, nil
 }
 
-func (s *Server) configOf(cuid string) session.Config {
-	if c, ok := s.configs[cuid]; ok {
-		return c
-	}
-	return session.DefaultConfig()
-}
-
 func (s *Server) getConfig(w mux.ResponseWriter, req *request) error {
 	sid, withSID, err := s.sid(req)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	cfg := s.configOf(req.peer.cuid)
-	s.mu.Unlock()
+	cfg := s.svc.SessionConfig(req.peer.cuid)
 	if withSID && sid != cfg.SID {
 		return dots.Errorf(dots.NotFound, "no session configuration with sid %d (current sid %d)", sid, cfg.SID)
 	}
@@ -474,21 +319,10 @@ func (s *Server) putConfig(w mux.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
-	cuid := req.peer.cuid
-	s.mu.Lock()
-	next, code, err := s.opts.Ranges.Negotiate(s.configOf(cuid), sid, m)
+	code, err := s.svc.SetSessionConfig(req.peer.cuid, sid, m)
 	if err != nil {
-		s.mu.Unlock()
 		return err
 	}
-	s.configs[cuid] = next
-	b, _ := json.Marshal(next)
-	done := s.j.add([]store.Op{{Bucket: bucketConfigs, Key: cuid, Value: b}})
-	s.mu.Unlock()
-	if err := done.wait(); err != nil {
-		return &dots.Error{Code: dots.ServiceUnavailable, Diag: "the configuration could not be stored; retry", Err: err}
-	}
-	s.log.Info("session configuration set", "cuid", cuid, "sid", sid)
 	if err := reply(w, code, nil); err != nil {
 		return err
 	}
@@ -500,13 +334,8 @@ func (s *Server) deleteConfig(w mux.ResponseWriter, req *request) error {
 	if _, _, err := s.sid(req); err != nil {
 		return err
 	}
-	cuid := req.peer.cuid
-	s.mu.Lock()
-	delete(s.configs, cuid)
-	done := s.j.add([]store.Op{{Bucket: bucketConfigs, Key: cuid, Delete: true}})
-	s.mu.Unlock()
-	if err := done.wait(); err != nil {
-		return &dots.Error{Code: dots.ServiceUnavailable, Diag: "the reset could not be stored; retry", Err: err}
+	if err := s.svc.ResetSessionConfig(req.peer.cuid); err != nil {
+		return err
 	}
 	return reply(w, dots.Deleted, nil)
 }
@@ -550,7 +379,7 @@ func (s *Server) replyError(w mux.ResponseWriter, err error) {
 	var pe *dots.Error
 	if !errors.As(err, &pe) {
 		s.log.Error("internal error", "err", err)
-		pe = &dots.Error{Code: dots.InternalServerError, Diag: "internal error: " + err.Error()}
+		pe = &dots.Error{Code: dots.InternalServerError, Diag: "internal error: the request was not processed"}
 	}
 	if pe.Body != nil {
 		_ = reply(w, pe.Code, pe.Body)

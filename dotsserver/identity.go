@@ -11,10 +11,12 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	piondtls "github.com/pion/dtls/v3"
 
 	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/service"
 )
 
 // ClientDomain is one DOTS client domain: the certificates that belong to
@@ -29,17 +31,19 @@ type ClientDomain struct {
 	SPKIPins    []string
 	CommonNames []string
 	DNSNames    []string
+
+	once sync.Once
+	sd   *service.Domain
+}
+
+// serviceDomain is the domain as the mitigation service sees it.
+func (d *ClientDomain) serviceDomain() *service.Domain {
+	d.once.Do(func() { d.sd = &service.Domain{Name: d.Name, Prefixes: d.Prefixes} })
+	return d.sd
 }
 
 // Owns reports whether p lies inside the domain's prefixes.
-func (d *ClientDomain) Owns(p netip.Prefix) bool {
-	for _, own := range d.Prefixes {
-		if own.Addr().BitLen() == p.Addr().BitLen() && own.Bits() <= p.Bits() && own.Contains(p.Addr()) {
-			return true
-		}
-	}
-	return false
-}
+func (d *ClientDomain) Owns(p netip.Prefix) bool { return d.serviceDomain().Owns(p) }
 
 func (d *ClientDomain) matchesPin(spki []byte) bool {
 	sum := sha256.Sum256(spki)

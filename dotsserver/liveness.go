@@ -123,18 +123,6 @@ func (l *liveness) peer(conn mux.Conn) (*peer, error) {
 	return p, nil
 }
 
-// valuesOf returns the session parameters in force for each client, under
-// one acquisition of the state lock.
-func (s *Server) valuesOf(cuids []string) map[string]session.Values {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]session.Values, len(cuids))
-	for _, c := range cuids {
-		out[c] = s.configOf(c).Current(s.book.HasActive(c))
-	}
-	return out
-}
-
 // run drives heartbeats, loss detection, lifetimes and periodic notifications.
 func (l *liveness) run(stop <-chan struct{}) {
 	ticks := l.s.opts.Ticks
@@ -147,7 +135,7 @@ func (l *liveness) run(stop <-chan struct{}) {
 	l.mu.Lock()
 	// Clients known from the store count as seen at start-up, so a client
 	// that never comes back still triggers its preconfigured requests.
-	for _, r := range l.s.bookSnapshotClients() {
+	for _, r := range l.s.svc.KnownClients() {
 		l.clientLocked(r).seen(l.s.now())
 	}
 	l.mu.Unlock()
@@ -158,35 +146,15 @@ func (l *liveness) run(stop <-chan struct{}) {
 		case <-ticks:
 		}
 		now := l.s.now()
-		l.s.tick()
+		l.s.svc.Tick()
 		l.sweep(now)
 		if now.Sub(lastNotify) >= l.s.opts.NotifyInterval {
 			lastNotify = now
 			// Through the effect queue, so it cannot overtake the
 			// notifications of changes made before it.
-			l.s.pushPeriodic()
+			l.s.svc.Refresh()
 		}
 	}
-}
-
-func (s *Server) bookSnapshotClients() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	seen := map[string]bool{}
-	for _, r := range s.book.Active() {
-		seen[r.CUID] = true
-	}
-	for c := range s.configs {
-		seen[c] = true
-	}
-	for c := range s.bindings {
-		seen[c] = true
-	}
-	for c := range seen {
-		out = append(out, c)
-	}
-	return out
 }
 
 func (l *liveness) sweep(now time.Time) {
@@ -203,7 +171,7 @@ func (l *liveness) sweep(now time.Time) {
 		cuids = append(cuids, cuid)
 	}
 	l.mu.Unlock()
-	vals := l.s.valuesOf(cuids)
+	vals := l.s.svc.SessionValues(cuids)
 	l.mu.Lock()
 	for cuid, c := range l.clients {
 		v, ok := vals[cuid]
@@ -236,7 +204,7 @@ func (l *liveness) sweep(now time.Time) {
 	l.mu.Unlock()
 	for _, cuid := range lost {
 		l.s.log.Warn("signal channel lost: nothing received from the client for missing-hb-allowed heartbeat intervals", "cuid", cuid)
-		l.s.sessionLost(cuid)
+		l.s.svc.SessionLost(cuid)
 	}
 	for _, conn := range dead {
 		_ = conn.Close()

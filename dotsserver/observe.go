@@ -11,16 +11,17 @@ import (
 
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsserver/mitigation"
+	"github.com/levee-dots/levee/service"
 )
 
 // observer is one Observe registration (RFC 7641) on /mitigate.
 type observer struct {
-	conn  mux.Conn
-	token string
-	cuid  string
-	mid   *uint32 // nil: all of the client's requests
-	c     string
-	seq   uint32
+	conn   mux.Conn
+	token  string
+	client service.Client
+	mid    *uint32 // nil: all of the client's requests
+	c      string
+	seq    uint32
 }
 
 // observers keeps registrations and sends notifications: on every change of
@@ -37,7 +38,7 @@ func newObservers(s *Server) *observers {
 }
 
 // add registers (or re-registers) an observation and returns its first sequence number.
-func (o *observers) add(conn mux.Conn, token message.Token, cuid string, mid *uint32, c string) uint32 {
+func (o *observers) add(conn mux.Conn, token message.Token, client service.Client, mid *uint32, c string) uint32 {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	m := o.byConn[conn]
@@ -46,7 +47,7 @@ func (o *observers) add(conn mux.Conn, token message.Token, cuid string, mid *ui
 		o.byConn[conn] = m
 		conn.AddOnClose(func() { o.dropConn(conn) })
 	}
-	ob := &observer{conn: conn, token: string(token), cuid: cuid, mid: mid, c: c, seq: 2}
+	ob := &observer{conn: conn, token: string(token), client: client, mid: mid, c: c, seq: 2}
 	m[ob.token] = ob
 	return ob.seq
 }
@@ -69,7 +70,7 @@ func (o *observers) matching(cuid string, mid *uint32) []*observer {
 	var out []*observer
 	for _, m := range o.byConn {
 		for _, ob := range m {
-			if ob.cuid == cuid && (mid == nil || ob.mid == nil || *ob.mid == *mid) {
+			if ob.client.CUID == cuid && (mid == nil || ob.mid == nil || *ob.mid == *mid) {
 				out = append(out, ob)
 			}
 		}
@@ -89,25 +90,50 @@ func (o *observers) all() []*observer {
 	return out
 }
 
-// notifyClient sends the current state to every observer of the client.
-func (o *observers) notifyClient(cuid string) {
-	for _, ob := range o.matching(cuid, nil) {
-		o.refresh(ob)
+// changed is the service's stream of changes (Watch): it runs on the
+// client's notification worker, so one client's notifications leave in the
+// order the changes happened.
+func (o *observers) changed(ev service.Event) {
+	if ev.Periodic {
+		for _, ob := range o.all() {
+			if service.ShardOf(ob.client.CUID) == ev.Shard {
+				o.refresh(ob)
+			}
+		}
+		return
 	}
-}
-
-// periodic sends the current state to every observer of the clients of
-// one effect worker.
-func (o *observers) periodic(shard int) {
-	for _, ob := range o.all() {
-		if shardOf(ob.cuid) == shard {
+	for _, r := range ev.Final {
+		o.notifyFinal(r)
+	}
+	if len(ev.Changed) == 0 && len(ev.Final) == 0 {
+		return
+	}
+	for _, ob := range o.matching(ev.CUID, nil) {
+		if ob.mid == nil {
 			o.refresh(ob)
+			continue
+		}
+		for _, r := range ev.Changed {
+			if r.MID == *ob.mid {
+				o.sendRecord(ob, r)
+			}
+		}
+		for _, r := range ev.Final {
+			if r.MID == *ob.mid {
+				o.refresh(ob) // the request is gone: 4.04 ends the observation
+			}
 		}
 	}
 }
 
+// sendRecord notifies the state of one request as the change left it.
+func (o *observers) sendRecord(ob *observer, r *mitigation.Record) {
+	sc := r.StatusScope(o.s.now(), ob.c != "n", ob.c != "c")
+	o.send(ob, dots.Content, &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{sc}}})
+}
+
 func (o *observers) refresh(ob *observer) {
-	m, err := o.s.statusMessage(ob.cuid, ob.mid, ob.c)
+	m, err := o.s.statusMessage(ob.client, ob.mid, ob.c)
 	if err != nil {
 		if ob.mid != nil {
 			// The request is gone: end the observation with 4.04 (RFC 7641 §3.2).
@@ -155,6 +181,6 @@ func (o *observers) send(ob *observer, code dots.Code, m *dots.Message) {
 		msg.SetMessageID(u.GetMessageID())
 	}
 	if err := conn.WriteMessage(msg); err != nil {
-		o.s.log.Debug("notification not sent", "cuid", ob.cuid, "err", err)
+		o.s.log.Debug("notification not sent", "cuid", ob.client.CUID, "err", err)
 	}
 }

@@ -4,13 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/dtls"
 	dtlsServer "github.com/plgd-dev/go-coap/v3/dtls/server"
 	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/mux"
 	coapNet "github.com/plgd-dev/go-coap/v3/net"
@@ -31,12 +33,14 @@ import (
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/levee-dots/levee/divert"
-	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsserver/mitigation"
 	"github.com/levee-dots/levee/dotsserver/session"
+	"github.com/levee-dots/levee/service"
 )
 
-// Resolver resolves target-fqdn and target-uri hosts (net.Resolver fits).
+// Resolver resolves target-fqdn and target-uri hosts (net.Resolver fits);
+// its answers are kept for a minute. A resolver that knows TTLs is passed
+// as Options.NameResolver.
 type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
@@ -53,11 +57,19 @@ type Options struct {
 	ClientCAs   *x509.CertPool
 	Domains     []*ClientDomain
 
-	Store     Store
-	Mitigator *divert.Orchestrator // nil: no mitigator configured
-	Resolver  Resolver             // nil: net.DefaultResolver
+	// Service is the mitigation service the signal channel serves. When
+	// nil, New builds one from the fields below (and Close closes it).
+	Service *service.Service
+
+	Store    service.Store
+	Backends []divert.Diverter // none: no mitigator configured
+	Resolver Resolver          // nil: net.DefaultResolver
+	// NameResolver, when set, is used instead of Resolver.
+	NameResolver service.Resolver
 	// ResolveTimeout bounds name resolution of one request (default 2 s).
 	ResolveTimeout time.Duration
+	// IsDiversionAddr tells this server's own diversion addresses.
+	IsDiversionAddr func(netip.Addr) bool
 
 	Policy mitigation.Policy
 	Ranges session.Ranges // zero: session.DefaultRanges
@@ -73,22 +85,18 @@ type Options struct {
 	Ticks <-chan time.Time
 }
 
-// Server is a DOTS signal-channel server.
+// Server is a DOTS signal-channel server: CoAP in, a call of the
+// mitigation service, CoAP out.
 type Server struct {
-	opts Options
-	log  *slog.Logger
-	now  func() time.Time
-	orch *divert.Orchestrator
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	svc     *service.Service
+	ownSvc  bool // built by New, closed by Close
+	unwatch func()
 
-	mu       sync.Mutex // guards book, configs, bindings
-	book     *mitigation.Book
-	configs  map[string]session.Config // by cuid
-	bindings map[string]string         // cuid -> spki hash
-
-	j       *journal
-	effects [effectShards]*effectQueue
-	obs     *observers
-	live    *liveness
+	obs  *observers
+	live *liveness
 
 	dtlsServers []*dtlsServer.Server
 	tcpServers  []*tcpServer.Server
@@ -99,30 +107,16 @@ type Server struct {
 	closeOnce   sync.Once
 }
 
-// New builds a server and restores its state from the store: expired
-// requests are removed, and the active ones are handed to the mitigator
+// New builds a server. Unless opts.Service is given, it builds the
+// mitigation service, which restores its state from the store: expired
+// requests are removed, and the active ones are handed to the backends
 // again (re-announced exactly, nothing else).
 func New(opts Options) (*Server, error) {
-	if opts.Store == nil {
-		return nil, errors.New("dotsserver: a store is required")
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
-	}
-	if opts.Resolver == nil {
-		opts.Resolver = net.DefaultResolver
-	}
-	if opts.ResolveTimeout == 0 {
-		opts.ResolveTimeout = 2 * time.Second
-	}
-	if opts.Ranges == (session.Ranges{}) {
-		opts.Ranges = session.DefaultRanges
-	}
-	if err := opts.Ranges.Validate(); err != nil {
-		return nil, fmt.Errorf("dotsserver: session configuration ranges: %w", err)
 	}
 	if opts.UDPReceiveBuffer == 0 {
 		opts.UDPReceiveBuffer = 8 << 20
@@ -133,80 +127,38 @@ func New(opts Options) (*Server, error) {
 	if opts.ConfigMaxAge == 0 {
 		opts.ConfigMaxAge = 3600
 	}
-	orch := opts.Mitigator
-	if orch == nil {
-		orch = divert.NewOrchestrator()
+	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, svc: opts.Service, stop: make(chan struct{})}
+	if s.svc == nil {
+		if opts.Store == nil {
+			return nil, errors.New("dotsserver: a store is required")
+		}
+		res := opts.NameResolver
+		if res == nil && opts.Resolver != nil {
+			res = service.LookupResolver{Lookup: opts.Resolver}
+		}
+		svc, err := service.New(service.Options{Logger: opts.Logger, Now: opts.Now, Store: opts.Store,
+			Backends: opts.Backends, Resolver: res, ResolveTimeout: opts.ResolveTimeout,
+			IsDiversionAddr: opts.IsDiversionAddr, Policy: opts.Policy, Ranges: opts.Ranges})
+		if err != nil {
+			return nil, fmt.Errorf("dotsserver: %w", err)
+		}
+		s.svc, s.ownSvc = svc, true
 	}
-	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, orch: orch,
-		book: mitigation.NewBook(opts.Policy), configs: map[string]session.Config{}, bindings: map[string]string{},
-		j: newJournal(opts.Store), stop: make(chan struct{})}
-	for i := range s.effects {
-		s.effects[i] = newEffectQueue()
-	}
+	s.opts.Ranges = s.svc.Ranges()
 	s.obs = newObservers(s)
 	s.live = newLiveness(s)
-	if err := s.restore(); err != nil {
-		s.j.close()
-		return nil, err
-	}
 	return s, nil
 }
 
-// Buckets of the store.
-const (
-	bucketMitigations = "mitigations"
-	bucketConfigs     = "session-configs"
-	bucketBindings    = "cuid-bindings"
-)
+// Service returns the mitigation service behind the signal channel.
+func (s *Server) Service() *service.Service { return s.svc }
 
-func (s *Server) restore() error {
-	n := 0
-	err := s.opts.Store.ForEach(bucketMitigations, func(key string, v []byte) error {
-		var r mitigation.Record
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("mitigation %s: %w", key, err)
-		}
-		s.book.Restore(&r)
-		n++
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("dotsserver: restore: %w", err)
-	}
-	err = s.opts.Store.ForEach(bucketConfigs, func(key string, v []byte) error {
-		var c session.Config
-		if err := json.Unmarshal(v, &c); err != nil {
-			return fmt.Errorf("session config %s: %w", key, err)
-		}
-		s.configs[key] = c
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("dotsserver: restore: %w", err)
-	}
-	err = s.opts.Store.ForEach(bucketBindings, func(key string, v []byte) error {
-		s.bindings[key] = string(v)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("dotsserver: restore: %w", err)
-	}
-	s.mu.Lock()
-	res := s.book.Tick(s.now())
-	done := s.j.add(changeOps(res.Changes))
-	active := s.book.Active()
-	s.mu.Unlock()
-	if err := done.wait(); err != nil {
-		return fmt.Errorf("dotsserver: restore: %w", err)
-	}
-	s.log.Info("state restored", "mitigations", n, "expired", len(res.Notify), "active", len(active))
-	return nil
-}
-
-// Start opens the listeners and starts serving. Addrs tells the bound addresses.
+// Start opens the listeners and starts serving at once; the service
+// re-announces the active mitigations in the background. Addrs tells the
+// bound addresses.
 func (s *Server) Start(ctx context.Context) error {
-	s.runEffects()
-	s.resync(ctx)
+	s.unwatch = s.svc.Watch(s.obs.changed)
+	s.svc.Start()
 	for _, addr := range s.opts.Listen {
 		if err := s.listen(addr); err != nil {
 			s.Close()
@@ -223,35 +175,6 @@ func (s *Server) Start(ctx context.Context) error {
 
 // Addrs returns the bound signal-channel addresses (host:port), one per Listen entry.
 func (s *Server) Addrs() []string { return s.addrs }
-
-// resync hands every active mitigation to the mitigator again (start-up).
-func (s *Server) resync(ctx context.Context) {
-	s.mu.Lock()
-	active := s.book.Active()
-	s.mu.Unlock()
-	all := make([]divert.Diversion, 0, len(active))
-	for _, r := range active {
-		all = append(all, diversionOf(r))
-	}
-	outcomes, err := s.orch.Sync(ctx, all)
-	if err != nil {
-		s.log.Error("re-applying active mitigations", "err", err)
-	}
-	for _, r := range active {
-		if r.Status == dots.StatusClientWithdrawn {
-			continue
-		}
-		s.setOutcome(r.Key, outcomes[divert.Key{CUID: r.CUID, MID: r.MID}])
-	}
-}
-
-// DiversionUpdate takes a backend's later change of outcome (a peer came
-// up, a route was lost) and updates the mitigation's status.
-func (s *Server) DiversionUpdate(backend string, k divert.Key, a divert.Applied) {
-	out := s.orch.Update(backend, k, a)
-	s.log.Info("diversion update", "cuid", k.CUID, "mid", k.MID, "diverter", backend, "status", out.Status, "note", out.Note)
-	s.setOutcome(mitigation.Key{CUID: k.CUID, MID: k.MID}, out)
-}
 
 func (s *Server) listen(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
@@ -373,7 +296,12 @@ func (s *Server) Close() {
 			_ = l.Close()
 		}
 		s.wg.Wait()
-		s.j.close()
+		if s.unwatch != nil {
+			s.unwatch()
+		}
+		if s.ownSvc {
+			s.svc.Close()
+		}
 	})
 }
 
@@ -392,6 +320,22 @@ func nonForNon(req *pool.Message, h config.HandlerFunc[*udpClient.Conn]) config.
 	}
 }
 
+// recovered answers 5.00 when a handler panics: the stack goes to the log,
+// a short diagnostic to the client, and the process lives on.
+func (s *Server) recovered(w mux.ResponseWriter, r *mux.Message) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	s.log.Error("signal-channel handler panicked", "panic", fmt.Sprint(v), "path", pathOf(r), "stack", string(debug.Stack()))
+	_ = w.SetResponse(codes.InternalServerError, message.TextPlain, strings.NewReader("internal error: the request was not processed"))
+}
+
+func pathOf(r *mux.Message) string {
+	p, _ := r.Options().Path()
+	return p
+}
+
 // onFreshStack runs f on a short-lived goroutine and waits for it. go-coap
 // calls the handler on a goroutine that lives as long as the session; the
 // stack a request grows there would stay with every idle session (measured:
@@ -404,3 +348,6 @@ func onFreshStack(f func()) {
 	}()
 	<-done
 }
+
+// Store is the persistence the server's service needs (store.DB or store.Memory).
+type Store = service.Store

@@ -163,7 +163,18 @@ func dropped(s dots.Scope) string {
 	if s.PktsDropped != nil {
 		p = uint64(*s.PktsDropped)
 	}
-	return fmt.Sprintf("%d B / %d pkt", b, p)
+	out := fmt.Sprintf("%d B / %d pkt", b, p)
+	if s.BpsDropped != nil || s.PpsDropped != nil {
+		var bps, pps uint64
+		if s.BpsDropped != nil {
+			bps = uint64(*s.BpsDropped)
+		}
+		if s.PpsDropped != nil {
+			pps = uint64(*s.PpsDropped)
+		}
+		out += fmt.Sprintf(" (%d bps / %d pps)", bps, pps)
+	}
+	return out
 }
 
 func note(s dots.Scope) string {

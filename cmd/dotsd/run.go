@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"runtime/debug"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 	"github.com/levee-dots/levee/divert/dns"
 	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/pki"
+	"github.com/levee-dots/levee/resolve"
+	"github.com/levee-dots/levee/service"
 	"github.com/levee-dots/levee/store"
 )
 
@@ -100,10 +103,10 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		return fmt.Errorf("store.path: %w", err)
 	}
 	defer db.Close()
-	var srv *dotsserver.Server
+	var svc *service.Service
 	updates := func(backend string, k divert.Key, a divert.Applied) {
-		if srv != nil {
-			srv.DiversionUpdate(backend, k, a)
+		if svc != nil {
+			svc.DiversionUpdate(backend, k, a)
 		}
 	}
 	var backends []divert.Diverter
@@ -128,8 +131,7 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 			defer restoreDNS(backend, log)
 		}
 	}
-	orch := divert.NewOrchestrator(backends...)
-	if !orch.Configured() {
+	if len(backends) == 0 {
 		log.Warn("no mitigator is configured: mitigation requests are accepted and stored, but no traffic is diverted")
 	}
 	admin, err := startAdmin(cfg.Admin.Socket, cfg.Store.Path, speaker, dnsBackend, log)
@@ -137,10 +139,20 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		return err
 	}
 	defer admin.Close()
-	srv, err = dotsserver.New(dotsserver.Options{
+	isDiversion := func(netip.Addr) bool { return false }
+	if dnsBackend != nil {
+		isDiversion = dnsBackend.IsDiversionAddr
+	}
+	svc, err = service.New(service.Options{Logger: log, Store: db, Backends: backends,
+		Resolver: resolve.New(resolve.Options{Servers: cfg.Resolver.Servers, Timeout: cfg.Resolver.Timeout, Exclude: isDiversion}),
+		ResolveTimeout: cfg.Resolver.Timeout, IsDiversionAddr: isDiversion, Policy: cfg.policy()})
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	srv, err := dotsserver.New(dotsserver.Options{
 		Logger: log, Listen: cfg.Signal.Listen, Certificate: cert, ClientCAs: cas, Domains: cfg.domains(),
-		Store: db, Mitigator: orch, Resolver: cfg.resolver(), ResolveTimeout: cfg.Resolver.Timeout,
-		Policy: cfg.policy(), UDPReceiveBuffer: cfg.Signal.UDPReceiveBuffer,
+		Service: svc, UDPReceiveBuffer: cfg.Signal.UDPReceiveBuffer,
 		NotifyInterval: cfg.Signal.NotifyInterval, ConfigMaxAge: cfg.Signal.ConfigMaxAge,
 	})
 	if err != nil {

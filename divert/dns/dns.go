@@ -119,6 +119,13 @@ func (b *Backend) targets(d divert.Diversion) ([]target, []string, error) {
 	return out, skipped, errors.Join(errs...)
 }
 
+// Handles reports whether d names anything in a configured zone
+// (implements divert.Handler): the others are never pending on DNS.
+func (b *Backend) Handles(d divert.Diversion) bool {
+	want, _, err := b.targets(d)
+	return len(want) > 0 || err != nil
+}
+
 // Apply diverts d's names (an idempotent upsert by d.Key). Names in no
 // configured zone are ignored (Status 0 when none is left); a name the
 // client domain does not own fails the whole request and changes nothing.

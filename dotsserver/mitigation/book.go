@@ -58,16 +58,20 @@ func NewBook(p Policy) *Book {
 }
 
 // Result is what an operation changed. The caller persists Changes, then
-// answers with Code, then applies Activate and Withdraw to the mitigator and
-// notifies observers of Notify (and of the clients in Changes).
+// answers with Code, then applies Activate and Withdraw to the mitigator
+// (Activate first: make before break) and notifies observers of Notify (and
+// of the clients in Changes). If persisting fails, Undo puts the book back.
 type Result struct {
-	Code     dots.Code
-	Record   *Record                   // the request the operation was about (a copy)
-	Conflict *dots.ConflictInformation // conflict-information for the response
-	Changes  []Change
-	Activate []*Record // start diverting (copies)
-	Withdraw []Key     // stop diverting
-	Notify   []*Record // final states to notify before they vanish (status 6)
+	Code       dots.Code
+	Record     *Record                   // the request the operation was about (a copy)
+	Conflict   *dots.ConflictInformation // conflict-information for the response
+	Superseded []uint32                  // lower mids of the same client this request replaced
+	Changes    []Change
+	Activate   []*Record // start diverting (copies)
+	Withdraw   []Key     // stop diverting
+	Notify     []*Record // final states to notify before they vanish (status 6)
+
+	prev map[Key]*Record // each changed request as it was before (nil: it did not exist)
 }
 
 // Change is one record to write (or delete) in the store.
@@ -84,6 +88,40 @@ func (res *Result) put(r *Record) {
 
 func (res *Result) del(k Key) { res.Changes = append(res.Changes, Change{Key: k, Deleted: true}) }
 
+// touch remembers r as it is, before the operation changes it.
+func (res *Result) touch(r *Record) {
+	if res.prev == nil {
+		res.prev = map[Key]*Record{}
+	}
+	if _, ok := res.prev[r.Key]; !ok {
+		res.prev[r.Key] = clone(r)
+	}
+}
+
+// touchNew remembers that k did not exist before the operation.
+func (res *Result) touchNew(k Key) {
+	if res.prev == nil {
+		res.prev = map[Key]*Record{}
+	}
+	if _, ok := res.prev[k]; !ok {
+		res.prev[k] = nil
+	}
+}
+
+// Undo puts back every request res changed as it was before. Results must
+// be undone newest first. It is how a change whose durable write failed
+// leaves nothing behind: the client's retry then finds the book as it was.
+func (b *Book) Undo(res *Result) {
+	for k, old := range res.prev {
+		if cur, ok := b.byClient[k.CUID][k.MID]; ok {
+			b.drop(cur)
+		}
+		if old != nil {
+			b.Restore(old)
+		}
+	}
+}
+
 // Restore loads a persisted record (at start-up).
 func (b *Book) Restore(r *Record) {
 	m := b.byClient[r.CUID]
@@ -97,6 +135,50 @@ func (b *Book) Restore(r *Record) {
 	c := *r
 	m[r.MID] = &c
 	b.idx.add(&c)
+}
+
+// drop takes r out of the book.
+func (b *Book) drop(r *Record) {
+	delete(b.byClient[r.CUID], r.MID)
+	b.idx.del(r)
+	if len(b.byClient[r.CUID]) == 0 {
+		delete(b.byClient, r.CUID)
+	}
+}
+
+// apply runs event ev on the existing request r through the transition
+// table, recording the change, the effect and the previous state in res.
+func (b *Book) apply(r *Record, ev Event, res *Result, now time.Time) (Step, bool) {
+	step, ok := Transition(r.Status, ev)
+	if !ok {
+		return step, false
+	}
+	res.touch(r)
+	if step.Effect == StopDiverting {
+		res.Withdraw = append(res.Withdraw, r.Key)
+	}
+	if step.Remove {
+		if step.To == dots.StatusTerminated {
+			final := clone(r)
+			final.Status = dots.StatusTerminated
+			res.Notify = append(res.Notify, final)
+		}
+		b.drop(r)
+		res.del(r.Key)
+		return step, true
+	}
+	r.Status = step.To
+	switch {
+	case step.Effect == Divert && ev != EvReRequest:
+		r.Start = now
+	case step.To == dots.StatusSignalLoss:
+		r.Start = time.Time{}
+	}
+	if step.Effect == Divert {
+		res.Activate = append(res.Activate, clone(r))
+	}
+	res.put(r)
+	return step, true
 }
 
 // overlapping returns the requests (of any client) whose targets overlap r.
@@ -127,6 +209,13 @@ type PutRequest struct {
 	Prefixes     []netip.Prefix // every address covered, after ownership checks and name resolution
 	Efficacy     bool           // If-Match present and empty (RFC 9132 §4.4.3)
 	Note         string         // initial note (e.g. that no mitigator is configured)
+	// FromNames are the Prefixes that came from resolving names, and
+	// NamesExpire when they are to be resolved again (zero: no names).
+	FromNames   []netip.Prefix
+	NamesExpire time.Time
+	// Readdress, on a refresh, replaces the addresses resolved from names
+	// with Prefixes/FromNames (re-resolved after their TTL ran out).
+	Readdress bool
 }
 
 // Put handles creation, refresh and efficacy updates.
@@ -148,7 +237,7 @@ func (b *Book) Put(in PutRequest, now time.Time) (*Result, error) {
 		return nil, dots.Errorf(dots.BadRequest, "lifetime is mandatory")
 	}
 	rec := &Record{Key: Key{CUID: in.CUID, MID: in.MID}, Domain: in.Domain, Scope: requestScope(in.Req),
-		Prefixes: in.Prefixes, Trigger: in.Req.Trigger, Note: in.Note}
+		Prefixes: in.Prefixes, FromNames: in.FromNames, NamesExpire: in.NamesExpire, Trigger: in.Req.Trigger, Note: in.Note}
 	res := &Result{Code: dots.Created}
 	// Check everything before changing anything: a refused request must
 	// leave the book as it was (the caller persists nothing on error).
@@ -163,15 +252,24 @@ func (b *Book) Put(in PutRequest, now time.Time) (*Result, error) {
 		return nil, err
 	}
 	for _, o := range superseded {
-		b.remove(o, res)
+		if _, ok := b.apply(o, EvSupersede, res, now); ok {
+			res.Superseded = append(res.Superseded, o.MID)
+		}
 	}
 	b.grant(rec, in.Req.Lifetime, now)
+	ev := EvPreconfigure
 	if rec.Trigger {
-		rec.Status, rec.Start = dots.StatusInProgress, now
+		ev = EvCreate
+	}
+	step, _ := Transition(Absent, ev)
+	res.touchNew(rec.Key)
+	rec.Status = step.To
+	if step.Effect == Divert {
+		rec.Start = now
+		// The new diversion goes first, then the ones it replaces are
+		// withdrawn: make before break.
 		res.Activate = append(res.Activate, clone(rec))
-		b.deactivatePreconfigured(rec, res)
-	} else {
-		rec.Status = dots.StatusSignalLoss
+		b.deactivatePreconfigured(rec, res, now)
 	}
 	b.Restore(rec)
 	res.put(rec)
@@ -189,21 +287,36 @@ func (b *Book) update(cur *Record, in PutRequest, now time.Time) (*Result, error
 		return nil, dots.Errorf(dots.BadRequest, "an efficacy update (empty If-Match) requires attack-status")
 	}
 	res := &Result{Code: dots.Changed}
+	res.touch(cur)
 	if in.Req.Scope.AttackStatus != nil {
 		cur.AttackStatus = *in.Req.Scope.AttackStatus
 	}
 	if in.Req.Lifetime != 0 {
 		b.grant(cur, in.Req.Lifetime, now)
 	}
+	readdressed := false
+	if in.Readdress {
+		cur.NamesExpire = in.NamesExpire
+		if !slices.Equal(cur.Prefixes, in.Prefixes) {
+			b.idx.del(cur)
+			cur.Prefixes, cur.FromNames = in.Prefixes, in.FromNames
+			b.idx.add(cur)
+			readdressed = true
+		}
+	}
 	if cur.Status == dots.StatusClientWithdrawn {
 		// Re-requested within active-but-terminating: back to work, and the
 		// next termination period grows (RFC 9132 §4.4.4).
-		cur.Status, cur.TerminateAt = dots.StatusInProgress, time.Time{}
+		cur.TerminateAt = time.Time{}
 		cur.Terminations++
+		b.apply(cur, EvReRequest, res, now)
 		res.Code = dots.Created
-		res.Activate = append(res.Activate, clone(cur))
+	} else {
+		if readdressed && cur.Active() {
+			res.Activate = append(res.Activate, clone(cur))
+		}
+		res.put(cur)
 	}
-	res.put(cur)
 	res.Record = clone(cur)
 	return res, nil
 }
@@ -296,35 +409,24 @@ func (b *Book) grant(rec *Record, asked int64, now time.Time) {
 	}
 }
 
-func (b *Book) remove(r *Record, res *Result) {
-	if r.Active() {
-		res.Withdraw = append(res.Withdraw, r.Key)
-	}
-	delete(b.byClient[r.CUID], r.MID)
-	b.idx.del(r)
-	if len(b.byClient[r.CUID]) == 0 {
-		delete(b.byClient, r.CUID)
-	}
-	res.del(r.Key)
-}
-
 // Delete withdraws a request (RFC 9132 §4.4.4). It always succeeds with 2.02.
 func (b *Book) Delete(k Key, now time.Time) *Result {
 	res := &Result{Code: dots.Deleted}
 	r, ok := b.byClient[k.CUID][k.MID]
-	if !ok || r.Status == dots.StatusClientWithdrawn || r.Status == dots.StatusTerminated {
+	if !ok {
 		return res
 	}
-	if !r.Active() {
-		b.remove(r, res)
+	if step, ok := Transition(r.Status, EvClientDelete); !ok || step.Remove {
+		b.apply(r, EvClientDelete, res, now)
 		return res
 	}
 	period := b.policy.Terminating << min(r.Terminations, 8)
 	if period > b.policy.MaxTerminating {
 		period = b.policy.MaxTerminating
 	}
-	r.Status, r.TerminateAt = dots.StatusClientWithdrawn, now.Add(period)
-	res.put(r)
+	res.touch(r)
+	r.TerminateAt = now.Add(period)
+	b.apply(r, EvClientDelete, res, now)
 	res.Record = clone(r)
 	return res
 }
@@ -348,10 +450,7 @@ func (b *Book) Tick(now time.Time) *Result {
 		return due[i].MID < due[j].MID
 	})
 	for _, r := range due {
-		final := clone(r)
-		final.Status = dots.StatusTerminated
-		res.Notify = append(res.Notify, final)
-		b.remove(r, res)
+		b.apply(r, EvEnd, res, now)
 	}
 	return res
 }
@@ -360,14 +459,12 @@ func (b *Book) Tick(now time.Time) *Result {
 // requests that rec overlaps to waiting on signal loss (RFC 9132 §4.4.1: the
 // immediate request takes over; status 8 is reported at once, without the
 // four status-7 notifications).
-func (b *Book) deactivatePreconfigured(rec *Record, res *Result) {
+func (b *Book) deactivatePreconfigured(rec *Record, res *Result, now time.Time) {
 	for _, o := range b.overlapping(rec) {
-		if o.CUID != rec.CUID || o.Trigger || !o.Active() || o.Status == dots.StatusClientWithdrawn {
+		if o.CUID != rec.CUID || o.Trigger {
 			continue
 		}
-		o.Status, o.Start = dots.StatusSignalLoss, time.Time{}
-		res.Withdraw = append(res.Withdraw, o.Key)
-		res.put(o)
+		b.apply(o, EvImmediateOverlap, res, now)
 	}
 }
 
@@ -377,17 +474,12 @@ func (b *Book) SessionLost(cuid string, now time.Time) *Result {
 	res := &Result{}
 	recs := b.sorted(cuid)
 	for _, r := range recs {
-		if r.Status != dots.StatusSignalLoss {
+		if _, ok := b.apply(r, EvSignalLost, res, now); !ok {
 			continue
 		}
-		r.Status, r.Start = dots.StatusInProgress, now
-		res.put(r)
-		res.Activate = append(res.Activate, clone(r))
 		for _, o := range recs {
-			if o.Trigger && o.Active() && o.Status != dots.StatusClientWithdrawn && o.overlaps(r) {
-				o.Status = dots.StatusServerWithdrawn
-				res.Withdraw = append(res.Withdraw, o.Key)
-				res.put(o)
+			if o.Trigger && o.overlaps(r) {
+				b.apply(o, EvPreconfiguredTakeover, res, now)
 			}
 		}
 	}
@@ -398,14 +490,20 @@ func (b *Book) SessionLost(cuid string, now time.Time) *Result {
 func (b *Book) SetOutcome(k Key, status dots.Status, note string) *Result {
 	res := &Result{}
 	r, ok := b.byClient[k.CUID][k.MID]
-	if !ok || !r.Active() || r.Status == dots.StatusClientWithdrawn {
+	if !ok {
 		return res
 	}
-	if r.Status == status && r.Note == note {
+	ev, ok := outcomeEvent(status)
+	if !ok {
 		return res
 	}
-	r.Status, r.Note = status, note
-	res.put(r)
+	step, ok := Transition(r.Status, ev)
+	if !ok || step.To == r.Status && r.Note == note {
+		return res
+	}
+	res.touch(r)
+	r.Note = note
+	b.apply(r, ev, res, time.Time{})
 	res.Record = clone(r)
 	return res
 }

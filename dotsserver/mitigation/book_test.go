@@ -254,14 +254,18 @@ func TestEfficacyAfterDelete(t *testing.T) {
 	}
 }
 
-// The efficacy update's attack-status shows in the status scope.
+// The efficacy update's attack-status is kept, but not echoed in the
+// server's status: it is a client-to-server attribute (RFC 9132 §4.4.2).
 func TestEfficacyInStatus(t *testing.T) {
 	b := mitigation.NewBook(mitigation.Policy{})
 	mustPut(t, b, mkPut(cuidA, 1, 3600, pfx("192.0.2.0/24")), at(0))
 	mustPut(t, b, mkPut(cuidA, 1, 3600, pfx("192.0.2.0/24"), efficacy(dots.AttackUnderAttack)), at(1))
-	s := mustGet(t, b, key(cuidA, 1)).StatusScope(at(2), true, true)
-	if s.AttackStatus == nil || *s.AttackStatus != dots.AttackUnderAttack {
-		t.Errorf("attack-status = %v, want 1", s.AttackStatus)
+	r := mustGet(t, b, key(cuidA, 1))
+	if r.AttackStatus != dots.AttackUnderAttack {
+		t.Errorf("kept attack-status = %v, want 1", r.AttackStatus)
+	}
+	if s := r.StatusScope(at(2), true, true); s.AttackStatus != nil {
+		t.Errorf("attack-status echoed in status: %v", *s.AttackStatus)
 	}
 }
 

@@ -52,9 +52,8 @@ func TestOverlappingIndex(t *testing.T) {
 		})
 	}
 	// Removing a request removes it from the index.
-	res := &Result{}
 	r1, _ := b.byClient["c"][1]
-	b.remove(r1, res)
+	b.drop(r1)
 	if got := b.overlapping(rec(16, "", "203.0.113.10/32")); len(got) != 0 {
 		t.Fatalf("removed request still indexed: %v", got)
 	}

@@ -18,11 +18,13 @@ type Key struct {
 type Record struct {
 	Key
 	Domain       string                    `json:"domain"`
-	Scope        dots.Scope                `json:"scope"`    // targets as requested (no lifetime, no status)
-	Prefixes     []netip.Prefix            `json:"prefixes"` // every address the request covers (prefixes + resolved names)
-	Lifetime     int64                     `json:"lifetime"` // granted at the last create/refresh, -1 indefinite
-	Expires      time.Time                 `json:"expires"`  // zero when indefinite
-	Start        time.Time                 `json:"start"`    // mitigation-start, zero while status 8
+	Scope        dots.Scope                `json:"scope"`                  // targets as requested (no lifetime, no status)
+	Prefixes     []netip.Prefix            `json:"prefixes"`               // every address the request covers (prefixes + resolved names)
+	FromNames    []netip.Prefix            `json:"from_names,omitempty"`   // the Prefixes that came from resolving names
+	NamesExpire  time.Time                 `json:"names_expire,omitempty"` // when the names' addresses are due to be resolved again
+	Lifetime     int64                     `json:"lifetime"`               // granted at the last create/refresh, -1 indefinite
+	Expires      time.Time                 `json:"expires"`                // zero when indefinite
+	Start        time.Time                 `json:"start"`                  // mitigation-start, zero while status 8
 	Status       dots.Status               `json:"status"`
 	Trigger      bool                      `json:"trigger"` // trigger-mitigation
 	TerminateAt  time.Time                 `json:"terminate_at,omitempty"`
@@ -30,8 +32,17 @@ type Record struct {
 	AttackStatus dots.AttackStatus         `json:"attack_status,omitempty"`
 	Conflict     *dots.ConflictInformation `json:"conflict,omitempty"`
 	Note         string                    `json:"note,omitempty"` // what the mitigator said (e.g. none configured)
-	BytesDropped uint64                    `json:"bytes_dropped,omitempty"`
-	PktsDropped  uint64                    `json:"pkts_dropped,omitempty"`
+	// Counters is what the mitigator measured of the traffic it dropped:
+	// nil when nothing measures this request (the status then carries no
+	// counters at all). Set on the copies the service hands out.
+	Counters *Counters `json:"-"`
+}
+
+// Counters are the measured drop counters of a request (RFC 9132 §4.4.2:
+// bytes-dropped, bps-dropped, pkts-dropped, pps-dropped).
+type Counters struct {
+	BytesDropped, PktsDropped uint64 // totals, monotonic for the client
+	BPSDropped, PPSDropped    uint64 // current rates
 }
 
 // Active reports whether the request is (or should be) diverting traffic.
@@ -136,12 +147,12 @@ func (r *Record) StatusScope(now time.Time, withConfig, withState bool) dots.Sco
 			s.MitigationStart = dots.Ptr(dots.U64(r.Start.Unix()))
 		}
 		s.ConflictInformation = r.Conflict
-		if r.Active() || r.Status == dots.StatusTerminated {
-			s.BytesDropped = dots.Ptr(dots.U64(r.BytesDropped))
-			s.PktsDropped = dots.Ptr(dots.U64(r.PktsDropped))
-		}
-		if r.AttackStatus != 0 {
-			s.AttackStatus = dots.Ptr(r.AttackStatus)
+		// Counters only when something measured them: a zero would read
+		// as "nothing dropped". attack-status is the client's to send
+		// (RFC 9132 §4.4.2): it is kept, not echoed.
+		if c := r.Counters; c != nil {
+			s.BytesDropped, s.PktsDropped = dots.Ptr(dots.U64(c.BytesDropped)), dots.Ptr(dots.U64(c.PktsDropped))
+			s.BpsDropped, s.PpsDropped = dots.Ptr(dots.U64(c.BPSDropped)), dots.Ptr(dots.U64(c.PPSDropped))
 		}
 		s.Note = r.Note
 	}

@@ -66,13 +66,14 @@ func TestStatusScope(t *testing.T) {
 		AttackStatus: dots.AttackMitigated,
 		Conflict:     &dots.ConflictInformation{ConflictStatus: dots.Ptr(dots.ConflictActive)},
 		Note:         "diverted",
-		BytesDropped: 1000,
-		PktsDropped:  10,
+		Counters:     &mitigation.Counters{BytesDropped: 1000, PktsDropped: 10, BPSDropped: 800, PPSDropped: 1},
 	}
+	unmeasured := base
+	unmeasured.Counters = nil
 	waiting := base
 	waiting.Status, waiting.Start, waiting.Trigger = dots.StatusSignalLoss, time.Time{}, false
 	waiting.Scope.TriggerMitigation = dots.Ptr(false)
-	waiting.AttackStatus, waiting.Conflict, waiting.Note = 0, nil, ""
+	waiting.AttackStatus, waiting.Conflict, waiting.Note, waiting.Counters = 0, nil, "", nil
 	// A record that had been activated on signal loss and later came back
 	// to status 8 must not report its old start either.
 	waitingAgain := waiting
@@ -81,9 +82,10 @@ func TestStatusScope(t *testing.T) {
 	terminated.Status = dots.StatusTerminated
 	withdrawn := base
 	withdrawn.Status = dots.StatusServerWithdrawn
+	withdrawn.Counters = nil
 
 	type want struct {
-		config, state, start, counters, attack bool
+		config, state, start, counters bool
 	}
 	for _, tc := range []struct {
 		name   string
@@ -93,15 +95,16 @@ func TestStatusScope(t *testing.T) {
 		state  bool
 		want   want
 	}{
-		{"active c=a", base, "a", true, true, want{config: true, state: true, start: true, counters: true, attack: true}},
+		{"active c=a", base, "a", true, true, want{config: true, state: true, start: true, counters: true}},
 		{"active c=c", base, "c", true, false, want{config: true}},
-		{"active c=n", base, "n", false, true, want{state: true, start: true, counters: true, attack: true}},
+		{"active c=n", base, "n", false, true, want{state: true, start: true, counters: true}},
 		{"status 8 c=a", waiting, "a", true, true, want{config: true, state: true}},
 		{"status 8 c=n", waiting, "n", false, true, want{state: true}},
 		{"status 8 c=c", waiting, "c", true, false, want{config: true}},
 		{"status 8 with stale start", waitingAgain, "a", true, true, want{config: true, state: true}},
-		{"status 6 keeps counters", terminated, "n", false, true, want{state: true, start: true, counters: true, attack: true}},
-		{"status 7 without counters", withdrawn, "n", false, true, want{state: true, start: true, attack: true}},
+		{"status 6 keeps counters", terminated, "n", false, true, want{state: true, start: true, counters: true}},
+		{"status 7 without counters", withdrawn, "n", false, true, want{state: true, start: true}},
+		{"active, nothing measures", unmeasured, "a", true, true, want{config: true, state: true, start: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := at(100.5)
@@ -132,13 +135,17 @@ func TestStatusScope(t *testing.T) {
 			} else if tc.want.start && int64(*s.MitigationStart) != at(0).Unix() {
 				t.Errorf("mitigation-start = %d, want %d", *s.MitigationStart, at(0).Unix())
 			}
-			if (s.BytesDropped != nil) != tc.want.counters || (s.PktsDropped != nil) != tc.want.counters {
-				t.Errorf("counters present = %v/%v, want %v", s.BytesDropped != nil, s.PktsDropped != nil, tc.want.counters)
-			} else if tc.want.counters && (*s.BytesDropped != 1000 || *s.PktsDropped != 10) {
-				t.Errorf("counters = %d/%d", *s.BytesDropped, *s.PktsDropped)
+			present := []bool{s.BytesDropped != nil, s.BpsDropped != nil, s.PktsDropped != nil, s.PpsDropped != nil}
+			for i, p := range present {
+				if p != tc.want.counters {
+					t.Errorf("counter %d (keys 25-28) present = %v, want %v", 25+i, p, tc.want.counters)
+				}
 			}
-			if (s.AttackStatus != nil) != tc.want.attack {
-				t.Errorf("attack-status present = %v, want %v", s.AttackStatus != nil, tc.want.attack)
+			if tc.want.counters && (*s.BytesDropped != 1000 || *s.PktsDropped != 10 || *s.BpsDropped != 800 || *s.PpsDropped != 1) {
+				t.Errorf("counters = %d/%d/%d/%d", *s.BytesDropped, *s.BpsDropped, *s.PktsDropped, *s.PpsDropped)
+			}
+			if s.AttackStatus != nil {
+				t.Errorf("attack-status %v echoed: it is a client-to-server attribute (RFC 9132 §4.4.2)", *s.AttackStatus)
 			}
 			if !tc.state && (s.ConflictInformation != nil || s.Note != "") {
 				t.Errorf("state nodes in c=c: %+v", s)

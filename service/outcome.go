@@ -1,0 +1,100 @@
+package service
+
+import (
+	"github.com/levee-dots/levee/divert"
+	"github.com/levee-dots/levee/dotsserver/mitigation"
+)
+
+// diversionReported is the one path by which backends' outcomes reach the
+// mitigations: from the lanes after each call and from the backends later
+// (a neighbor came up). The combined outcome is taken and recorded under
+// the state lock, so a later outcome never overwrites a newer one.
+func (s *Service) diversionReported(backend string, k divert.Key, a divert.Applied) {
+	if k == (divert.Key{}) {
+		s.log.Error("diversion backend failed", "diverter", backend, "note", a.Detail)
+		return
+	}
+	s.mu.Lock()
+	out := s.orch.Combined(k)
+	res := s.book.SetOutcome(mitigation.Key{CUID: k.CUID, MID: k.MID}, out.Status, out.Note)
+	s.commitLocked(res)
+	s.mu.Unlock()
+	if res.Record != nil {
+		s.log.Info("mitigation status", "cuid", k.CUID, "mid", k.MID, "diverter", backend, "status", out.Status, "note", out.Note)
+	}
+}
+
+// DiversionUpdate takes a backend's later change of outcome for a key (a
+// BGP neighbor came up, a route was lost): what divert.Updates receives.
+func (s *Service) DiversionUpdate(backend string, k divert.Key, a divert.Applied) {
+	s.orch.Report(backend, k, a)
+}
+
+// setOutcome records an outcome decided by the service itself.
+func (s *Service) setOutcome(k mitigation.Key, out divert.Outcome) {
+	s.mu.Lock()
+	res := s.book.SetOutcome(k, out.Status, out.Note)
+	s.commitLocked(res)
+	s.mu.Unlock()
+}
+
+// meter follows one mitigation's counters over its backends.
+type meter struct {
+	byBackend map[string]*backendMeter
+}
+
+type backendMeter struct {
+	last     divert.Counters // the backend's last sample
+	base     divert.Counters // totals carried over device resets
+	bps, pps uint64
+}
+
+// Measured takes a backend's counter sample for a mitigation: what
+// divert.Measurements receives. Samples are kept in memory only (no write
+// per sample). Totals stay monotonic for the client when the backend's
+// counters go back (a device reset or a backend restart): what was counted
+// before is carried over.
+func (s *Service) Measured(backend string, k divert.Key, c divert.Counters) {
+	mk := mitigation.Key{CUID: k.CUID, MID: k.MID}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.book.Get(mk); !ok || !r.Active() {
+		return
+	}
+	m := s.meters[mk]
+	if m == nil {
+		m = &meter{byBackend: map[string]*backendMeter{}}
+		s.meters[mk] = m
+	}
+	bm := m.byBackend[backend]
+	if bm == nil {
+		bm = &backendMeter{}
+		m.byBackend[backend] = bm
+	}
+	if c.BytesDropped < bm.last.BytesDropped || c.PktsDropped < bm.last.PktsDropped {
+		bm.base.BytesDropped += bm.last.BytesDropped
+		bm.base.PktsDropped += bm.last.PktsDropped
+	}
+	bm.last = c
+	bm.bps, bm.pps = c.BPSDropped, c.PPSDropped
+}
+
+// withCountersLocked returns a copy of r with its measured counters, summed
+// over the backends that measure it; none when nothing measures it.
+func (s *Service) withCountersLocked(r *mitigation.Record) *mitigation.Record {
+	c := *r
+	m := s.meters[r.Key]
+	if m == nil || len(m.byBackend) == 0 {
+		c.Counters = nil
+		return &c
+	}
+	var sum mitigation.Counters
+	for _, bm := range m.byBackend {
+		sum.BytesDropped += bm.base.BytesDropped + bm.last.BytesDropped
+		sum.PktsDropped += bm.base.PktsDropped + bm.last.PktsDropped
+		sum.BPSDropped += bm.bps
+		sum.PPSDropped += bm.pps
+	}
+	c.Counters = &sum
+	return &c
+}

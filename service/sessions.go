@@ -1,0 +1,122 @@
+package service
+
+import (
+	"encoding/json"
+
+	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/dotsserver/session"
+	"github.com/levee-dots/levee/store"
+)
+
+// SessionConfig returns the client's session configuration (RFC 9132 §4.5):
+// the one it set, or the defaults.
+func (s *Service) SessionConfig(cuid string) session.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.configOfLocked(cuid)
+}
+
+func (s *Service) configOfLocked(cuid string) session.Config {
+	if c, ok := s.configs[cuid]; ok {
+		return c
+	}
+	return session.DefaultConfig()
+}
+
+// SetSessionConfig negotiates a PUT /config/sid (RFC 9132 §4.5.2): 2.01 or
+// 2.04, or the error to answer. The configuration is on disk when it returns.
+func (s *Service) SetSessionConfig(cuid string, sid uint32, m *dots.Message) (dots.Code, error) {
+	s.mu.Lock()
+	old, had := s.configs[cuid]
+	next, code, err := s.opts.Ranges.Negotiate(s.configOfLocked(cuid), sid, m)
+	if err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	s.configs[cuid] = next
+	b, _ := json.Marshal(next)
+	done := s.j.add([]store.Op{{Bucket: bucketConfigs, Key: cuid, Value: b}}, func() { s.restoreConfig(cuid, old, had) })
+	s.mu.Unlock()
+	if err := done.wait(); err != nil {
+		return 0, &dots.Error{Code: dots.ServiceUnavailable, Diag: "the configuration could not be stored; retry", Err: err}
+	}
+	s.log.Info("session configuration set", "cuid", cuid, "sid", sid)
+	return code, nil
+}
+
+func (s *Service) restoreConfig(cuid string, old session.Config, had bool) {
+	if had {
+		s.configs[cuid] = old
+	} else {
+		delete(s.configs, cuid)
+	}
+}
+
+// ResetSessionConfig returns the client to the default configuration
+// (DELETE /config, RFC 9132 §4.5.3).
+func (s *Service) ResetSessionConfig(cuid string) error {
+	s.mu.Lock()
+	old, had := s.configs[cuid]
+	delete(s.configs, cuid)
+	done := s.j.add([]store.Op{{Bucket: bucketConfigs, Key: cuid, Delete: true}}, func() { s.restoreConfig(cuid, old, had) })
+	s.mu.Unlock()
+	if err := done.wait(); err != nil {
+		return &dots.Error{Code: dots.ServiceUnavailable, Diag: "the reset could not be stored; retry", Err: err}
+	}
+	return nil
+}
+
+// SessionValues returns the session parameters in force for each client:
+// the mitigating set while it has an active mitigation, else idle.
+func (s *Service) SessionValues(cuids []string) map[string]session.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]session.Values, len(cuids))
+	for _, c := range cuids {
+		out[c] = s.configOfLocked(c).Current(s.book.HasActive(c))
+	}
+	return out
+}
+
+// CheckCUID checks that a client (known by the cuid derived from its
+// certificate and the certificate's SPKI hash) may speak as cuid, binding
+// a first-used cuid to it (RFC 9132 §4.4.1): the derived cuid, or after a
+// collision on it (4.09 cuid-collision) a cuid of the client's own making.
+func (s *Service) CheckCUID(derived, spki, cuid string) error {
+	s.mu.Lock()
+	derivedOwner, derivedBound := s.bindings[derived]
+	owner, bound := s.bindings[cuid]
+	s.mu.Unlock()
+	switch {
+	case cuid == derived && (!derivedBound || derivedOwner == spki):
+		if !derivedBound {
+			return s.bind(cuid, spki)
+		}
+		return nil
+	case cuid == derived:
+		ci := &dots.ConflictInformation{ConflictCause: dots.Ptr(dots.CauseCUIDCollision)}
+		return &dots.Error{Code: dots.Conflict, Diag: "cuid collision: choose another cuid",
+			Body: &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{{ConflictInformation: ci}}}}}
+	case derivedBound && derivedOwner != spki && (!bound || owner == spki):
+		if !bound {
+			return s.bind(cuid, spki)
+		}
+		return nil
+	}
+	return dots.Errorf(dots.Forbidden, "cuid %s is not bound to this client's certificate (expected %s)", cuid, derived)
+}
+
+func (s *Service) bind(cuid, spki string) error {
+	s.mu.Lock()
+	if cur, ok := s.bindings[cuid]; ok && cur != spki {
+		s.mu.Unlock()
+		return dots.Errorf(dots.Forbidden, "cuid %s is bound to another client", cuid)
+	}
+	s.bindings[cuid] = spki
+	done := s.j.add([]store.Op{{Bucket: bucketBindings, Key: cuid, Value: []byte(spki)}}, func() { delete(s.bindings, cuid) })
+	s.mu.Unlock()
+	if err := done.wait(); err != nil {
+		return &dots.Error{Code: dots.ServiceUnavailable, Diag: "could not persist the cuid binding", Err: err}
+	}
+	return nil
+}
