@@ -52,11 +52,15 @@ func TestLayering(t *testing.T) {
 	const mod = "github.com/levee-dots/levee/"
 	forbidden := map[string][]string{
 		mod + "dots":                  {"github.com/plgd-dev/go-coap", "github.com/pion/dtls", "net/http", "go.etcd.io/bbolt", mod + "divert", mod + "dotsserver"},
-		mod + "dotsserver/mitigation": {"github.com/plgd-dev/go-coap", mod + "divert", mod + "store", "net/http"},
+		mod + "dotsserver/mitigation": {"github.com/plgd-dev/go-coap", mod + "divert", mod + "store", "net/http", mod + "service"},
 		mod + "dotsserver/session":    {"github.com/plgd-dev/go-coap", mod + "divert", mod + "store"},
 		mod + "flowspec":              {"github.com/osrg/gobgp", "net/http", mod + "divert"},
 		mod + "divert":                {"github.com/plgd-dev/go-coap", "github.com/osrg/gobgp", mod + "dotsserver"},
 		mod + "store":                 {"github.com/plgd-dev/go-coap", mod + "dotsserver", mod + "divert"},
+		// The mitigation service knows no transport and no backend: only
+		// the divert interfaces.
+		mod + "service": {"github.com/plgd-dev/go-coap", "github.com/pion/dtls", "net/http", "github.com/osrg/gobgp",
+			"github.com/miekg/dns", mod + "dotsserver/dotstest", mod + "divert/bgp", mod + "divert/dns"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", pkg).Output()

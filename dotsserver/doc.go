@@ -3,8 +3,9 @@
 // (§4.1, §7), mutual X.509 authentication mapped to client domains and the
 // cuid binding of §4.4.1, the /mitigate resource (§4.4) with Observe
 // (RFC 7641, §4.4.2.1), the /config resource (§4.5), heartbeats (§4.7),
-// scope ownership checks (RFC 8811 §2.2.1: a server MUST reject targets its
-// client's domain does not own), and the hand-off of accepted mitigations to
-// the divert orchestrator. Every accepted change is written to the store
-// before the client is answered.
+// and the translation of each request into a call of the mitigation service
+// (package service), which checks ownership, stores the change before it
+// is acknowledged and diverts: CoAP and CBOR in, a service call, CoAP out.
+// A handler that panics answers 5.00 with a short diagnostic; no internal
+// error text reaches a client.
 package dotsserver
