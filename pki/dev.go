@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -22,6 +23,10 @@ const (
 type DevPKI struct {
 	Dir, CAPath, CAKeyPath, ServerCert, ServerKey string
 	Clients                                       map[string]DevClient
+	// ServerReissued lists the requested server hosts that the existing
+	// server certificate did not cover, for which Dev reissued it from the
+	// existing CA (nil when the certificate was reused or newly created).
+	ServerReissued []string
 }
 
 // DevClient describes one client of a development PKI.
@@ -32,9 +37,15 @@ type DevClient struct {
 // Dev provisions a development PKI in dir, once: if dir/ca.pem already exists
 // it loads and reuses everything that exists and only creates what is missing.
 // It writes dir/ca.pem, dir/ca-key.pem (0600), dir/server/cert.pem,
-// dir/server/key.pem (0600) valid for "localhost", 127.0.0.1 and ::1, and for
-// each name in clients: dir/clients/NAME/cert.pem and key.pem (0600). Returns
-// a DevPKI describing paths and each client's cuid.
+// dir/server/key.pem (0600) valid for "localhost", 127.0.0.1, ::1 and each
+// of serverHosts (IP addresses or DNS names, without port), and for each
+// name in clients: dir/clients/NAME/cert.pem and key.pem (0600). Returns a
+// DevPKI describing paths and each client's cuid.
+//
+// An existing server certificate that does not cover every one of
+// serverHosts is reissued (new key) from the existing CA, for the names and
+// addresses it had plus the missing ones; the CA and the clients are kept.
+// DevPKI.ServerReissued then names the hosts that were missing.
 //
 // When ca.pem is absent a new CA is created and every leaf is (re)issued,
 // since leftovers cannot chain to the new CA. When ca.pem exists, ca-key.pem
@@ -43,11 +54,23 @@ type DevClient struct {
 // is an error (remove the other file to have it reissued). Client names may
 // contain only letters, digits, '.', '-' and '_', and may not start with '.'
 // or '-'.
-func Dev(dir string, clients []string) (*DevPKI, error) {
+func Dev(dir string, clients []string, serverHosts ...string) (*DevPKI, error) {
 	for _, name := range clients {
 		if err := checkClientName(name); err != nil {
 			return nil, err
 		}
+	}
+	dnsNames := []string{"localhost"}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	for _, h := range serverHosts {
+		if ip := net.ParseIP(h); ip != nil {
+			ips = appendIP(ips, ip)
+			continue
+		}
+		if err := checkServerName(h); err != nil {
+			return nil, err
+		}
+		dnsNames = appendName(dnsNames, h)
 	}
 	p := &DevPKI{
 		Dir:        dir,
@@ -61,12 +84,27 @@ func Dev(dir string, clients []string) (*DevPKI, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = p.ensureLeaf(ca, fresh, p.ServerCert, p.ServerKey, func() ([]byte, []byte, error) {
-		ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-		return ca.IssueServer([]string{"localhost"}, ips, devLeafValidity)
+	srv, err := p.ensureLeaf(ca, fresh, p.ServerCert, p.ServerKey, func() ([]byte, []byte, error) {
+		return ca.IssueServer(dnsNames, ips, devLeafValidity)
 	})
 	if err != nil {
 		return nil, err
+	}
+	if missing := uncovered(srv, serverHosts); len(missing) > 0 {
+		for _, n := range srv.DNSNames {
+			dnsNames = appendName(dnsNames, n)
+		}
+		for _, ip := range srv.IPAddresses {
+			ips = appendIP(ips, ip)
+		}
+		certPEM, keyPEM, err := ca.IssueServer(dnsNames, ips, devLeafValidity)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := writeLeaf(p.ServerCert, p.ServerKey, certPEM, keyPEM); err != nil {
+			return nil, err
+		}
+		p.ServerReissued = missing
 	}
 	for _, name := range clients {
 		c := DevClient{
@@ -147,6 +185,12 @@ func (p *DevPKI) ensureLeaf(ca *CA, fresh bool, certPath, keyPath string, issue 
 	if err != nil {
 		return nil, err
 	}
+	return writeLeaf(certPath, keyPath, certPEM, keyPEM)
+}
+
+// writeLeaf writes a key (first) and its certificate and returns the
+// parsed certificate.
+func writeLeaf(certPath, keyPath string, certPEM, keyPEM []byte) (*x509.Certificate, error) {
 	if err := WriteFile(keyPath, keyPEM, 0o600); err != nil {
 		return nil, err
 	}
@@ -158,6 +202,49 @@ func (p *DevPKI) ensureLeaf(ca *CA, fresh bool, certPath, keyPath string, issue 
 		return nil, err
 	}
 	return certs[0], nil
+}
+
+// uncovered returns the hosts that cert is not valid for.
+func uncovered(cert *x509.Certificate, hosts []string) []string {
+	var out []string
+	for _, h := range hosts {
+		if cert.VerifyHostname(h) != nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func appendIP(ips []net.IP, ip net.IP) []net.IP {
+	for _, x := range ips {
+		if x.Equal(ip) {
+			return ips
+		}
+	}
+	return append(ips, ip)
+}
+
+func appendName(names []string, name string) []string {
+	for _, x := range names {
+		if strings.EqualFold(x, name) {
+			return names
+		}
+	}
+	return append(names, name)
+}
+
+// checkServerName rejects a server host that is neither an IP address nor
+// a DNS name (for example one with a port).
+func checkServerName(name string) error {
+	if len(name) == 0 || len(name) > 253 || name[0] == '.' || name[0] == '-' {
+		return fmt.Errorf("pki: server host %q is not an IP address or DNS name", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-') {
+			return fmt.Errorf("pki: server host %q is not an IP address or DNS name (no port; %q is not allowed)", name, r)
+		}
+	}
+	return nil
 }
 
 // exists reports whether path exists; errors other than "not exist" are

@@ -2,12 +2,14 @@ package pki
 
 import (
 	"bytes"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -321,5 +323,96 @@ func TestOpenSSLInterop(t *testing.T) {
 	}
 	if string(out) != alice.CUID {
 		t.Errorf("OpenSSL-derived cuid %q, Dev reported %q", out, alice.CUID)
+	}
+}
+
+// TestDevServerHosts checks that the server certificate covers the
+// requested hosts: a new PKI at once, an existing one by reissuing only the
+// server certificate (keeping what it covered), and that a TLS client
+// verifying with the development CA accepts it for those hosts.
+func TestDevServerHosts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	first, err := Dev(dir, []string{"alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.ServerReissued != nil {
+		t.Errorf("new PKI: ServerReissued %q, want nil", first.ServerReissued)
+	}
+	before := snapshot(t, dir)
+
+	// Covered already: nothing changes.
+	got, err := Dev(dir, []string{"alice"}, "127.0.0.1", "LOCALHOST", "::1")
+	if err != nil || got.ServerReissued != nil {
+		t.Fatalf("loopback hosts: ServerReissued %q, %v; want nothing reissued", got.ServerReissued, err)
+	}
+
+	// New hosts: the server certificate and key are reissued, nothing else.
+	got, err = Dev(dir, []string{"alice"}, "127.0.0.2", "dots.example", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"127.0.0.2", "dots.example"}; !slices.Equal(got.ServerReissued, want) {
+		t.Errorf("ServerReissued %q, want %q", got.ServerReissued, want)
+	}
+	after := snapshot(t, dir)
+	for p, data := range before {
+		changed := !bytes.Equal(after[p], data)
+		if want := p == first.ServerCert || p == first.ServerKey; changed != want {
+			t.Errorf("%s changed = %v, want %v", p, changed, want)
+		}
+	}
+	if got.Clients["alice"] != first.Clients["alice"] {
+		t.Errorf("client identity changed: %+v, was %+v", got.Clients["alice"], first.Clients["alice"])
+	}
+	checkMode(t, got.ServerKey, 0o600)
+
+	// A later run for another host keeps the hosts added before.
+	got, err = Dev(dir, []string{"alice"}, "127.0.0.3")
+	if err != nil || !slices.Equal(got.ServerReissued, []string{"127.0.0.3"}) {
+		t.Fatalf("third host: ServerReissued %q, %v", got.ServerReissued, err)
+	}
+	cert, leaf, err := LoadKeyPair(got.ServerCert, got.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := LoadCertPool(got.CAPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"localhost", "127.0.0.1", "::1", "127.0.0.2", "dots.example", "127.0.0.3"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: host}); err != nil {
+			t.Errorf("server certificate for %s: %v", host, err)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "127.0.0.4"}); err == nil {
+		t.Error("server certificate verifies for 127.0.0.4, which was never asked for")
+	}
+
+	// A real TLS handshake on 127.0.0.3, verified against that address.
+	l, err := tls.Listen("tcp", "127.0.0.3:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Skipf("cannot listen on 127.0.0.3: %v", err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: pool})
+	if err != nil {
+		t.Fatalf("TLS to %s with the development CA: %v", l.Addr(), err)
+	}
+	c.Close()
+}
+
+func TestDevServerHostErrors(t *testing.T) {
+	for _, h := range []string{"127.0.0.1:4646", "", "-x.example", "a b"} {
+		if _, err := Dev(t.TempDir(), []string{"alice"}, h); err == nil || !strings.Contains(err.Error(), "server host") {
+			t.Errorf("Dev with server host %q: %v, want an error about the server host", h, err)
+		}
 	}
 }

@@ -5,8 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/levee-dots/levee/pki"
 )
@@ -57,10 +60,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for i, c := range devClients {
 		names[i] = c.Name
 	}
-	dev, err := pki.Dev(*dir, names)
-	if err != nil {
-		return fmt.Errorf("dev: %w", err)
-	}
 	cfgPath := filepath.Join(*dir, "dotsd.yaml")
 	if _, err := os.Stat(cfgPath); os.IsNotExist(err) {
 		if err := pki.WriteFile(cfgPath, []byte(fmt.Sprintf(devConfig, devClientsYAML())), 0o644); err != nil {
@@ -72,7 +71,18 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if *listen != "" {
+		if !isHostPort(*listen) {
+			return fmt.Errorf("dev: --signal-listen %q is not host:port with a port 1-65535 (IPv6 as [::1]:4646)", *listen)
+		}
 		cfg.Signal.Listen = []string{*listen}
+	}
+	dev, err := pki.Dev(*dir, names, serverHosts(cfg.Signal.Listen)...)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	if len(dev.ServerReissued) > 0 {
+		fmt.Fprintf(stderr, "dotsd dev: the server certificate did not cover %s; reissued %s from the existing CA (the CA and the client identities are kept)\n",
+			strings.Join(dev.ServerReissued, ", "), dev.ServerCert)
 	}
 	for _, name := range names {
 		c := dev.Clients[name]
@@ -88,6 +98,32 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "  client %-6s cuid %s  dotsctl --config %s\n", name, c.CUID, filepath.Join(filepath.Dir(c.Cert), "dotsctl.yaml"))
 	}
 	return serve(ctx, cfg, stderr)
+}
+
+// serverHosts returns the hosts the development server certificate must
+// cover for the listen addresses: each address's host, or for an address
+// on all interfaces (":4646", "0.0.0.0:4646", "[::]:4646") every address of
+// this host's interfaces at the time of the call.
+func serverHosts(listen []string) []string {
+	var out []string
+	for _, l := range listen {
+		host, _, err := net.SplitHostPort(l)
+		if err != nil {
+			continue
+		}
+		host, _, _ = strings.Cut(host, "%") // IPv6 zone
+		if ip, err := netip.ParseAddr(host); host != "" && (err != nil || !ip.IsUnspecified()) {
+			out = append(out, host)
+			continue
+		}
+		addrs, _ := net.InterfaceAddrs()
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLinkLocalUnicast() {
+				out = append(out, p.Addr().String())
+			}
+		}
+	}
+	return out
 }
 
 func devClientsYAML() string {
