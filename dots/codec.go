@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 	"strconv"
@@ -72,7 +73,7 @@ func Decode(data []byte) (*Message, error) {
 	var generic any
 	rest, err := decMode.UnmarshalFirst(data, &generic)
 	if err != nil {
-		return nil, &Error{Code: BadRequest, Diag: "malformed CBOR: " + err.Error(), Err: err}
+		return nil, &Error{Code: BadRequest, Diag: "malformed CBOR: " + cborProblem(err), Err: err}
 	}
 	if len(rest) != 0 {
 		return nil, &Error{Code: BadRequest, Diag: fmt.Sprintf("%d bytes after the CBOR item", len(rest)), Err: ErrTrailingData}
@@ -172,9 +173,31 @@ func describeTypeError(err error, generic any) string {
 		return fmt.Sprintf("value of the wrong type (CBOR %s)", ute.CBORType)
 	}
 	if path != "" {
-		return fmt.Sprintf("%s: %v", path, err)
+		return fmt.Sprintf("%s: %s", path, cborProblem(err))
 	}
-	return err.Error()
+	return cborProblem(err)
+}
+
+// cborProblem says what is wrong with the client's CBOR in our words: the
+// decoder's own message stays in the server's log.
+func cborProblem(err error) string {
+	var (
+		syn *cbor.SyntaxError
+		sem *cbor.SemanticError
+		lim *cbor.MaxNestedLevelError
+		tag *cbor.WrongTagError
+	)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "the item is truncated"
+	case errors.As(err, &lim):
+		return "the item is nested too deeply"
+	case errors.As(err, &tag):
+		return "an unexpected CBOR tag"
+	case errors.As(err, &syn), errors.As(err, &sem):
+		return "the item is not well-formed"
+	}
+	return "the item cannot be decoded as a DOTS body"
 }
 
 // fieldKeyName maps a field path such as "dots.Scope.14" (fxamacker names
