@@ -138,6 +138,17 @@ func phase6(ctx context.Context, e *env) (*phase6Result, error) {
 	r.back, r.final = r.waitAll(ctx, rt, exec0, r.bound, &drops0)
 	r.watched = time.Since(exec0)
 	stopPoll()
+	if _, ok := r.back["exabgp"]; ok { // the cheap count against lab's reader, once
+		k := 0
+		for _, route := range rt.exa.Routes() {
+			if route.FlowSpec != nil {
+				k++
+			}
+		}
+		if k != r.n {
+			fmt.Fprintf(e.out, "  WARNING: ExaBGP rules counted %d, but lab's reader holds %d: the exabgp figure is not reliable\n", r.n, k)
+		}
+	}
 	r.answer = <-answered
 	if at, _, ok := srv.mark("dotsd ready"); ok {
 		r.readyLog = at.Sub(exec0)

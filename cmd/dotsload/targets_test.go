@@ -53,3 +53,30 @@ func TestBirdCount(t *testing.T) {
 		}
 	}
 }
+
+// TestExaTable: announcements add rules, withdrawals remove them, a session
+// going down clears them; unicast routes are not counted.
+func TestExaTable(t *testing.T) {
+	x := &exaTable{flows: map[string]bool{}}
+	lines := []string{
+		`{"type": "state", "neighbor": {"state": "up"}}`,
+		`{"type": "update", "neighbor": {"message": {"update": {"announce": {"ipv4 flow": {"no-nexthop": [{"destination-ipv4": ["203.0.113.1/32"], "string": "flow destination-ipv4 203.0.113.1/32"}, {"destination-ipv4": ["203.0.113.2/32"], "string": "flow destination-ipv4 203.0.113.2/32"}]}}}}}}`,
+		`{"type": "update", "neighbor": {"message": {"update": {"announce": {"ipv4 unicast": {"192.0.2.1": [{"nlri": "203.0.113.9/32"}]}}}}}}`,
+		`{"type": "update", "neighbor": {"message": {"update": {"withdraw": {"ipv4 flow": [{"destination-ipv4": ["203.0.113.1/32"], "string": "flow destination-ipv4 203.0.113.1/32"}]}}}}}`,
+		`{"type": "update", "neighbor": {"message": {"eor": {"afi": "ipv4", "safi": "flow"}}}}`,
+	}
+	for i, l := range lines {
+		if err := x.apply([]byte(l)); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+	}
+	if !x.up || len(x.flows) != 1 || !x.flows["ipv4 flow flow destination-ipv4 203.0.113.2/32"] {
+		t.Fatalf("up %v, flows %v; want up and only 203.0.113.2/32", x.up, x.flows)
+	}
+	if err := x.apply([]byte(`{"type": "state", "neighbor": {"state": "down"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if x.up || len(x.flows) != 0 {
+		t.Fatalf("after down: up %v, flows %v", x.up, x.flows)
+	}
+}
