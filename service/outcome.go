@@ -1,8 +1,12 @@
 package service
 
 import (
+	"encoding/json"
+	"time"
+
 	"github.com/levee-dots/levee/divert"
 	"github.com/levee-dots/levee/dotsserver/mitigation"
+	"github.com/levee-dots/levee/store"
 )
 
 // diversionReported is the one path by which backends' outcomes reach the
@@ -97,4 +101,50 @@ func (s *Service) withCountersLocked(r *mitigation.Record) *mitigation.Record {
 	}
 	c.Counters = &sum
 	return &c
+}
+
+// restoredBackend holds, after a restart, the totals counted before it.
+const restoredBackend = "(before restart)"
+
+// counterFlushEvery is how often the counters' totals are written, so that
+// they stay monotonic for the client across a restart of the server too.
+const counterFlushEvery = time.Minute
+
+type savedCounters struct {
+	BytesDropped uint64 `json:"bytes_dropped"`
+	PktsDropped  uint64 `json:"pkts_dropped"`
+}
+
+// flushCountersLocked queues the totals of every measured mitigation for
+// the store (without waiting: counters are not acknowledged to anyone).
+func (s *Service) flushCountersLocked() {
+	var ops []store.Op
+	for k := range s.meters {
+		c := s.withCountersLocked(&mitigation.Record{Key: k}).Counters
+		if c == nil {
+			continue
+		}
+		b, _ := json.Marshal(savedCounters{c.BytesDropped, c.PktsDropped})
+		ops = append(ops, store.Op{Bucket: bucketCounters, Key: recordKey(k), Value: b})
+	}
+	s.j.add(ops, nil)
+	s.lastFlush = s.now()
+}
+
+// restoreCounters loads the totals saved before a restart.
+func (s *Service) restoreCounters() error {
+	active := map[string]mitigation.Key{}
+	for _, r := range s.book.Active() {
+		active[recordKey(r.Key)] = r.Key
+	}
+	return s.opts.Store.ForEach(bucketCounters, func(key string, v []byte) error {
+		var sc savedCounters
+		k, ok := active[key]
+		if !ok || json.Unmarshal(v, &sc) != nil {
+			return nil // a counter is not worth refusing to start for
+		}
+		s.meters[k] = &meter{byBackend: map[string]*backendMeter{restoredBackend: {
+			last: divert.Counters{BytesDropped: sc.BytesDropped, PktsDropped: sc.PktsDropped}}}}
+		return nil
+	})
 }

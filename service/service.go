@@ -83,6 +83,8 @@ type Service struct {
 	configs  map[string]session.Config // by cuid
 	bindings map[string]string         // cuid -> spki hash
 	meters   map[mitigation.Key]*meter
+	// lastFlush is when the counters were last written.
+	lastFlush time.Time
 
 	j      *journal
 	notes  [notifyShards]*notifyQueue
@@ -144,6 +146,7 @@ const (
 	bucketMitigations = "mitigations"
 	bucketConfigs     = "session-configs"
 	bucketBindings    = "cuid-bindings"
+	bucketCounters    = "counters"
 )
 
 func (s *Service) restore() error {
@@ -177,6 +180,9 @@ func (s *Service) restore() error {
 	})
 	if err != nil {
 		return fmt.Errorf("service: restore: %w", err)
+	}
+	if err := s.restoreCounters(); err != nil {
+		return fmt.Errorf("service: restore counters: %w", err)
 	}
 	s.mu.Lock()
 	res := s.book.Tick(s.now())
@@ -224,6 +230,9 @@ func (s *Service) Close() {
 		s.orch.Close()
 		close(s.stop)
 		s.wg.Wait()
+		s.mu.Lock()
+		s.flushCountersLocked()
+		s.mu.Unlock()
 		s.j.close()
 	})
 }
@@ -241,7 +250,8 @@ func changeOps(changes []mitigation.Change) []store.Op {
 	ops := make([]store.Op, 0, len(changes))
 	for _, c := range changes {
 		if c.Deleted {
-			ops = append(ops, store.Op{Bucket: bucketMitigations, Key: recordKey(c.Key), Delete: true})
+			ops = append(ops, store.Op{Bucket: bucketMitigations, Key: recordKey(c.Key), Delete: true},
+				store.Op{Bucket: bucketCounters, Key: recordKey(c.Key), Delete: true})
 			continue
 		}
 		b, err := json.Marshal(c.Record)
@@ -304,6 +314,12 @@ func (s *Service) Tick() {
 	s.mu.Lock()
 	res := s.book.Tick(s.now())
 	s.commitLocked(res)
+	for _, r := range res.Notify {
+		delete(s.meters, r.Key)
+	}
+	if len(s.meters) > 0 && s.now().Sub(s.lastFlush) >= counterFlushEvery {
+		s.flushCountersLocked()
+	}
 	s.mu.Unlock()
 	for _, r := range res.Notify {
 		s.log.Info("mitigation ended", "cuid", r.CUID, "mid", r.MID)
