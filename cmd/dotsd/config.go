@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -91,8 +92,6 @@ func (e *configError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", e.file, e.key, e.problem)
 }
 
-var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type`)
-
 // loadConfig reads and validates a dotsd configuration file.
 func loadConfig(path string) (*fileConfig, error) {
 	raw, err := os.ReadFile(path)
@@ -106,18 +105,24 @@ func loadConfig(path string) (*fileConfig, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: the configuration is empty (see README for the keys)", path)
 		}
-		if m := unknownField.FindAllStringSubmatch(err.Error(), -1); m != nil {
-			var parts []string
-			for _, x := range m {
-				parts = append(parts, fmt.Sprintf("unknown key %q at line %s", x[2], x[1]))
-			}
-			return nil, fmt.Errorf("%s: %s (check the spelling; see README for the keys)", path, strings.Join(parts, "; "))
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			var root yaml.Node
+			_ = yaml.Unmarshal(raw, &root) // it parsed once already
+			return nil, explainTypeError(path, &root, te)
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var extra any
 	if err := dec.Decode(&extra); err == nil && extra != nil {
 		return nil, fmt.Errorf("%s: more than one YAML document ('---'): put the whole configuration in one", path)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := checkExplicitValues(path, &root); err != nil {
+		return nil, err
 	}
 	base := filepath.Dir(path)
 	rel := func(p string) string {
@@ -198,8 +203,20 @@ func (c *fileConfig) validate(file string) error {
 	default:
 		return bad("log.format", "%q: use text or json", c.Log.Format)
 	}
-	if c.Policy.MaxLifetime < 0 || c.Policy.ActiveButTerminating < 0 || c.Policy.MaxActiveButTerminating < 0 {
-		return bad("policy", "durations must not be negative")
+	for key, d := range map[string]time.Duration{"policy.max-lifetime": c.Policy.MaxLifetime,
+		"policy.active-but-terminating": c.Policy.ActiveButTerminating, "policy.max-active-but-terminating": c.Policy.MaxActiveButTerminating} {
+		if d < 0 {
+			return bad(key, "%v: must not be negative", d)
+		}
+	}
+	if p := c.policy(); p.Terminating > 0 || p.MaxTerminating > 0 {
+		abt, maxABT := cmp.Or(p.Terminating, 120*time.Second), cmp.Or(p.MaxTerminating, 300*time.Second)
+		if abt > maxABT {
+			return bad("policy.max-active-but-terminating", "%v is less than policy.active-but-terminating %v: raise it, or lower active-but-terminating", maxABT, abt)
+		}
+	}
+	if c.Policy.MaxRequestsPerClient < 0 {
+		return bad("policy.max-requests-per-client", "%d: must not be negative", c.Policy.MaxRequestsPerClient)
 	}
 	if len(c.Clients) == 0 {
 		return bad("clients", "at least one client domain is required")
@@ -292,4 +309,194 @@ func (c *fileConfig) resolver() dotsserver.Resolver {
 		}
 		return nil, errors.Join(errs...)
 	}}
+}
+
+// yamlEntry is one value in the file and where it is: path is the key
+// path ("clients[0].prefixes[1]"), pattern the same with list indices
+// left out ("clients[].prefixes[]").
+type yamlEntry struct {
+	path, pattern string
+	key, value    *yaml.Node // key is nil for a list item
+}
+
+// walkYAML calls fn for every value below n, parents first.
+func walkYAML(n *yaml.Node, path, pattern string, fn func(yamlEntry)) {
+	join := func(p, k string) string {
+		if p == "" {
+			return k
+		}
+		return p + "." + k
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			walkYAML(c, path, pattern, fn)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			e := yamlEntry{path: join(path, k.Value), pattern: join(pattern, k.Value), key: k, value: v}
+			fn(e)
+			walkYAML(v, e.path, e.pattern, fn)
+		}
+	case yaml.SequenceNode:
+		for i, v := range n.Content {
+			e := yamlEntry{path: fmt.Sprintf("%s[%d]", path, i), pattern: pattern + "[]", value: v}
+			fn(e)
+			walkYAML(v, e.path, e.pattern, fn)
+		}
+	}
+}
+
+var (
+	typeErrorField     = regexp.MustCompile(`^line (\d+): field (\S+) not found in type`)
+	typeErrorUnmarshal = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
+)
+
+// explainTypeError rewrites yaml.v3's "line 3: cannot unmarshal !!str `abc`
+// into time.Duration" as "signal.notify-interval: "abc" is not a duration
+// (e.g. 60s) (line 3)", finding the key from the line and the value.
+func explainTypeError(file string, root *yaml.Node, te *yaml.TypeError) error {
+	var parts []string
+	unknown := false
+	for _, msg := range te.Errors {
+		if m := typeErrorField.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			key := m[2]
+			walkYAML(root, "", "", func(e yamlEntry) {
+				if e.key != nil && e.key.Line == line && e.key.Value == m[2] {
+					key = e.path
+				}
+			})
+			parts = append(parts, fmt.Sprintf("unknown key %q at line %d", key, line))
+			unknown = true
+			continue
+		}
+		m := typeErrorUnmarshal.FindStringSubmatch(msg)
+		if m == nil {
+			parts = append(parts, msg)
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		tag, shown, goType := m[2], m[3], m[4]
+		var found *yamlEntry
+		walkYAML(root, "", "", func(e yamlEntry) {
+			if found != nil || e.value.Line != line {
+				return
+			}
+			v := e.value
+			switch {
+			case tag == "seq" && v.Kind == yaml.SequenceNode, tag == "map" && v.Kind == yaml.MappingNode,
+				v.Kind == yaml.ScalarNode && (v.Value == shown || strings.HasSuffix(shown, "...") && strings.HasPrefix(v.Value, strings.TrimSuffix(shown, "..."))):
+				found = &e
+			}
+		})
+		if found == nil {
+			parts = append(parts, msg)
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s (line %d)", found.path, wrongType(found.value, goType), line))
+	}
+	hint := ""
+	if unknown {
+		hint = " (check the spelling; see README for the keys)"
+	}
+	return fmt.Errorf("%s: %s%s", file, strings.Join(parts, "; "), hint)
+}
+
+// wrongType says why v cannot be a value of the Go type goType.
+func wrongType(v *yaml.Node, goType string) string {
+	got := fmt.Sprintf("%q", v.Value)
+	switch v.Kind {
+	case yaml.SequenceNode:
+		got = "a list"
+	case yaml.MappingNode:
+		got = "a mapping"
+	}
+	goType = strings.TrimLeft(goType, "*")
+	switch {
+	case goType == "time.Duration":
+		if _, err := strconv.ParseFloat(v.Value, 64); err == nil && v.Kind == yaml.ScalarNode {
+			return fmt.Sprintf("%s is not a duration (e.g. 60s): a number needs a unit, as in %ss", got, v.Value)
+		}
+		return got + " is not a duration (e.g. 60s)"
+	case goType == "bool":
+		return got + " is not true or false"
+	case goType == "string":
+		return got + " where a single value is expected"
+	case strings.HasPrefix(goType, "[]"):
+		return got + " where a list is expected (e.g. [a, b])"
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "struct"), strings.HasPrefix(goType, "main."), strings.Contains(goType, "."):
+		return got + " where a mapping of keys is expected (see README)"
+	case strings.HasPrefix(goType, "uint"):
+		bits, _ := strconv.Atoi(strings.TrimPrefix(goType, "uint"))
+		if bits == 0 {
+			bits = 64
+		}
+		return fmt.Sprintf("%s is not a whole number from 0 to %d", got, uint64(1)<<bits-1)
+	case strings.HasPrefix(goType, "int"):
+		return got + " is not a whole number"
+	}
+	return fmt.Sprintf("%s cannot be read as %s", got, goType)
+}
+
+// explicitKeys are keys whose zero value means "the default" in the Go
+// configuration: written in the file as 0 (or with no value) they would be
+// silently replaced, so the file is refused instead. The value says what to
+// write.
+var explicitKeys = map[string]string{
+	"signal.notify-interval":            "must be positive; leave the key out for the default 60s",
+	"signal.config-max-age":             "must be at least 1 (seconds); leave the key out for the default 3600",
+	"signal.udp-receive-buffer":         "must be positive (bytes); leave the key out for the default 8388608",
+	"resolver.timeout":                  "must be positive; leave the key out for the default 2s",
+	"policy.active-but-terminating":     "must be positive; leave the key out for the default 120s",
+	"policy.max-active-but-terminating": "must be positive; leave the key out for the default 300s",
+	"policy.max-requests-per-client":    "must be at least 1; leave the key out for the default 1024",
+	"divert.dns.ttl":                    "must be at least 1 (seconds); leave the key out for the default 30",
+	"divert.dns.timeout":                "must be positive; leave the key out for the default 5s",
+	"divert.dns.retries":                "would mean the default 3; write -1 for no retry, or leave the key out",
+	"divert.dns.backoff":                "must be positive; leave the key out for the default 500ms",
+
+	"divert.bgp.min-prefix-length-v4":          "must be 1-32; leave the key out for the default 24",
+	"divert.bgp.min-prefix-length-v6":          "must be 1-128; leave the key out for the default 48",
+	"divert.bgp.max-routes-per-domain":         "must be at least 1; leave the key out for the default 256",
+	"divert.bgp.graceful-restart.restart-time": "must be at least 1 (seconds); leave the key out for the default 120",
+	"divert.bgp.neighbors[].port":              "must be 1-65535; leave the key out for the default 179",
+	"divert.bgp.neighbors[].flowspec-budget":   "must be at least 1; leave flowspec out of receives to send no FlowSpec rule, or the key out for the default 1000",
+}
+
+// refusedKeys are keys of the Go configuration types that dotsd does not
+// accept in the file, with what to do instead.
+var refusedKeys = map[string]string{
+	"divert.bgp.peer-wait": "it has no effect; remove it",
+}
+
+// checkExplicitValues refuses explicitKeys written as zero or without a
+// value, and refusedKeys.
+func checkExplicitValues(file string, root *yaml.Node) error {
+	var err error
+	walkYAML(root, "", "", func(e yamlEntry) {
+		if err != nil {
+			return
+		}
+		if why, ok := refusedKeys[e.pattern]; ok {
+			err = fmt.Errorf("%s: unknown key %q at line %d: %s", file, e.path, e.key.Line, why)
+			return
+		}
+		why, ok := explicitKeys[e.pattern]
+		if !ok || e.value.Kind != yaml.ScalarNode {
+			return
+		}
+		v := e.value
+		if v.Tag == "!!null" {
+			err = &configError{file: file, key: e.path, problem: "no value (line " + strconv.Itoa(v.Line) + "); " + why}
+			return
+		}
+		d, derr := time.ParseDuration(v.Value)
+		f, ferr := strconv.ParseFloat(v.Value, 64)
+		if derr == nil && d == 0 || ferr == nil && f == 0 {
+			err = &configError{file: file, key: e.path, problem: fmt.Sprintf("%q: %s (line %d)", v.Value, why, v.Line)}
+		}
+	})
+	return err
 }

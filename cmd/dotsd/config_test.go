@@ -128,6 +128,95 @@ func TestLoadConfigErrors(t *testing.T) {
 	}
 }
 
+// TestConfigValues checks that a value of the wrong type names its key,
+// and that a zero where zero would silently become a default is refused.
+func TestConfigValues(t *testing.T) {
+	const dnsSection = "divert:\n  dns:\n    retries: 0\n"
+	const bgpSection = "divert:\n  bgp:\n    local-as: 65001\n    router-id: 192.0.2.254\n"
+	for _, tc := range []struct {
+		name     string
+		old, new string // in goodConfig
+		add      string // appended to goodConfig
+		want     []string
+	}{
+		{name: "duration not parsed", old: "notify-interval: 5s", new: "notify-interval: abc",
+			want: []string{`signal.notify-interval: "abc" is not a duration (e.g. 60s) (line 3)`}},
+		{name: "duration without unit", old: "notify-interval: 5s", new: "notify-interval: 5",
+			want: []string{`signal.notify-interval: "5" is not a duration (e.g. 60s): a number needs a unit, as in 5s`}},
+		{name: "long bad duration", old: "timeout: 2s", new: "timeout: two-seconds-please",
+			want: []string{`resolver.timeout: "two-seconds-please" is not a duration`}},
+		{name: "two bad values on one line", old: "signal:\n  listen: [\"127.0.0.1:4646\", \"[::1]:4646\"]\n  notify-interval: 5s\n",
+			new: "signal: {listen: [\"127.0.0.1:4646\"], notify-interval: x, udp-receive-buffer: y}\n",
+			want: []string{`signal.notify-interval: "x" is not a duration (e.g. 60s) (line 1); signal.udp-receive-buffer: "y" is not a whole number (line 1)`}},
+		{name: "bad bool", old: "allow-indefinite-lifetime: false", new: "allow-indefinite-lifetime: maybe",
+			want: []string{`policy.allow-indefinite-lifetime: "maybe" is not true or false`}},
+		{name: "negative into uint32", old: "notify-interval: 5s", new: "config-max-age: -1",
+			want: []string{`signal.config-max-age: "-1" is not a whole number from 0 to 4294967295`}},
+		{name: "string for a list", old: `prefixes: ["203.0.113.128/25"]`, new: `prefixes: "203.0.113.128/25"`,
+			want: []string{`clients[1].prefixes: "203.0.113.128/25" where a list is expected`}},
+		{name: "unknown nested key has its path", old: "format: json", new: "formt: json",
+			want: []string{`unknown key "log.formt" at line 18`}},
+		{name: "active-but-terminating 0s", old: "max-lifetime: 2h", new: "active-but-terminating: 0s",
+			want: []string{`policy.active-but-terminating: "0s": must be positive; leave the key out for the default 120s`}},
+		{name: "max-active-but-terminating 0s", old: "max-lifetime: 2h", new: "max-active-but-terminating: 0s",
+			want: []string{"policy.max-active-but-terminating:", "default 300s"}},
+		{name: "active-but-terminating 0m0s", old: "max-lifetime: 2h", new: "active-but-terminating: 0m0s",
+			want: []string{"policy.active-but-terminating:"}},
+		{name: "notify-interval 0s", old: "notify-interval: 5s", new: "notify-interval: 0s", want: []string{"signal.notify-interval:", "default 60s"}},
+		{name: "notify-interval without value", old: "notify-interval: 5s", new: "notify-interval:",
+			want: []string{"signal.notify-interval: no value (line 3)"}},
+		{name: "config-max-age 0", old: "notify-interval: 5s", new: "config-max-age: 0", want: []string{"signal.config-max-age:", "3600"}},
+		{name: "udp-receive-buffer 0", old: "notify-interval: 5s", new: "udp-receive-buffer: 0", want: []string{"signal.udp-receive-buffer:"}},
+		{name: "resolver timeout 0s", old: "timeout: 2s", new: "timeout: 0s", want: []string{"resolver.timeout:", "default 2s"}},
+		{name: "max-requests-per-client 0", old: "max-lifetime: 2h", new: "max-requests-per-client: 0", want: []string{"policy.max-requests-per-client:"}},
+		{name: "max-requests-per-client negative", old: "max-lifetime: 2h", new: "max-requests-per-client: -1", want: []string{"policy.max-requests-per-client:"}},
+		{name: "negative max-lifetime", old: "max-lifetime: 2h", new: "max-lifetime: -1h", want: []string{"policy.max-lifetime: -1h0m0s: must not be negative"}},
+		{name: "active-but-terminating above the default maximum", old: "max-lifetime: 2h", new: "active-but-terminating: 10m",
+			want: []string{"policy.max-active-but-terminating:", "5m0s is less than policy.active-but-terminating 10m0s"}},
+		{name: "maximum below active-but-terminating", old: "max-lifetime: 2h", new: "active-but-terminating: 60s\n  max-active-but-terminating: 30s",
+			want: []string{"policy.max-active-but-terminating:"}},
+		{name: "dns retries 0", add: dnsSection, want: []string{"divert.dns.retries:", "-1"}},
+		{name: "dns ttl 0", add: "divert:\n  dns:\n    ttl: 0\n", want: []string{"divert.dns.ttl:"}},
+		{name: "dns backoff 0s", add: "divert:\n  dns:\n    backoff: 0s\n", want: []string{"divert.dns.backoff:"}},
+		{name: "dns bad timeout", add: "divert:\n  dns:\n    timeout: 5\n", want: []string{`divert.dns.timeout: "5" is not a duration`}},
+		{name: "bgp peer-wait is refused", add: bgpSection + "    peer-wait: 3s\n", want: []string{`unknown key "divert.bgp.peer-wait" at line`, "remove it"}},
+		{name: "bgp neighbor port 0", add: bgpSection + "    neighbors: [{address: 192.0.2.11, peer-as: 65000, port: 0}]\n",
+			want: []string{"divert.bgp.neighbors[0].port:", "179"}},
+		{name: "bgp min prefix length 0", add: bgpSection + "    min-prefix-length-v4: 0\n", want: []string{"divert.bgp.min-prefix-length-v4:"}},
+		{name: "bgp restart-time 0", add: bgpSection + "    graceful-restart: {enabled: true, restart-time: 0}\n",
+			want: []string{"divert.bgp.graceful-restart.restart-time:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := goodConfig + tc.add
+			if tc.old != "" {
+				text = edit(t, tc.old, tc.new) + tc.add
+			}
+			path := writeConfig(t, "dotsd.yaml", text)
+			cfg, err := loadConfig(path)
+			if err == nil {
+				t.Fatalf("loadConfig accepted\n%s\nas %+v", text, cfg)
+			}
+			for _, w := range append([]string{path + ": "}, tc.want...) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+	// Zero where it has a meaning, and an absent key, are accepted.
+	for _, text := range []string{
+		edit(t, "max-lifetime: 2h", "max-lifetime: 0s"),
+		goodConfig + "memory-limit-mib: 0\n",
+		goodConfig + bgpSection + "    listen-port: 0\n    neighbors: [{address: 192.0.2.11, peer-as: 65000}]\n",
+		edit(t, "  notify-interval: 5s\n", ""),
+		edit(t, "max-lifetime: 2h", "active-but-terminating: 5s\n  max-active-but-terminating: 5s"),
+	} {
+		if _, err := loadConfig(writeConfig(t, "dotsd.yaml", text)); err != nil {
+			t.Errorf("loadConfig refused a good file: %v\n%s", err, text)
+		}
+	}
+}
+
 func TestLoadConfigMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "absent.yaml")
 	_, err := loadConfig(path)
