@@ -146,7 +146,7 @@ func TestConfigValues(t *testing.T) {
 		{name: "long bad duration", old: "timeout: 2s", new: "timeout: two-seconds-please",
 			want: []string{`resolver.timeout: "two-seconds-please" is not a duration`}},
 		{name: "two bad values on one line", old: "signal:\n  listen: [\"127.0.0.1:4646\", \"[::1]:4646\"]\n  notify-interval: 5s\n",
-			new: "signal: {listen: [\"127.0.0.1:4646\"], notify-interval: x, udp-receive-buffer: y}\n",
+			new:  "signal: {listen: [\"127.0.0.1:4646\"], notify-interval: x, udp-receive-buffer: y}\n",
 			want: []string{`signal.notify-interval: "x" is not a duration (e.g. 60s) (line 1); signal.udp-receive-buffer: "y" is not a whole number (line 1)`}},
 		{name: "bad bool", old: "allow-indefinite-lifetime: false", new: "allow-indefinite-lifetime: maybe",
 			want: []string{`policy.allow-indefinite-lifetime: "maybe" is not true or false`}},

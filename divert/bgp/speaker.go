@@ -23,6 +23,7 @@ type Backend struct {
 	log     *slog.Logger
 	updates divert.Updates
 	s       *server.BgpServer
+	gobgpLV *slog.LevelVar // GoBGP's log level
 
 	mu      sync.Mutex
 	entries map[divert.Key]*entry
@@ -77,6 +78,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, updates divert.Updat
 	lv.Set(slog.LevelWarn)
 	b := &Backend{cfg: cfg, log: log, updates: updates, entries: map[divert.Key]*entry{}, routes: map[string]*route{},
 		peers: map[string]*peerState{}, domainRoutes: map[string]int{}}
+	b.gobgpLV = lv
 	b.s = server.NewBgpServer(server.LoggerOption(log.With("diverter", "bgp"), lv))
 	go b.s.Serve()
 	port := cfg.ListenPort
@@ -172,11 +174,13 @@ func (b *Backend) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	keep := b.cfg.GracefulRestart.Enabled && !b.cfg.GracefulRestart.WithdrawOnShutdown
-	// StopBgp ends the sessions and the server's loop. BgpServer.Stop would
-	// call StopBgp again, without AllowGracefulRestart (and log an error
-	// as the server is no longer running), only to then stop the BFD and
-	// gRPC servers, which this speaker never starts.
+	// StopBgp ends the sessions and the server's loop. BgpServer.Stop then
+	// stops the BFD server's goroutine; it first calls StopBgp again,
+	// which fails as the server is no longer running (so sends nothing),
+	// and logs that as an error, hence GoBGP's log is muted for it.
 	err := b.s.StopBgp(ctx, &api.StopBgpRequest{AllowGracefulRestart: keep})
+	b.gobgpLV.Set(slog.LevelError + 4)
+	b.s.Stop()
 	if err != nil {
 		return fmt.Errorf("divert/bgp: stop speaker: %w", err)
 	}

@@ -416,3 +416,53 @@ func TestTCPMD5(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusNamesLackingNeighbors: when one neighbor carries a route, the
+// status is mitigated as before, and the detail also names each neighbor
+// that should carry it but is down or did not negotiate the family.
+func TestStatusNamesLackingNeighbors(t *testing.T) {
+	up := startPeer(t, "127.0.0.34", all4...)
+	v4only := startPeer(t, "127.0.0.35", gbgp.RF_IPv4_UC, gbgp.RF_FS_IPv4_UC)
+	cfg := baseConfig(up, v4only)
+	// edge3 never comes up: nothing listens there.
+	cfg.Neighbors = append(cfg.Neighbors, Neighbor{Name: "edge3", Address: "127.0.0.36", Port: uint32(freePort(t, "127.0.0.36")),
+		PeerAS: 65000, LocalAddress: "127.0.0.1"})
+	// edge4 takes only FlowSpec: it is not expected to carry RTBH.
+	cfg.Neighbors = append(cfg.Neighbors, Neighbor{Name: "edge4", Address: "127.0.0.37", Port: uint32(freePort(t, "127.0.0.37")),
+		PeerAS: 65000, LocalAddress: "127.0.0.1", Receives: []string{KindFlowSpec}})
+	b, rec := newSpeaker(t, cfg)
+	if err := b.Sync(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "edge1 and edge2 up", func() bool { n := b.Neighbors(); return n[0].Established && n[1].Established })
+	k := divert.Key{CUID: "alpha", MID: 1}
+	a, err := b.Apply(context.Background(), divert.Diversion{Key: k, Domain: "alpha",
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32"), netip.MustParsePrefix("2001:db8:6401::10/128")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Status != dots.StatusMitigated {
+		t.Fatalf("status %v, want mitigated: edge1 carries every route (%q)", a.Status, a.Detail)
+	}
+	for _, want := range []string{
+		"rtbh 203.0.113.10/32 via 192.0.2.1 -> edge1, edge2; not at edge3 (not established)",
+		"rtbh 2001:db8:6401::10/128 via 100::1 -> edge1; not at edge2 (did not negotiate ipv6-unicast), edge3 (not established)",
+	} {
+		if !strings.Contains(a.Detail, want) {
+			t.Errorf("detail %q\nwant it to contain %q", a.Detail, want)
+		}
+	}
+	if strings.Contains(a.Detail, "edge4") {
+		t.Errorf("detail %q names edge4, which does not receive rtbh", a.Detail)
+	}
+	// edge1 going down leaves IPv6 with no neighbor: in progress, by name.
+	_ = up.s.StopBgp(context.Background(), &api.StopBgpRequest{})
+	waitFor(t, "status update after edge1 went down", func() bool { return rec.status(k) == dots.StatusInProgress })
+	rec.mu.Lock()
+	detail := rec.got[k].Detail
+	rec.mu.Unlock()
+	if !strings.Contains(detail, "no neighbor can take ipv6-unicast (edge1 is not established, edge2 did not negotiate ipv6-unicast, edge3 is not established)") ||
+		!strings.Contains(detail, "-> edge2; not at edge1 (not established), edge3 (not established)") {
+		t.Fatalf("detail after edge1 went down: %q", detail)
+	}
+}
