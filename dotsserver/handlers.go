@@ -296,7 +296,7 @@ func (s *Server) getConfig(w mux.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
-	cfg := s.svc.SessionConfig(req.peer.cuid)
+	cfg := s.svc.SessionConfig(req.client(req.peer.cuid))
 	if withSID && sid != cfg.SID {
 		return dots.Errorf(dots.NotFound, "no session configuration with sid %d (current sid %d)", sid, cfg.SID)
 	}
@@ -319,7 +319,7 @@ func (s *Server) putConfig(w mux.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
-	code, err := s.svc.SetSessionConfig(req.peer.cuid, sid, m)
+	code, err := s.svc.SetSessionConfig(req.client(req.peer.cuid), sid, m)
 	if err != nil {
 		return err
 	}
@@ -334,7 +334,7 @@ func (s *Server) deleteConfig(w mux.ResponseWriter, req *request) error {
 	if _, _, err := s.sid(req); err != nil {
 		return err
 	}
-	if err := s.svc.ResetSessionConfig(req.peer.cuid); err != nil {
+	if err := s.svc.ResetSessionConfig(req.client(req.peer.cuid)); err != nil {
 		return err
 	}
 	return reply(w, dots.Deleted, nil)

@@ -152,7 +152,7 @@ func (l *liveness) run(stop <-chan struct{}) {
 			lastNotify = now
 			// Through the effect queue, so it cannot overtake the
 			// notifications of changes made before it.
-			l.s.svc.Refresh()
+			l.s.svc.NotifyAll()
 		}
 	}
 }

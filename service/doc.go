@@ -11,6 +11,14 @@
 // measured counters (RFC 9132 §4.4.2 keys 25–28) back by one ordered path,
 // and streams the changes that Observe (§4.4.2.1) reports.
 //
+// What a DOTS server does, as methods of Service: PutMitigation (create,
+// refresh, efficacy update), Mitigation and Mitigations (status),
+// WithdrawMitigation, Watch (the stream of changes behind Observe);
+// SessionConfig, SetSessionConfig and ResetSessionConfig (RFC 9132 §4.5);
+// CheckCUID (the cuid binding of §4.4.1); SessionLost (§4.7: preconfigured
+// requests start); Tick (lifetimes and active-but-terminating periods);
+// DiversionUpdate and Measured (what the backends report).
+//
 // It knows nothing of CoAP: identities come in as a Client (cuid and domain),
 // errors go out as *dots.Error carrying the response code.
 package service

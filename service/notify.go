@@ -50,9 +50,9 @@ func (s *Service) Watch(fn func(Event)) (cancel func()) {
 	}
 }
 
-// Refresh queues a periodic event on every shard, behind the changes
-// already queued there.
-func (s *Service) Refresh() {
+// NotifyAll queues a periodic event on every shard, behind the changes
+// already queued there: every watched client gets its current state.
+func (s *Service) NotifyAll() {
 	for i, q := range s.notes {
 		q.push(note{ev: Event{Periodic: true, Shard: i}})
 	}

@@ -202,7 +202,7 @@ func TestFailedWriteChangesNothing(t *testing.T) {
 		t.Fatalf("withdraw with a failing store: %v", err)
 	}
 	if _, _, err := func() (dots.Code, error, error) {
-		return 0, nil, f.svc.ResetSessionConfig(alpha.CUID)
+		return 0, nil, f.svc.ResetSessionConfig(alpha)
 	}(); codeOf(err) != dots.ServiceUnavailable {
 		t.Fatalf("config reset with a failing store: %v", err)
 	}

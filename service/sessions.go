@@ -10,10 +10,10 @@ import (
 
 // SessionConfig returns the client's session configuration (RFC 9132 §4.5):
 // the one it set, or the defaults.
-func (s *Service) SessionConfig(cuid string) session.Config {
+func (s *Service) SessionConfig(c Client) session.Config {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.configOfLocked(cuid)
+	return s.configOfLocked(c.CUID)
 }
 
 func (s *Service) configOfLocked(cuid string) session.Config {
@@ -25,7 +25,8 @@ func (s *Service) configOfLocked(cuid string) session.Config {
 
 // SetSessionConfig negotiates a PUT /config/sid (RFC 9132 §4.5.2): 2.01 or
 // 2.04, or the error to answer. The configuration is on disk when it returns.
-func (s *Service) SetSessionConfig(cuid string, sid uint32, m *dots.Message) (dots.Code, error) {
+func (s *Service) SetSessionConfig(c Client, sid uint32, m *dots.Message) (dots.Code, error) {
+	cuid := c.CUID
 	s.mu.Lock()
 	old, had := s.configs[cuid]
 	next, code, err := s.opts.Ranges.Negotiate(s.configOfLocked(cuid), sid, m)
@@ -54,7 +55,8 @@ func (s *Service) restoreConfig(cuid string, old session.Config, had bool) {
 
 // ResetSessionConfig returns the client to the default configuration
 // (DELETE /config, RFC 9132 §4.5.3).
-func (s *Service) ResetSessionConfig(cuid string) error {
+func (s *Service) ResetSessionConfig(c Client) error {
+	cuid := c.CUID
 	s.mu.Lock()
 	old, had := s.configs[cuid]
 	delete(s.configs, cuid)
