@@ -189,6 +189,14 @@ func (c *Config) Validate() error {
 	if c.ListenPort < 0 || c.ListenPort > 65535 {
 		return bad("listen-port", "%d: use 1-65535, or 0 for no listener (dial out only)", c.ListenPort)
 	}
+	for i, a := range c.ListenAddresses {
+		if _, err := netip.ParseAddr(a); err != nil {
+			return bad(fmt.Sprintf("listen-addresses[%d]", i), "%q is not an IP address", a)
+		}
+	}
+	if len(c.ListenAddresses) > 0 && c.ListenPort == 0 {
+		return bad("listen-port", "listen-addresses is set but listen-port is 0 (no listener): set listen-port, e.g. 179")
+	}
 	if c.GracefulRestart.RestartTime > maxRestartTime {
 		return bad("graceful-restart.restart-time", "%d s: the graceful restart capability carries at most %d s", c.GracefulRestart.RestartTime, maxRestartTime)
 	}
@@ -236,7 +244,7 @@ func (c *Config) Validate() error {
 				return bad(fmt.Sprintf("%s.receives[%d]", key, j), "%q: use rtbh, flowspec or scrubbing", r)
 			}
 			if explicit[i] && len(c.carriers(&n, r)) == 0 {
-				return bad(fmt.Sprintf("%s.receives[%d]", key, j), "%s routes travel in %s, and families %v has none of them: add one to families or drop %s",
+				return bad(fmt.Sprintf("%s.receives[%d]", key, j), "%s routes travel in %s, and neither is in families %v: add one to families or drop %s",
 					r, strings.Join(c.familiesFor(r), " or "), n.Families, r)
 			}
 		}

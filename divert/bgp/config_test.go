@@ -40,13 +40,17 @@ func TestValidate(t *testing.T) {
 		{"restart time beyond the capability's 12 bits", func(c *Config) { c.GracefulRestart.RestartTime = 5000 },
 			"divert.bgp.graceful-restart.restart-time: 5000 s"},
 		{"negative listen port", func(c *Config) { c.ListenPort = -1 }, "divert.bgp.listen-port"},
+		{"listen address that is not an IP", func(c *Config) { c.ListenPort, c.ListenAddresses = 179, []string{"edge"} },
+			"divert.bgp.listen-addresses[0]"},
+		{"listen addresses without a port", func(c *Config) { c.ListenAddresses = []string{"192.0.2.10"} },
+			"divert.bgp.listen-port: listen-addresses is set"},
 		{"neighbor port out of range", func(c *Config) { c.Neighbors[0].Port = 70000 }, "divert.bgp.neighbors[0].port"},
 		{"local address of the other IP version", func(c *Config) { c.Neighbors[0].LocalAddress = "2001:db8::10" },
 			"divert.bgp.neighbors[0].local-address"},
 		{"receives flowspec without a flowspec family", func(c *Config) {
 			c.Neighbors[0].Families = []string{"ipv4-unicast"}
 			c.Neighbors[0].Receives = []string{"rtbh", "flowspec"}
-		}, "divert.bgp.neighbors[0].receives[1]: flowspec routes travel in ipv4-flowspec or ipv6-flowspec"},
+		}, "divert.bgp.neighbors[0].receives[1]: flowspec routes travel in ipv4-flowspec or ipv6-flowspec, and neither is in families [ipv4-unicast]"},
 		{"receives rtbh without a unicast family", func(c *Config) {
 			c.Neighbors[0].Families = []string{"ipv4-flowspec"}
 			c.Neighbors[0].Receives = []string{"rtbh"}
