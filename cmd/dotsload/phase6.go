@@ -106,7 +106,7 @@ func phase6(ctx context.Context, e *env) (*phase6Result, error) {
 	fmt.Fprintf(e.out, "  %d created in %v (%.0f/s), %d failed%s\n", r.n, r.created.Round(time.Millisecond),
 		float64(r.n)/r.created.Seconds(), r.failedPUT, firstErrNote(r.firstErr))
 	var pre map[string]peerState
-	r.preBack, pre = r.waitAll(ctx, rt, putStart, 30*time.Second, nil)
+	r.preBack, pre = r.waitAll(ctx, rt, putStart, 30*time.Second, nil, srv.exited)
 	for _, name := range r.routers {
 		if d, ok := r.preBack[name]; ok {
 			fmt.Fprintf(e.out, "  before the kill: %s holds all %d (%v after the first PUT)\n", name, r.n, d.Round(time.Millisecond))
@@ -135,9 +135,20 @@ func phase6(ctx context.Context, e *env) (*phase6Result, error) {
 	defer stopPoll()
 	go func() { answered <- firstAnswer(pollCtx, e, addr, exec0) }()
 	var drops0 map[string]int
-	r.back, r.final = r.waitAll(ctx, rt, exec0, r.bound, &drops0)
+	r.back, r.final = r.waitAll(ctx, rt, exec0, r.bound, &drops0, srv.exited)
 	r.watched = time.Since(exec0)
+	// The rules may be back before the first answer: wait for it too.
+	got := false
+	select {
+	case r.answer = <-answered:
+		got = true
+	case <-ctx.Done():
+	case <-srv.exited:
+	}
 	stopPoll()
+	if !got {
+		r.answer = <-answered
+	}
 	if _, ok := r.back["exabgp"]; ok { // the cheap count against lab's reader, once
 		k := 0
 		for _, route := range rt.exa.Routes() {
@@ -149,7 +160,6 @@ func phase6(ctx context.Context, e *env) (*phase6Result, error) {
 			fmt.Fprintf(e.out, "  WARNING: ExaBGP rules counted %d, but lab's reader holds %d: the exabgp figure is not reliable\n", r.n, k)
 		}
 	}
-	r.answer = <-answered
 	if at, _, ok := srv.mark("dotsd ready"); ok {
 		r.readyLog = at.Sub(exec0)
 	}
@@ -161,6 +171,9 @@ func phase6(ctx context.Context, e *env) (*phase6Result, error) {
 		}
 	}
 	r.print(e)
+	if !srv.alive() {
+		fmt.Fprintf(e.out, "  the restarted server exited: %v\n%s\n", srv.cmd.ProcessState, srv.lastLines())
+	}
 	if k, first := srv.problemReport(); k > 0 {
 		fmt.Fprintf(e.out, "  restarted server log: %d WARN/ERROR lines\n", k)
 		for i, l := range first {
@@ -295,8 +308,9 @@ func (r *phase6Result) create(ctx context.Context, e *env, addr string) error {
 // is done) until each is established and holds all n rules, or the bound
 // passes. It returns, per router, the time from since at which that was
 // first seen, and the last state read. If drops0 is not nil it receives,
-// per router, its dropped-session count when first seen established.
-func (r *phase6Result) waitAll(ctx context.Context, rt *routers, since time.Time, bound time.Duration, drops0 *map[string]int) (map[string]time.Duration, map[string]peerState) {
+// per router, its dropped-session count when first seen established. It
+// also ends when quit is closed (the server exited).
+func (r *phase6Result) waitAll(ctx context.Context, rt *routers, since time.Time, bound time.Duration, drops0 *map[string]int, quit <-chan struct{}) (map[string]time.Duration, map[string]peerState) {
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	back, last := map[string]time.Duration{}, map[string]peerState{}
@@ -328,6 +342,8 @@ func (r *phase6Result) waitAll(ctx context.Context, rt *routers, since time.Time
 		}
 		select {
 		case <-ctx.Done():
+			return back, last
+		case <-quit:
 			return back, last
 		case <-time.After(100 * time.Millisecond):
 		}
