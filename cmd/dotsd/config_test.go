@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -362,6 +364,92 @@ func TestCLIExitStatus(t *testing.T) {
 		}
 		if !strings.Contains(stderr.String(), "dotsd: ") {
 			t.Errorf("dotsd %q: stderr %q lacks the \"dotsd: \" error line", args, &stderr)
+		}
+	}
+}
+
+// configKeys returns the YAML keys of t and of the types below it, as
+// patterns ("divert.bgp.neighbors[].port"; a map's keys are "*").
+func configKeys(t reflect.Type, prefix string) []string {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+		switch t.Kind() {
+		case reflect.Slice:
+			prefix += "[]"
+		case reflect.Map:
+			prefix += ".*"
+		}
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t.PkgPath() == "time" {
+		return nil
+	}
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		key := name
+		if prefix != "" {
+			key = prefix + "." + name
+		}
+		out = append(out, key)
+		out = append(out, configKeys(f.Type, key)...)
+	}
+	return out
+}
+
+// TestConfigKeysDocumented fails when a key of the configuration file is
+// not documented: every key must appear in README.md as YAML ("key:") or
+// in backquotes ("`key`" or "`a.b.key`"); keys of divert.dns may be
+// documented in divert/dns/README.md instead.
+func TestConfigKeysDocumented(t *testing.T) {
+	readme := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	top, dnsDoc := readme("../../README.md"), readme("../../divert/dns/README.md")
+	keys := configKeys(reflect.TypeFor[fileConfig](), "")
+	if len(keys) < 50 {
+		t.Fatalf("found only %d keys: %q", len(keys), keys)
+	}
+	documented := func(doc, key string) bool {
+		q := regexp.QuoteMeta(key)
+		return regexp.MustCompile(`(?m)(^|[\s{,])`+q+`:`).MatchString(doc) ||
+			regexp.MustCompile("`([\\w.\\[\\]*-]*\\.)?"+q+"`").MatchString(doc)
+	}
+	for _, pattern := range keys {
+		refused := false
+		for k := range refusedKeys {
+			refused = refused || strings.ReplaceAll(pattern, ".*", "") == k || pattern == k
+		}
+		if refused {
+			continue
+		}
+		leaf := pattern[strings.LastIndex(pattern, ".")+1:]
+		if documented(top, leaf) || strings.HasPrefix(pattern, "divert.dns.") && documented(dnsDoc, leaf) {
+			continue
+		}
+		where := "README.md"
+		if strings.HasPrefix(pattern, "divert.dns.") {
+			where = "README.md or divert/dns/README.md"
+		}
+		t.Errorf("configuration key %s is not documented in %s (as %q in a YAML example or `%s` in the text)", pattern, where, leaf+":", leaf)
+	}
+	// The refused keys are what the Go types still have: the table must not
+	// name keys that no longer exist.
+	for k := range refusedKeys {
+		if !slices.Contains(keys, k) {
+			t.Errorf("refusedKeys names %s, which is no longer a key of the configuration types: drop it", k)
+		}
+	}
+	for k := range explicitKeys {
+		if !slices.Contains(keys, k) {
+			t.Errorf("explicitKeys names %s, which is not a key of the configuration types", k)
 		}
 	}
 }
