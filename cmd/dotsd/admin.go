@@ -304,33 +304,33 @@ func adminRequest(ctx context.Context, path, method, target string) ([]byte, err
 
 // adminFlags parses the flags common to the admin commands and loads the
 // configuration to find the admin socket.
-func adminFlags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (cfg *fileConfig, output string, err error) {
+func adminFlags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (cfg *fileConfig, cfgPath, output string, err error) {
 	fs := flag.NewFlagSet("dotsd "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file of the running dotsd")
+	path := fs.String("config", "", "configuration file of the running dotsd")
 	out := fs.String("o", "table", "table or json")
 	if extra != nil {
 		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	if fs.NArg() > 0 {
-		return nil, "", fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0))
+		return nil, "", "", fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0))
 	}
-	if *cfgPath == "" {
-		return nil, "", fmt.Errorf("%s: --config FILE is required (to find the admin socket)", name)
+	if *path == "" {
+		return nil, "", "", fmt.Errorf("%s: --config FILE is required (to find the admin socket)", name)
 	}
 	if *out != "table" && *out != "json" {
-		return nil, "", fmt.Errorf("%s: -o %q: use table or json", name, *out)
+		return nil, "", "", fmt.Errorf("%s: -o %q: use table or json", name, *out)
 	}
-	if cfg, err = loadConfig(*cfgPath); err != nil {
-		return nil, "", err
+	if cfg, err = loadConfig(*path); err != nil {
+		return nil, "", "", err
 	}
 	if cfg.Admin.Socket == "" {
-		return nil, "", fmt.Errorf("%s: %s has no admin.socket (and no store.path beside which it would be)", name, *cfgPath)
+		return nil, "", "", fmt.Errorf("%s: %s has no admin.socket (and no store.path beside which it would be)", name, *path)
 	}
-	return cfg, *out, nil
+	return cfg, *path, *out, nil
 }
 
 // runBGP implements `dotsd bgp neighbors --config FILE [-o json]`.
@@ -338,7 +338,7 @@ func runBGP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(args) == 0 || args[0] != "neighbors" {
 		return errors.New("usage: dotsd bgp neighbors --config FILE [-o json]")
 	}
-	cfg, output, err := adminFlags("bgp neighbors", args[1:], stderr, nil)
+	cfg, _, output, err := adminFlags("bgp neighbors", args[1:], stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -376,7 +376,7 @@ func runDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return errors.New(dnsUsage)
 	}
 	var clear, rrtype string
-	cfg, output, err := adminFlags("dns conflicts", args[1:], stderr, func(fs *flag.FlagSet) {
+	cfg, cfgPath, output, err := adminFlags("dns conflicts", args[1:], stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&clear, "clear", "", "forget the restore conflict of this name (the records in DNS are not touched)")
 		fs.StringVar(&rrtype, "type", "", "with --clear: only this type, A or AAAA (default both)")
 	})
@@ -413,10 +413,10 @@ func runDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := json.Unmarshal(body, &cs); err != nil {
 		return fmt.Errorf("dns conflicts: %w", err)
 	}
-	return printConflicts(stdout, cs)
+	return printConflicts(stdout, cs, cfgPath)
 }
 
-func printConflicts(w io.Writer, cs []dns.Conflict) error {
+func printConflicts(w io.Writer, cs []dns.Conflict, cfgPath string) error {
 	if len(cs) == 0 {
 		_, err := fmt.Fprintln(w, "no DNS restore conflicts: every diverted name that ended was restored")
 		return err
@@ -436,6 +436,6 @@ func printConflicts(w io.Writer, cs []dns.Conflict) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(w, "settle the records in DNS, then: dotsd dns conflicts --config FILE --clear NAME [--type A|AAAA]")
+	_, err := fmt.Fprintf(w, "settle the records in DNS, then: dotsd dns conflicts --config %s --clear NAME [--type A|AAAA]\n", cfgPath)
 	return err
 }

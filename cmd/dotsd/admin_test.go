@@ -21,8 +21,12 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
 	"github.com/levee-dots/levee/divert/bgp"
 	"github.com/levee-dots/levee/divert/dns"
+	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/lab"
 )
 
 // adminGet asks the admin socket at path who serves it.
@@ -406,4 +410,65 @@ func TestAdminDNSConflictsCommand(t *testing.T) {
 			t.Errorf("dotsd %q: %v, want an error with %q", tc.args, err, tc.want)
 		}
 	}
+}
+
+// TestAdminDNSConflictsBIND runs the whole path on real processes: an
+// operator changes a diverted name at BIND, the restore keeps the change
+// and records a conflict, `dotsd dns conflicts` lists it from the running
+// dotsd, and --clear forgets it without touching DNS.
+func TestAdminDNSConflictsBIND(t *testing.T) {
+	bin := buildDotsd(t)
+	srv := lab.StartBIND(t, lab.DNSOptions{})
+	dir, port := t.TempDir(), freePort(t)
+	cfg := dnsDotsdConfig(t, dir, port, srv, srv.Secret)
+	startDotsd(t, bin, "--config", cfg)
+	c := dialAlpha(t, dir, fmt.Sprintf("127.0.0.1:%d", port))
+	dotsd := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, append([]string{"dns", "conflicts", "--config", cfg}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := dotsd(); err != nil || !strings.Contains(out, "no DNS restore conflicts") {
+		t.Fatalf("before any conflict: %v\n%s", err, out)
+	}
+
+	expectCode(t, "divert www", dots.Created)(c.Mitigate(reqCtx(t), 1, dots.Scope{TargetFQDN: []string{"www.svc.example"}, Lifetime: dots.Ptr[int64](3600)}))
+	waitUntil(t, "www A diverted", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "192.0.2.80"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Nsupdate(ctx, "zone svc.example.", "update delete www.svc.example. A", "update add www.svc.example. 60 A 198.51.100.7"); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	expectCode(t, "withdraw www", dots.Deleted)(c.Withdraw(reqCtx(t), 1))
+	waitUntil(t, "www AAAA restored", lookupIs(t, srv, "www.svc.example.", mdns.TypeAAAA, "2001:db8:6401::10"))
+
+	var got []dns.Conflict
+	waitUntil(t, "conflict listed", func() (bool, string) {
+		out, err := dotsd("-o", "json")
+		if err != nil {
+			return false, fmt.Sprintf("%v: %s", err, out)
+		}
+		got = nil
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			return false, err.Error()
+		}
+		return len(got) == 1, fmt.Sprintf("conflicts %+v", got)
+	})
+	if g := got[0]; g.Name != "www.svc.example." || g.Type != "A" || !slices.Equal(g.Found, []string{"198.51.100.7"}) ||
+		!slices.Equal(g.Original, []string{"203.0.113.10"}) || !slices.Equal(g.Diverted, []string{"192.0.2.80"}) || g.MID != 1 {
+		t.Errorf("conflict %+v", g)
+	}
+	out, err := dotsd()
+	if err != nil || !strings.Contains(out, "www.svc.example.") || !strings.Contains(out, "198.51.100.7") {
+		t.Errorf("table: %v\n%s", err, out)
+	}
+	t.Logf("dotsd dns conflicts:\n%s", out)
+	if out, err := dotsd("--clear", "www.svc.example", "--type", "A"); err != nil {
+		t.Fatalf("--clear: %v\n%s", err, out)
+	}
+	if out, err := dotsd(); err != nil || !strings.Contains(out, "no DNS restore conflicts") {
+		t.Errorf("after --clear: %v\n%s", err, out)
+	}
+	waitUntil(t, "the operator's record is kept", lookupIs(t, srv, "www.svc.example.", mdns.TypeA, "198.51.100.7"))
 }
