@@ -79,7 +79,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, updates divert.Updat
 	b := &Backend{cfg: cfg, log: log, updates: updates, entries: map[divert.Key]*entry{}, routes: map[string]*route{},
 		peers: map[string]*peerState{}, domainRoutes: map[string]int{}}
 	b.gobgpLV = lv
-	b.s = server.NewBgpServer(server.LoggerOption(log.With("diverter", "bgp"), lv))
+	gobgpLog := slog.New(levelHandler{lv, log.Handler()}).With("diverter", "bgp")
+	b.s = server.NewBgpServer(server.LoggerOption(gobgpLog, lv))
 	go b.s.Serve()
 	port := cfg.ListenPort
 	if port == 0 {
