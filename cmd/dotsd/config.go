@@ -68,7 +68,8 @@ type fileConfig struct {
 	dns   *dns.Config // built from Divert.DNS at load
 	Admin struct {
 		// Socket is the unix socket of the admin interface (dotsd bgp
-		// neighbors); default: dotsd.sock beside the store.
+		// neighbors, dotsd dns conflicts); default: dotsd.sock beside the
+		// store.
 		Socket string `yaml:"socket"`
 	} `yaml:"admin"`
 }

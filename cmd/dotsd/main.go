@@ -2,6 +2,11 @@
 //
 //	dotsd --config dotsd.yaml
 //	dotsd dev --dir var/dev [--signal-listen 127.0.0.1:4646]
+//	dotsd bgp neighbors --config dotsd.yaml [-o json]
+//	dotsd dns conflicts --config dotsd.yaml [-o json] [--clear NAME [--type A|AAAA]]
+//
+// The last two read the running server's state over its admin socket
+// (admin.socket).
 package main
 
 import (
