@@ -3,6 +3,7 @@ package bgp
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -464,5 +465,56 @@ func TestStatusNamesLackingNeighbors(t *testing.T) {
 	if !strings.Contains(detail, "no neighbor can take ipv6-unicast (edge1 is not established, edge2 did not negotiate ipv6-unicast, edge3 is not established)") ||
 		!strings.Contains(detail, "-> edge2; not at edge1 (not established), edge3 (not established)") {
 		t.Fatalf("detail after edge1 went down: %q", detail)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestCloseLogsNoError: a clean stop, with or without graceful restart,
+// logs nothing at ERROR, GoBGP's own lines included.
+func TestCloseLogsNoError(t *testing.T) {
+	for _, gr := range []bool{false, true} {
+		t.Run(fmt.Sprintf("graceful-restart=%v", gr), func(t *testing.T) {
+			p := startPeer(t, map[bool]string{false: "127.0.0.38", true: "127.0.0.39"}[gr], all4...)
+			cfg := baseConfig(p)
+			cfg.GracefulRestart.Enabled = gr
+			var logs syncBuffer
+			b, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Sync(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "neighbor up", func() bool { return b.Neighbors()[0].Established })
+			if _, err := b.Apply(context.Background(), divert.Diversion{Key: divert.Key{CUID: "alpha", MID: 1}, Domain: "alpha",
+				Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32")}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(line, "level=ERROR") {
+					t.Errorf("logged at ERROR by Close: %s", line)
+				}
+			}
+		})
 	}
 }
