@@ -360,6 +360,7 @@ var (
 func explainTypeError(file string, root *yaml.Node, te *yaml.TypeError) error {
 	var parts []string
 	unknown := false
+	used := map[*yaml.Node]bool{} // one message per value, in order
 	for _, msg := range te.Errors {
 		if m := typeErrorField.FindStringSubmatch(msg); m != nil {
 			line, _ := strconv.Atoi(m[1])
@@ -382,7 +383,7 @@ func explainTypeError(file string, root *yaml.Node, te *yaml.TypeError) error {
 		tag, shown, goType := m[2], m[3], m[4]
 		var found *yamlEntry
 		walkYAML(root, "", "", func(e yamlEntry) {
-			if found != nil || e.value.Line != line {
+			if found != nil || e.value.Line != line || used[e.value] {
 				return
 			}
 			v := e.value
@@ -396,6 +397,7 @@ func explainTypeError(file string, root *yaml.Node, te *yaml.TypeError) error {
 			parts = append(parts, msg)
 			continue
 		}
+		used[found.value] = true
 		parts = append(parts, fmt.Sprintf("%s: %s (line %d)", found.path, wrongType(found.value, goType), line))
 	}
 	hint := ""
