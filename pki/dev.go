@@ -60,17 +60,9 @@ func Dev(dir string, clients []string, serverHosts ...string) (*DevPKI, error) {
 			return nil, err
 		}
 	}
-	dnsNames := []string{"localhost"}
-	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	for _, h := range serverHosts {
-		if ip := net.ParseIP(h); ip != nil {
-			ips = appendIP(ips, ip)
-			continue
-		}
-		if err := checkServerName(h); err != nil {
-			return nil, err
-		}
-		dnsNames = appendName(dnsNames, h)
+	dnsNames, ips, err := serverSANs(serverHosts)
+	if err != nil {
+		return nil, err
 	}
 	p := &DevPKI{
 		Dir:        dir,
@@ -84,27 +76,8 @@ func Dev(dir string, clients []string, serverHosts ...string) (*DevPKI, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := p.ensureLeaf(ca, fresh, p.ServerCert, p.ServerKey, func() ([]byte, []byte, error) {
-		return ca.IssueServer(dnsNames, ips, devLeafValidity)
-	})
-	if err != nil {
+	if err := p.ensureServer(ca, fresh, dnsNames, ips, serverHosts); err != nil {
 		return nil, err
-	}
-	if missing := uncovered(srv, serverHosts); len(missing) > 0 {
-		for _, n := range srv.DNSNames {
-			dnsNames = appendName(dnsNames, n)
-		}
-		for _, ip := range srv.IPAddresses {
-			ips = appendIP(ips, ip)
-		}
-		certPEM, keyPEM, err := ca.IssueServer(dnsNames, ips, devLeafValidity)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := writeLeaf(p.ServerCert, p.ServerKey, certPEM, keyPEM); err != nil {
-			return nil, err
-		}
-		p.ServerReissued = missing
 	}
 	for _, name := range clients {
 		c := DevClient{
@@ -122,6 +95,55 @@ func Dev(dir string, clients []string, serverHosts ...string) (*DevPKI, error) {
 		p.Clients[name] = c
 	}
 	return p, nil
+}
+
+// serverSANs returns the names and addresses of the development server
+// certificate: the loopback ones and hosts.
+func serverSANs(hosts []string) ([]string, []net.IP, error) {
+	dnsNames := []string{"localhost"}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			ips = appendIP(ips, ip)
+			continue
+		}
+		if err := checkServerName(h); err != nil {
+			return nil, nil, err
+		}
+		dnsNames = appendName(dnsNames, h)
+	}
+	return dnsNames, ips, nil
+}
+
+// ensureServer provides the server certificate for dnsNames and ips, and
+// reissues an existing one that does not cover every one of hosts, for
+// what it covered plus those (setting p.ServerReissued).
+func (p *DevPKI) ensureServer(ca *CA, fresh bool, dnsNames []string, ips []net.IP, hosts []string) error {
+	srv, err := p.ensureLeaf(ca, fresh, p.ServerCert, p.ServerKey, func() ([]byte, []byte, error) {
+		return ca.IssueServer(dnsNames, ips, devLeafValidity)
+	})
+	if err != nil {
+		return err
+	}
+	missing := uncovered(srv, hosts)
+	if len(missing) == 0 {
+		return nil
+	}
+	for _, n := range srv.DNSNames {
+		dnsNames = appendName(dnsNames, n)
+	}
+	for _, ip := range srv.IPAddresses {
+		ips = appendIP(ips, ip)
+	}
+	certPEM, keyPEM, err := ca.IssueServer(dnsNames, ips, devLeafValidity)
+	if err != nil {
+		return err
+	}
+	if _, err := writeLeaf(p.ServerCert, p.ServerKey, certPEM, keyPEM); err != nil {
+		return err
+	}
+	p.ServerReissued = missing
+	return nil
 }
 
 // loadOrCreateCA loads the CA if ca.pem exists, or creates and writes a new
