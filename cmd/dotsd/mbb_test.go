@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/dotsclient"
 	"github.com/levee-dots/levee/lab"
 	"github.com/levee-dots/levee/pki"
 )
@@ -101,7 +102,7 @@ func exaFlowEvents(t *testing.T, exa *lab.ExaBGP) []exaEvent {
 // between. Six mitigations for six /32s, then one for the covering /29: at
 // ExaBGP the /29's announcement comes before (or in the same UPDATE as) the
 // first of the six withdrawals, and the 2.01 names the superseded mids in
-// its levee:note.
+// its levee:note ("supersedes mids 1, 2, 3, 4, 5, 6").
 func TestMakeBeforeBreak(t *testing.T) {
 	bin := buildDotsd(t)
 	exa := lab.StartExaBGP(t, lab.Options{})
@@ -132,42 +133,58 @@ divert:
 	alpha := dialAs(t, dir, "alpha", fmt.Sprintf("127.0.0.1:%d", port))
 	waitUntil(t, "exabgp established", func() (bool, string) { return exa.Established(), "exabgp not established" })
 
-	var small []string
+	// Three rounds (/29s at .8, .16 and .24): a server that announces and
+	// withdraws concurrently may get the order right by chance once.
+	var held []string // the coverings of the rounds done
+	for round := range 3 {
+		held = append(held, supersede(t, exa, alpha, uint32(7*round+1), 8+8*round, held))
+	}
+}
+
+// exaHolds reports whether ExaBGP holds exactly FlowSpec rules for dests.
+func exaHolds(exa *lab.ExaBGP, dests ...string) func() (bool, string) {
+	want := slices.Sorted(slices.Values(dests))
+	return func() (bool, string) {
+		var got []string
+		for _, r := range exa.Routes() {
+			if r.FlowSpec != nil {
+				got = append(got, r.FlowSpec["destination"])
+			}
+		}
+		slices.Sort(got)
+		return slices.Equal(got, want), fmt.Sprintf("ExaBGP holds FlowSpec rules for %v, want %v", got, want)
+	}
+}
+
+// supersede runs one round of TestMakeBeforeBreak: mids mid … mid+5 for the
+// six /32s from 203.0.113.<first>, then mid+6 for their /29, while ExaBGP
+// also holds held. It returns the /29.
+func supersede(t *testing.T, exa *lab.ExaBGP, alpha *dotsclient.Client, mid uint32, first int, held []string) string {
+	var small, mids []string
 	for i := range 6 {
-		small = append(small, fmt.Sprintf("203.0.113.%d/32", 8+i))
-		expectCode(t, fmt.Sprintf("mid %d", i+1), dots.Created)(alpha.Mitigate(reqCtx(t), uint32(i+1),
+		small = append(small, fmt.Sprintf("203.0.113.%d/32", first+i))
+		mids = append(mids, fmt.Sprint(mid+uint32(i)))
+		expectCode(t, fmt.Sprintf("mid %d", mid+uint32(i)), dots.Created)(alpha.Mitigate(reqCtx(t), mid+uint32(i),
 			dots.Scope{TargetPrefix: []string{small[i]}, Lifetime: dots.Ptr[int64](3600)}))
 	}
-	holds := func(dests ...string) func() (bool, string) {
-		return func() (bool, string) {
-			var got []string
-			for _, r := range exa.Routes() {
-				if r.FlowSpec != nil {
-					got = append(got, r.FlowSpec["destination"])
-				}
-			}
-			slices.Sort(got)
-			dests = slices.Sorted(slices.Values(dests))
-			return slices.Equal(got, dests), fmt.Sprintf("ExaBGP holds FlowSpec rules for %v, want %v", got, dests)
-		}
-	}
-	waitUntil(t, "the six /32 rules at ExaBGP", holds(small...))
+	waitUntil(t, "the six /32 rules at ExaBGP", exaHolds(exa, append(slices.Clone(held), small...)...))
 	before := len(exaFlowEvents(t, exa))
 
-	const covering = "203.0.113.8/29"
-	r := expectCode(t, "mid 7 for the covering /29", dots.Created)(alpha.Mitigate(reqCtx(t), 7,
+	covering, top := fmt.Sprintf("203.0.113.%d/29", first), mid+6
+	r := expectCode(t, fmt.Sprintf("mid %d for the covering /29", top), dots.Created)(alpha.Mitigate(reqCtx(t), top,
 		dots.Scope{TargetPrefix: []string{covering}, Lifetime: dots.Ptr[int64](3600)}))
 	note := ""
 	if r.Body != nil && r.Body.MitigationScope != nil && len(r.Body.MitigationScope.Scope) == 1 {
 		note = r.Body.MitigationScope.Scope[0].Note
 	}
-	if want := "supersedes mids 1, 2, 3, 4, 5, 6"; !strings.Contains(note, want) {
-		t.Errorf("the 2.01 to mid 7 has levee:note %q; want it to contain %q", note, want)
+	if want := "supersedes mids " + strings.Join(mids, ", "); !strings.Contains(note, want) {
+		t.Errorf("the 2.01 to mid %d has levee:note %q; want it to contain %q", top, note, want)
 	}
-	waitUntil(t, "only the /29 rule at ExaBGP", holds(covering))
+	waitUntil(t, "only the /29 rule at ExaBGP", exaHolds(exa, append(slices.Clone(held), covering)...))
 
 	events := exaFlowEvents(t, exa)[before:]
 	announce, firstWithdraw := -1, -1
+	var seq []string
 	for _, e := range events {
 		switch {
 		case !e.withdraw && e.dest == covering && announce < 0:
@@ -175,18 +192,16 @@ divert:
 		case e.withdraw && slices.Contains(small, e.dest) && firstWithdraw < 0:
 			firstWithdraw = e.update
 		}
-	}
-	var seq []string
-	for _, e := range events {
 		seq = append(seq, e.String())
 	}
 	if announce < 0 || firstWithdraw < 0 {
-		t.Fatalf("ExaBGP did not receive the announcement of %s and the withdrawals of the six /32s; after mid 7 it received:\n  %s",
-			covering, strings.Join(seq, "\n  "))
+		t.Fatalf("ExaBGP did not receive the announcement of %s and the withdrawals of the six /32s; after mid %d it received:\n  %s",
+			covering, top, strings.Join(seq, "\n  "))
 	}
 	if announce > firstWithdraw {
 		t.Errorf("break before make: ExaBGP received a withdrawal of a superseded /32 (update %d) before the announcement of %s (update %d), "+
-			"so the target was exposed in between; after mid 7 it received, in order:\n  %s",
-			firstWithdraw, covering, announce, strings.Join(seq, "\n  "))
+			"so the target was exposed in between; after mid %d it received, in order:\n  %s",
+			firstWithdraw, covering, announce, top, strings.Join(seq, "\n  "))
 	}
+	return covering
 }
