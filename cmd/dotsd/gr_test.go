@@ -72,6 +72,20 @@ func (e grEdges) sessionDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sessions still up after dotsd stopped: %v", err)
 	}
+	// How each router saw the end of the session: a Cease, or a closed
+	// connection (graceful restart).
+	if out, err := e.frr.Vtysh(ctx, "show bgp neighbors 127.0.0.1 json"); err == nil {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "lastReset") || strings.Contains(l, "lastNotification") || strings.Contains(l, "gracefulRestart") {
+				t.Logf("frr: %s", strings.TrimSpace(l))
+			}
+		}
+	}
+	for _, l := range strings.Split(e.birdGR(t), "\n") {
+		if strings.Contains(l, "Last error") || strings.Contains(l, "graceful") {
+			t.Logf("bird: %s", strings.TrimSpace(l))
+		}
+	}
 }
 
 // birdGR is BIRD's view of graceful restart on the session with dotsd.
