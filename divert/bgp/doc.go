@@ -8,5 +8,9 @@
 // before it reports a mitigation as active, bounds what it announces
 // (shortest prefix, routes per domain, FlowSpec budget per neighbor), and
 // re-announces exactly the active set after a restart with graceful restart
-// (RFC 4724).
+// (RFC 4724); a clean stop with graceful restart leaves the routes at the
+// routers as stale until then. Addresses that came from names are not
+// blackholed unless configured (names-countermeasure). FlowSpec rules are
+// grouped so that no UPDATE carries 4,096 octets of FlowSpec NLRI or more,
+// which FRR refuses (see maxNLRIBytes).
 package bgp
