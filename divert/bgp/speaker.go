@@ -37,6 +37,11 @@ type Backend struct {
 	flowCount    int            // FlowSpec routes in routes
 	buckets      updateBuckets
 	pacer        withdrawPacer
+	// announced are the neighbors' UPDATE counters when an announcement
+	// was last queued and not yet seen sent (see order.go); seq numbers
+	// the outcomes.
+	announced map[string]uint64
+	seq       uint64
 }
 
 type entry struct {
@@ -186,7 +191,7 @@ func (b *Backend) Close() error {
 		return fmt.Errorf("divert/bgp: stop speaker: %w", err)
 	}
 	if keep {
-		b.log.Info("bgp sessions closed for graceful restart: routers keep the routes as stale until dotsd is back",
+		b.log.Info("bgp sessions closed for graceful restart: neighbors that negotiated it keep the routes as stale until dotsd is back",
 			"diverter", "bgp", "restart_time_s", b.cfg.GracefulRestart.RestartTime)
 	} else {
 		b.log.Info("bgp sessions ended with a Cease: routers withdraw the routes", "diverter", "bgp")
