@@ -144,7 +144,7 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		isDiversion = dnsBackend.IsDiversionAddr
 	}
 	svc, err = service.New(service.Options{Logger: log, Store: db, Backends: backends,
-		Resolver: resolve.New(resolve.Options{Servers: cfg.Resolver.Servers, Timeout: cfg.Resolver.Timeout, Exclude: isDiversion}),
+		Resolver:       resolve.New(resolve.Options{Servers: cfg.Resolver.Servers, Timeout: cfg.Resolver.Timeout, Exclude: isDiversion}),
 		ResolveTimeout: cfg.Resolver.Timeout, IsDiversionAddr: isDiversion, Policy: cfg.policy()})
 	if err != nil {
 		return err

@@ -45,7 +45,8 @@ func (b *Backend) Apply(_ context.Context, d divert.Diversion) (divert.Applied, 
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.applyLocked(d, p, nil)
+	a, err := b.applyLocked(d, p, nil)
+	return b.stampLocked(a), err
 }
 
 // applyLocked installs the plan of d. With pending set, new routes are
@@ -113,6 +114,7 @@ func (b *Backend) addRefLocked(k divert.Key, r *route, pending *[]*route) error 
 	case pending != nil:
 		*pending = append(*pending, r)
 	default:
+		b.announceQueuedLocked()
 		if _, err := b.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{r.path}}); err != nil {
 			b.buckets.release(r)
 			return fmt.Errorf("announce %s: %w", r.text, err)
@@ -150,6 +152,7 @@ func (b *Backend) dropRefLocked(k divert.Key, id string) {
 		b.log.Info("dry-run: would withdraw", "route", r.text)
 		return
 	}
+	b.announcementsSentLocked()
 	if isFlowSpec(r.family) {
 		b.paceWithdrawLocked(r.path.Nlri.Len())
 	}

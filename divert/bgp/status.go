@@ -147,7 +147,7 @@ func (b *Backend) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
 		a := b.evaluateLocked(e)
 		if a != e.applied {
 			e.applied = a
-			changes = append(changes, change{k, a})
+			changes = append(changes, change{k, b.stampLocked(a)})
 		}
 	}
 	b.mu.Unlock()

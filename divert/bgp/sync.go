@@ -59,7 +59,7 @@ func (b *Backend) Sync(ctx context.Context, all []divert.Diversion) error {
 	results := make([]divert.Applied, len(all))
 	for i, d := range all {
 		if e := b.entries[d.Key]; applied[i] && e != nil {
-			results[i] = e.applied
+			results[i] = b.stampLocked(e.applied)
 		}
 	}
 	b.mu.Unlock()

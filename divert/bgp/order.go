@@ -1,0 +1,43 @@
+package bgp
+
+import (
+	"time"
+
+	"github.com/levee-dots/levee/divert"
+)
+
+// Make before break. GoBGP's send loop merges every update queued for a
+// neighbor into one pass and packs withdrawals before announcements, so a
+// withdrawal queued right behind an announcement may reach the router
+// first: a request that supersedes others would leave the target exposed
+// in between. A withdrawal that follows an announcement therefore waits
+// until every established neighbor has sent an UPDATE since that
+// announcement was queued (bounded by breakWait).
+const breakWait = time.Second
+
+// announceQueuedLocked is called before an announcement is queued: the
+// counters from just before the latest announcement are the mark.
+func (b *Backend) announceQueuedLocked() {
+	b.announced = b.updatesSent()
+}
+
+// announcementsSentLocked waits, before a withdrawal, until the queued
+// announcements are on the wire.
+func (b *Backend) announcementsSentLocked() {
+	if b.announced == nil {
+		return
+	}
+	deadline := time.Now().Add(breakWait)
+	for !b.sentSince(b.announced) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	b.announced = nil
+}
+
+// stampLocked numbers an outcome in the order this backend decided it, so
+// that an older one reported late never overwrites a newer one.
+func (b *Backend) stampLocked(a divert.Applied) divert.Applied {
+	b.seq++
+	a.Seq = b.seq
+	return a
+}
