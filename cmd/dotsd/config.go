@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"github.com/levee-dots/levee/divert/dns"
 	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/dotsserver/mitigation"
+	"github.com/levee-dots/levee/resolve"
 )
 
 // fileConfig is the dotsd YAML file. Relative paths are relative to the file.
@@ -293,23 +293,11 @@ func (c *fileConfig) policy() mitigation.Policy {
 }
 
 // resolver returns the configured resolver, or nil for the system one.
-func (c *fileConfig) resolver() dotsserver.Resolver {
-	if len(c.Resolver.Servers) == 0 {
-		return nil
-	}
-	servers := c.Resolver.Servers
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		var errs []error
-		for _, s := range servers {
-			conn, err := d.DialContext(ctx, network, s)
-			if err == nil {
-				return conn, nil
-			}
-			errs = append(errs, err)
-		}
-		return nil, errors.Join(errs...)
-	}}
+// resolver resolves target-fqdn and target-uri names with resolver.servers
+// (none: the nameservers of /etc/resolv.conf), never counting an address
+// that exclude tells (this server's own DNS diversion addresses).
+func (c *fileConfig) resolver(exclude func(netip.Addr) bool) *resolve.Resolver {
+	return resolve.New(resolve.Options{Servers: c.Resolver.Servers, Timeout: c.Resolver.Timeout, Exclude: exclude})
 }
 
 // yamlEntry is one value in the file and where it is: path is the key

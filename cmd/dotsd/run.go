@@ -16,7 +16,6 @@ import (
 	"github.com/levee-dots/levee/divert/dns"
 	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/pki"
-	"github.com/levee-dots/levee/resolve"
 	"github.com/levee-dots/levee/service"
 	"github.com/levee-dots/levee/store"
 )
@@ -103,6 +102,13 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		return fmt.Errorf("store.path: %w", err)
 	}
 	defer db.Close()
+	// Before any backend starts (the BGP speaker dials the routers): a
+	// second dotsd on a live server's admin socket stops here.
+	if cfg.Admin.Socket != "" {
+		if err := checkSocket(cfg.Admin.Socket); err != nil {
+			return err
+		}
+	}
 	var svc *service.Service
 	updates := func(backend string, k divert.Key, a divert.Applied) {
 		if svc != nil {
@@ -144,7 +150,7 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		isDiversion = dnsBackend.IsDiversionAddr
 	}
 	svc, err = service.New(service.Options{Logger: log, Store: db, Backends: backends,
-		Resolver:       resolve.New(resolve.Options{Servers: cfg.Resolver.Servers, Timeout: cfg.Resolver.Timeout, Exclude: isDiversion}),
+		Resolver:       cfg.resolver(isDiversion),
 		ResolveTimeout: cfg.Resolver.Timeout, IsDiversionAddr: isDiversion, Policy: cfg.policy()})
 	if err != nil {
 		return err
