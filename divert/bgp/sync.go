@@ -182,8 +182,12 @@ func (u *updateBuckets) release(r *route) {
 // update into one pass, so a burst of withdrawals (many mitigations ending
 // together) would reach FRR's 4,096-octet limit as an announcement burst
 // does. Withdrawals wait, once a window's bytes are queued, until every
-// established neighbor that gets FlowSpec has sent another UPDATE. A pass
-// can then hold the rest of one window and the next one at most.
+// established neighbor that gets FlowSpec has sent another UPDATE (or 2 s
+// passed). GoBGP does not say when a queued update was sent, so this is a
+// bound by timing, not a guarantee: a pass that started before the wait
+// may leave a window queued to join the next one, and three windows still
+// fit under FRR's limit. Without it, withdrawing 10,000 rules in a loop
+// can give FRR an MP_UNREACH_NLRI of more than 4,096 octets.
 const withdrawWindow = maxNLRIBytes / 3
 
 type withdrawPacer struct {
