@@ -15,10 +15,16 @@ import (
 // announcement was queued (bounded by breakWait).
 const breakWait = time.Second
 
-// announceQueuedLocked is called before an announcement is queued: the
-// counters from just before the latest announcement are the mark.
-func (b *Backend) announceQueuedLocked() {
-	b.announced = b.updatesSent()
+// announceQueuedLocked is called before r is queued: the counters of the
+// neighbors that get r, from just before the latest announcement to each,
+// are the mark.
+func (b *Backend) announceQueuedLocked(r *route) {
+	if b.announced == nil {
+		b.announced = map[string]uint64{}
+	}
+	for addr, n := range b.updatesSent(b.getsRoute(r)) {
+		b.announced[addr] = n
+	}
 }
 
 // announcementsSentLocked waits, before a withdrawal, until the queued

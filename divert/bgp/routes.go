@@ -114,7 +114,7 @@ func (b *Backend) addRefLocked(k divert.Key, r *route, pending *[]*route) error 
 	case pending != nil:
 		*pending = append(*pending, r)
 	default:
-		b.announceQueuedLocked()
+		b.announceQueuedLocked(r)
 		if _, err := b.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{r.path}}); err != nil {
 			b.buckets.release(r)
 			return fmt.Errorf("announce %s: %w", r.text, err)

@@ -212,21 +212,21 @@ func (b *Backend) paceWithdrawLocked(n int) {
 		w.bytes, w.sent = 0, nil
 	}
 	if w.sent == nil {
-		w.sent = b.updatesSent()
+		w.sent = b.updatesSent(b.getsFlowSpecPeer)
 	}
 	w.bytes += n
 }
 
-// updatesSent reads the UPDATE counters of the established neighbors that
-// get FlowSpec.
-func (b *Backend) updatesSent() map[string]uint64 {
+// updatesSent reads the UPDATE counters of the established neighbors for
+// which gets is true (all of them for nil).
+func (b *Backend) updatesSent(gets func(*peerState) bool) map[string]uint64 {
 	out := map[string]uint64{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = b.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
 		if p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED {
 			addr := p.GetConf().GetNeighborAddress()
-			if ps, ok := b.peers[addr]; ok && b.getsFlowSpec(ps.n) {
+			if ps, ok := b.peers[addr]; ok && (gets == nil || gets(ps)) {
 				out[addr] = p.GetState().GetMessages().GetSent().GetUpdate()
 			}
 		}
@@ -234,10 +234,27 @@ func (b *Backend) updatesSent() map[string]uint64 {
 	return out
 }
 
+// getsFlowSpecPeer is getsFlowSpec for updatesSent.
+func (b *Backend) getsFlowSpecPeer(ps *peerState) bool { return b.getsFlowSpec(ps.n) }
+
+// getsRoute reports whether the export policy sends r to the neighbor and
+// the neighbor negotiated its family.
+func (b *Backend) getsRoute(r *route) func(*peerState) bool {
+	return func(ps *peerState) bool {
+		if !ps.negotiated[r.family] {
+			return false
+		}
+		if isFlowSpec(r.family) {
+			return b.getsFlowSpec(ps.n)
+		}
+		return ps.n.receives(r.kind)
+	}
+}
+
 // sentSince reports whether every neighbor of before sent an UPDATE since
 // (or is no longer established).
 func (b *Backend) sentSince(before map[string]uint64) bool {
-	now := b.updatesSent()
+	now := b.updatesSent(nil)
 	for addr, n := range before {
 		if m, up := now[addr]; up && m <= n {
 			return false
