@@ -11,20 +11,26 @@ import (
 // withdrawal queued right behind an announcement may reach the router
 // first: a request that supersedes others would leave the target exposed
 // in between. A withdrawal that follows an announcement therefore waits
-// until every established neighbor has sent an UPDATE since that
-// announcement was queued (bounded by breakWait).
-const breakWait = time.Second
+// until the neighbors that get the announcement have sent an UPDATE since
+// it was queued (bounded by breakWait).
+//
+// Reading the neighbors' counters is a round trip through the speaker, so
+// one reading (the mark) serves every announcement of a burst (markFresh);
+// a withdrawal after announcements made since the mark waits for one more
+// UPDATE after them, for at most markFresh.
+const (
+	breakWait = time.Second
+	markFresh = 50 * time.Millisecond
+)
 
-// announceQueuedLocked is called before r is queued: the counters of the
-// neighbors that get r, from just before the latest announcement to each,
-// are the mark.
+// announceQueuedLocked is called before r is queued.
 func (b *Backend) announceQueuedLocked(r *route) {
-	if b.announced == nil {
-		b.announced = map[string]uint64{}
+	now := time.Now()
+	b.lastAnnounce = now
+	if b.announced != nil && now.Sub(b.markAt) < markFresh {
+		return
 	}
-	for addr, n := range b.updatesSent(b.getsRoute(r)) {
-		b.announced[addr] = n
-	}
+	b.announced, b.markAt = b.updatesSent(b.getsRoute(r)), now
 }
 
 // announcementsSentLocked waits, before a withdrawal, until the queued
@@ -33,9 +39,16 @@ func (b *Backend) announcementsSentLocked() {
 	if b.announced == nil {
 		return
 	}
-	deadline := time.Now().Add(breakWait)
-	for !b.sentSince(b.announced) && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	waitSent := func(mark map[string]uint64, d time.Duration) {
+		deadline := time.Now().Add(d)
+		for !b.sentSince(mark) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitSent(b.announced, breakWait)
+	if b.lastAnnounce.After(b.markAt) {
+		later := b.updatesSent(func(ps *peerState) bool { _, ok := b.announced[ps.n.Address]; return ok })
+		waitSent(later, markFresh)
 	}
 	b.announced = nil
 }

@@ -40,8 +40,9 @@ type Backend struct {
 	// announced are the neighbors' UPDATE counters when an announcement
 	// was last queued and not yet seen sent (see order.go); seq numbers
 	// the outcomes.
-	announced map[string]uint64
-	seq       uint64
+	announced            map[string]uint64
+	markAt, lastAnnounce time.Time
+	seq                  uint64
 }
 
 type entry struct {
