@@ -458,9 +458,7 @@ var explicitKeys = map[string]string{
 
 // refusedKeys are keys of the Go configuration types that dotsd does not
 // accept in the file, with what to do instead.
-var refusedKeys = map[string]string{
-	"divert.bgp.peer-wait": "it has no effect; remove it",
-}
+var refusedKeys = map[string]string{}
 
 // checkExplicitValues refuses explicitKeys written as zero or without a
 // value, and refusedKeys.

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/levee-dots/levee/flowspec"
 )
@@ -43,9 +42,6 @@ type Config struct {
 	// without an entry gets Default.
 	Domains map[string]DomainPolicy `yaml:"domains"`
 	Default DomainPolicy            `yaml:"default-policy"`
-	// PeerWait bounds how long Apply waits for a peer to be up before it
-	// reports the mitigation as still in progress (default 3 s).
-	PeerWait time.Duration `yaml:"peer-wait"`
 }
 
 // GracefulRestart (RFC 4724) lets routers keep our routes while dotsd restarts.
@@ -134,9 +130,6 @@ func (c *Config) defaults() {
 	}
 	if c.Scrubbing.Style == "" {
 		c.Scrubbing.Style = "next-hop"
-	}
-	if c.PeerWait == 0 {
-		c.PeerWait = 3 * time.Second
 	}
 	for i := range c.Neighbors {
 		n := &c.Neighbors[i]
