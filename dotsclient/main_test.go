@@ -4,15 +4,10 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/levee-dots/levee/dotsserver/dotstest"
 )
 
-// Nothing a test starts may outlive it, except go-coap's default periodic
-// runner, which notices a closed session at its next 4-second wake-up.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("github.com/plgd-dev/go-coap/v3/tcp/server.init.init.func1.NewCommon[...].func7.1"),
-		goleak.IgnoreAnyFunction("github.com/plgd-dev/go-coap/v3/dtls/server.init.init.func1.NewCommon[...].func7.1"),
-		goleak.IgnoreAnyFunction("github.com/plgd-dev/go-coap/v3/udp/client.init.init.func1.NewCommon[...].func6.1"),
-		goleak.IgnoreAnyFunction("github.com/plgd-dev/go-coap/v3/tcp/client.init.init.func1.NewCommon[...].func6.1"),
-	)
-}
+// Nothing a test starts may outlive it (but go-coap's periodic runners,
+// which end on their own a few seconds after their session).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, dotstest.LeakOptions()...) }
