@@ -103,48 +103,54 @@ func (s *Service) withCountersLocked(r *mitigation.Record) *mitigation.Record {
 	return &c
 }
 
-// restoredBackend holds, after a restart, the totals counted before it.
-const restoredBackend = "(before restart)"
-
-// counterFlushEvery is how often the counters' totals are written, so that
-// they stay monotonic for the client across a restart of the server too.
+// counterFlushEvery is how often the counters are written, so that the
+// totals stay monotonic for the client across a restart of the server too.
 const counterFlushEvery = time.Minute
 
-type savedCounters struct {
-	BytesDropped uint64 `json:"bytes_dropped"`
-	PktsDropped  uint64 `json:"pkts_dropped"`
+// savedMeter is one backend's counters of one mitigation as written: its
+// last sample and what was carried over its resets.
+type savedMeter struct {
+	LastBytes uint64 `json:"last_bytes"`
+	LastPkts  uint64 `json:"last_pkts"`
+	BaseBytes uint64 `json:"base_bytes"`
+	BasePkts  uint64 `json:"base_pkts"`
 }
 
-// flushCountersLocked queues the totals of every measured mitigation for
-// the store (without waiting: counters are not acknowledged to anyone).
+// flushCountersLocked queues every measured mitigation's counters for the
+// store (without waiting: counters are not acknowledged to anyone).
 func (s *Service) flushCountersLocked() {
 	var ops []store.Op
-	for k := range s.meters {
-		c := s.withCountersLocked(&mitigation.Record{Key: k}).Counters
-		if c == nil {
-			continue
+	for k, m := range s.meters {
+		saved := map[string]savedMeter{}
+		for backend, bm := range m.byBackend {
+			saved[backend] = savedMeter{bm.last.BytesDropped, bm.last.PktsDropped, bm.base.BytesDropped, bm.base.PktsDropped}
 		}
-		b, _ := json.Marshal(savedCounters{c.BytesDropped, c.PktsDropped})
+		b, _ := json.Marshal(saved)
 		ops = append(ops, store.Op{Bucket: bucketCounters, Key: recordKey(k), Value: b})
 	}
 	s.j.add(ops, nil)
 	s.lastFlush = s.now()
 }
 
-// restoreCounters loads the totals saved before a restart.
+// restoreCounters loads the counters written before a restart: a
+// backend's next sample continues them, or, if lower, is a reset.
 func (s *Service) restoreCounters() error {
 	active := map[string]mitigation.Key{}
 	for _, r := range s.book.Active() {
 		active[recordKey(r.Key)] = r.Key
 	}
 	return s.opts.Store.ForEach(bucketCounters, func(key string, v []byte) error {
-		var sc savedCounters
+		var saved map[string]savedMeter
 		k, ok := active[key]
-		if !ok || json.Unmarshal(v, &sc) != nil {
+		if !ok || json.Unmarshal(v, &saved) != nil {
 			return nil // a counter is not worth refusing to start for
 		}
-		s.meters[k] = &meter{byBackend: map[string]*backendMeter{restoredBackend: {
-			last: divert.Counters{BytesDropped: sc.BytesDropped, PktsDropped: sc.PktsDropped}}}}
+		m := &meter{byBackend: map[string]*backendMeter{}}
+		for backend, sm := range saved {
+			m.byBackend[backend] = &backendMeter{last: divert.Counters{BytesDropped: sm.LastBytes, PktsDropped: sm.LastPkts},
+				base: divert.Counters{BytesDropped: sm.BaseBytes, PktsDropped: sm.BasePkts}}
+		}
+		s.meters[k] = m
 		return nil
 	})
 }

@@ -403,35 +403,45 @@ func (f fixedResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.A
 	return nil, errors.New("no such host")
 }
 
-// The totals stay monotonic across a restart of the service too.
+// The totals stay monotonic across a restart of the service too: a
+// backend's next sample continues its counter, or is a reset if lower.
 func TestCountersSurviveRestart(t *testing.T) {
 	st := store.NewMemory()
-	svc, err := service.New(service.Options{Store: st, Backends: []divert.Diverter{&recorder{}}})
-	if err != nil {
-		t.Fatal(err)
+	k := divert.Key{CUID: alpha.CUID, MID: 1}
+	start := func() *service.Service {
+		svc, err := service.New(service.Options{Store: st, Backends: []divert.Diverter{&recorder{}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Start()
+		return svc
 	}
-	svc.Start()
+	svc := start()
 	sc := dots.Scope{TargetPrefix: []string{"203.0.113.10/32"}, Lifetime: dots.Ptr[int64](3600)}
 	if _, err := svc.PutMitigation(context.Background(), alpha, service.PutRequest{MID: 1, Request: request(t, sc)}); err != nil {
 		t.Fatal(err)
 	}
-	k := divert.Key{CUID: alpha.CUID, MID: 1}
 	svc.Measured("scrub", k, divert.Counters{BytesDropped: 4000, PktsDropped: 40})
 	svc.Close()
 
-	svc, err = service.New(service.Options{Store: st, Backends: []divert.Diverter{&recorder{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.Start()
-	defer svc.Close()
-	r, _ := svc.Mitigation(alpha, 1)
-	if r.Counters == nil || r.Counters.BytesDropped != 4000 || r.Counters.PktsDropped != 40 {
-		t.Fatalf("after restart counters %+v, want 4000 B / 40 pkt", r.Counters)
-	}
-	svc.Measured("scrub", k, divert.Counters{BytesDropped: 10, PktsDropped: 1}) // the scrubber restarted too
-	r, _ = svc.Mitigation(alpha, 1)
-	if r.Counters.BytesDropped != 4010 || r.Counters.PktsDropped != 41 {
-		t.Fatalf("counters %+v, want 4010 B / 41 pkt", r.Counters)
+	for _, step := range []struct {
+		name       string
+		sample     divert.Counters
+		bytes, pkt uint64
+	}{
+		{"restored", divert.Counters{}, 4000, 40},
+		{"the scrubber counted on", divert.Counters{BytesDropped: 5000, PktsDropped: 50}, 5000, 50},
+		{"the scrubber restarted", divert.Counters{BytesDropped: 10, PktsDropped: 1}, 5010, 51},
+	} {
+		if step.name != "restored" {
+			svc.Measured("scrub", k, step.sample)
+		} else {
+			svc = start()
+			defer svc.Close()
+		}
+		r, _ := svc.Mitigation(alpha, 1)
+		if r.Counters == nil || r.Counters.BytesDropped != step.bytes || r.Counters.PktsDropped != step.pkt {
+			t.Fatalf("%s: counters %+v, want %d B / %d pkt", step.name, r.Counters, step.bytes, step.pkt)
+		}
 	}
 }
