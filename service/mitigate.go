@@ -66,11 +66,8 @@ func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*
 	}
 	k := mitigation.Key{CUID: c.CUID, MID: in.MID}
 	s.mu.Lock()
-	cur, exists := s.book.Get(k)
+	cur, exists := s.book.Peek(k)
 	s.mu.Unlock()
-	if exists && cur.Status == dots.StatusTerminated {
-		exists = false
-	}
 	put := mitigation.PutRequest{CUID: c.CUID, Domain: c.Domain.Name, MID: in.MID, Req: mr, Efficacy: in.Efficacy}
 	if exists {
 		// A refresh or efficacy update: the targets were checked at
@@ -115,8 +112,12 @@ func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*
 		return nil, &dots.Error{Code: dots.ServiceUnavailable, Diag: "the request could not be stored; retry", Err: err}
 	}
 	if res.Code == dots.Created {
-		s.log.Info("mitigation accepted", "cuid", c.CUID, "mid", in.MID, "domain", c.Domain.Name, "targets", res.Record.Prefixes,
-			"lifetime", res.Record.Lifetime, "trigger", res.Record.Trigger, "superseded", res.Superseded)
+		attrs := []any{"cuid", c.CUID, "mid", in.MID, "domain", c.Domain.Name, "targets", res.Record.Prefixes,
+			"lifetime", res.Record.Lifetime, "trigger", res.Record.Trigger}
+		if len(res.Superseded) > 0 {
+			attrs = append(attrs, "superseded", res.Superseded)
+		}
+		s.log.Info("mitigation accepted", attrs...)
 	}
 	return out, nil
 }
@@ -236,7 +237,7 @@ func (s *Service) resolve(ctx context.Context, name string) ([]netip.Addr, time.
 // TTL ran out. The new addresses replace the old only when every name
 // resolved and all of them are owned; otherwise the addresses resolved
 // before are kept (the resolver being down must not end a mitigation).
-func (s *Service) readdress(ctx context.Context, c Client, cur *mitigation.Record, put *mitigation.PutRequest) {
+func (s *Service) readdress(ctx context.Context, c Client, cur mitigation.Peeked, put *mitigation.PutRequest) {
 	names, _ := s.names(put.Req)
 	if len(names) == 0 || s.now().Before(cur.NamesExpire) {
 		return

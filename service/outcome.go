@@ -83,14 +83,14 @@ func (s *Service) Measured(backend string, k divert.Key, c divert.Counters) {
 	bm.bps, bm.pps = c.BPSDropped, c.PPSDropped
 }
 
-// withCountersLocked returns a copy of r with its measured counters, summed
-// over the backends that measure it; none when nothing measures it.
+// withCountersLocked sets r's measured counters, summed over the backends
+// that measure it (none when nothing does), and returns r. r must be a copy
+// the caller owns, never the book's own record.
 func (s *Service) withCountersLocked(r *mitigation.Record) *mitigation.Record {
-	c := *r
 	m := s.meters[r.Key]
 	if m == nil || len(m.byBackend) == 0 {
-		c.Counters = nil
-		return &c
+		r.Counters = nil
+		return r
 	}
 	var sum mitigation.Counters
 	for _, bm := range m.byBackend {
@@ -99,8 +99,8 @@ func (s *Service) withCountersLocked(r *mitigation.Record) *mitigation.Record {
 		sum.BPSDropped += bm.bps
 		sum.PPSDropped += bm.pps
 	}
-	c.Counters = &sum
-	return &c
+	r.Counters = &sum
+	return r
 }
 
 // counterFlushEvery is how often the counters are written, so that the

@@ -71,7 +71,7 @@ type Result struct {
 	Withdraw   []Key     // stop diverting
 	Notify     []*Record // final states to notify before they vanish (status 6)
 
-	prev map[Key]*Record // each changed request as it was before (nil: it did not exist)
+	prev []prevRecord // each changed request as it was before
 }
 
 // Change is one record to write (or delete) in the store.
@@ -88,36 +88,38 @@ func (res *Result) put(r *Record) {
 
 func (res *Result) del(k Key) { res.Changes = append(res.Changes, Change{Key: k, Deleted: true}) }
 
-// touch remembers r as it is, before the operation changes it.
+// touch remembers r as it is, before the operation changes it. A request
+// touched twice is remembered twice; Undo, going backwards, ends with the
+// first (oldest) state.
 func (res *Result) touch(r *Record) {
-	if res.prev == nil {
-		res.prev = map[Key]*Record{}
+	if n := len(res.prev); n > 0 && res.prev[n-1].key == r.Key {
+		return
 	}
-	if _, ok := res.prev[r.Key]; !ok {
-		res.prev[r.Key] = clone(r)
-	}
+	res.prev = append(res.prev, prevRecord{key: r.Key, rec: clone(r)})
 }
 
 // touchNew remembers that k did not exist before the operation.
 func (res *Result) touchNew(k Key) {
-	if res.prev == nil {
-		res.prev = map[Key]*Record{}
-	}
-	if _, ok := res.prev[k]; !ok {
-		res.prev[k] = nil
-	}
+	res.prev = append(res.prev, prevRecord{key: k})
+}
+
+// prevRecord is a request as it was before an operation (rec nil: absent).
+type prevRecord struct {
+	key Key
+	rec *Record
 }
 
 // Undo puts back every request res changed as it was before. Results must
 // be undone newest first. It is how a change whose durable write failed
 // leaves nothing behind: the client's retry then finds the book as it was.
 func (b *Book) Undo(res *Result) {
-	for k, old := range res.prev {
-		if cur, ok := b.byClient[k.CUID][k.MID]; ok {
+	for i := len(res.prev) - 1; i >= 0; i-- {
+		p := res.prev[i]
+		if cur, ok := b.byClient[p.key.CUID][p.key.MID]; ok {
 			b.drop(cur)
 		}
-		if old != nil {
-			b.Restore(old)
+		if p.rec != nil {
+			b.Restore(p.rec)
 		}
 	}
 }
@@ -506,6 +508,25 @@ func (b *Book) SetOutcome(k Key, status dots.Status, note string) *Result {
 	b.apply(r, ev, res, time.Time{})
 	res.Record = clone(r)
 	return res
+}
+
+// Peek returns what a refresh needs of an existing request (its targets as
+// resolved, and when to resolve them again), without copying the record;
+// ok is false for an unknown (or terminated) request.
+func (b *Book) Peek(k Key) (p Peeked, ok bool) {
+	r, ok := b.byClient[k.CUID][k.MID]
+	if !ok || r.Status == dots.StatusTerminated {
+		return Peeked{}, false
+	}
+	return Peeked{MID: r.MID, Prefixes: r.Prefixes, FromNames: r.FromNames, NamesExpire: r.NamesExpire}, true
+}
+
+// Peeked is what Peek returns. The slices are the book's: read them only.
+type Peeked struct {
+	MID         uint32
+	Prefixes    []netip.Prefix
+	FromNames   []netip.Prefix
+	NamesExpire time.Time
 }
 
 // Get returns a copy of one request.
