@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -283,22 +282,32 @@ func (s *Service) diversionsOf(res *mitigation.Result) map[string]func() {
 	if len(res.Activate) == 0 && len(res.Withdraw) == 0 {
 		return nil
 	}
-	act := map[string][]divert.Diversion{}
-	wd := map[string][]mitigation.Key{}
+	type work struct {
+		apply    []divert.Diversion
+		withdraw []mitigation.Key
+	}
+	byClient := map[string]*work{}
+	of := func(cuid string) *work {
+		if byClient[cuid] == nil {
+			byClient[cuid] = &work{}
+		}
+		return byClient[cuid]
+	}
 	for _, r := range res.Activate {
-		act[r.CUID] = append(act[r.CUID], diversionOf(r))
+		w := of(r.CUID)
+		w.apply = append(w.apply, diversionOf(r))
 	}
 	for _, k := range res.Withdraw {
-		wd[k.CUID] = append(wd[k.CUID], k)
+		w := of(k.CUID)
+		w.withdraw = append(w.withdraw, k)
 	}
-	out := map[string]func(){}
-	for _, cuid := range append(slices.Collect(maps.Keys(act)), slices.Collect(maps.Keys(wd))...) {
-		a, w := act[cuid], wd[cuid]
+	out := make(map[string]func(), len(byClient))
+	for cuid, w := range byClient {
 		out[cuid] = func() {
-			for _, d := range a {
+			for _, d := range w.apply {
 				s.orch.Apply(d)
 			}
-			for _, k := range w {
+			for _, k := range w.withdraw {
 				s.orch.Withdraw(divert.Key{CUID: k.CUID, MID: k.MID})
 				s.mu.Lock()
 				delete(s.meters, k)
