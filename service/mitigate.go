@@ -328,3 +328,17 @@ func (s *Service) HasActive(cuid string) bool {
 	defer s.mu.Unlock()
 	return s.book.HasActive(cuid)
 }
+
+// AllMitigations returns every client's requests, by cuid then mid: the
+// operator's view (dashboard, metrics), not a client's.
+func (s *Service) AllMitigations() []*mitigation.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*mitigation.Record
+	for _, cuid := range s.book.Clients() {
+		for _, r := range s.book.List(cuid) {
+			out = append(out, s.withCountersLocked(r))
+		}
+	}
+	return out
+}

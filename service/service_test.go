@@ -119,7 +119,27 @@ func (d apiDriver) Advance(dur time.Duration) {
 }
 
 func TestLifecycle(t *testing.T) {
-	servicetest.Run(t, apiDriver{newFixture(t, service.Options{})})
+	f := newFixture(t, service.Options{})
+	servicetest.Run(t, apiDriver{f})
+	// The operator sees what is left: mid 101 withdrawn and gone, 200
+	// expired, 100 superseded; nothing else was created.
+	if all := f.svc.AllMitigations(); len(all) != 0 {
+		t.Fatalf("after the lifecycle %d requests remain: %+v", len(all), all)
+	}
+	beta := service.Client{CUID: "cuid-beta", Domain: &service.Domain{Name: "beta", Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.128/25")}}}
+	for _, c := range []struct {
+		client service.Client
+		prefix string
+	}{{alpha, "203.0.113.1/32"}, {beta, "203.0.113.129/32"}} {
+		sc := dots.Scope{TargetPrefix: []string{c.prefix}, Lifetime: dots.Ptr[int64](60)}
+		if _, err := f.svc.PutMitigation(context.Background(), c.client, service.PutRequest{MID: 1, Request: request(t, sc)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := f.svc.AllMitigations()
+	if len(all) != 2 || all[0].CUID != "cuid-alpha" || all[1].CUID != "cuid-beta" {
+		t.Fatalf("operator view %+v, want alpha's then beta's request", all)
+	}
 }
 
 // flakyStore fails every write while fail is set.

@@ -571,6 +571,9 @@ func (b *Book) HasActive(cuid string) bool {
 	return false
 }
 
+// Clients returns the cuids that hold requests, sorted.
+func (b *Book) Clients() []string { return b.clients() }
+
 func (b *Book) clients() []string {
 	out := make([]string, 0, len(b.byClient))
 	for c := range b.byClient {
