@@ -1,0 +1,381 @@
+package scrub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Names of the fixed objects in the table.
+const (
+	baseChain = "ingress"
+	set4Name  = "targets4"
+	set6Name  = "targets6"
+	// ingressPriority runs before everything else on the device.
+	ingressPriority = -500
+	// sockBuf is forced on the netlink socket: a large Set is one batch
+	// and the kernel acknowledges every message before we read any.
+	sockBuf = 64 << 20
+	// elemChunk bounds the elements per netlink message.
+	elemChunk = 1024
+)
+
+// NFT is the nftables data plane: one netdev table with an ingress chain on
+// Interface. It is safe for concurrent use.
+type NFT struct {
+	opts  NFTOptions
+	log   *slog.Logger
+	table *nftables.Table
+
+	mu   sync.Mutex
+	last *plan // what the last successful Set installed
+}
+
+// NewNFT returns a node for opts. It installs nothing until Set.
+func NewNFT(opts NFTOptions) (*NFT, error) {
+	if opts.Interface == "" {
+		return nil, errors.New("scrub: NFTOptions.Interface is required")
+	}
+	if opts.TableName == "" {
+		opts.TableName = DefaultTableName
+	}
+	opts.Bounds = opts.Bounds.withDefaults()
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &NFT{opts: opts, log: log,
+		table: &nftables.Table{Name: opts.TableName, Family: nftables.TableFamilyNetdev}}, nil
+}
+
+func (n *NFT) conn() (*nftables.Conn, error) {
+	force := func(c *netlink.Conn) error {
+		rc, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		err = rc.Control(func(fd uintptr) {
+			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sockBuf); e != nil {
+				serr = e
+			}
+			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, sockBuf); e != nil {
+				serr = e
+			}
+		})
+		return errors.Join(err, serr)
+	}
+	opts := []nftables.ConnOption{nftables.WithSockOptions(force)}
+	if n.opts.NetNS != 0 {
+		opts = append(opts, nftables.WithNetNSFd(n.opts.NetNS))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("scrub: nftables: %w", err)
+	}
+	return c, nil
+}
+
+// installed is what the table holds now, read from the kernel.
+type installed struct {
+	exists   bool
+	base     bool
+	chains   map[string]bool // non-base chains
+	sets     []*nftables.Set // named sets
+	counters map[string]bool
+}
+
+func (n *NFT) read(c *nftables.Conn) (installed, error) {
+	in := installed{chains: map[string]bool{}, counters: map[string]bool{}}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyNetdev)
+	if err != nil {
+		return in, fmt.Errorf("scrub: list tables: %w", err)
+	}
+	for _, t := range tables {
+		in.exists = in.exists || t.Name == n.table.Name
+	}
+	if !in.exists {
+		return in, nil
+	}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
+	if err != nil {
+		return in, fmt.Errorf("scrub: list chains: %w", err)
+	}
+	for _, ch := range chains {
+		switch {
+		case ch.Table.Name != n.table.Name:
+		case ch.Name == baseChain:
+			in.base = true
+		default:
+			in.chains[ch.Name] = true
+		}
+	}
+	sets, err := c.GetSets(n.table)
+	if err != nil {
+		return in, fmt.Errorf("scrub: list sets: %w", err)
+	}
+	for _, s := range sets {
+		if !s.Anonymous && !strings.HasPrefix(s.Name, "__") {
+			in.sets = append(in.sets, s)
+		}
+	}
+	objs, err := c.GetObjects(n.table)
+	if err != nil {
+		return in, fmt.Errorf("scrub: list objects: %w", err)
+	}
+	for _, o := range objs {
+		if co, ok := o.(*nftables.CounterObj); ok {
+			in.counters[co.Name] = true
+		}
+	}
+	return in, nil
+}
+
+// Set converges the table on exactly d in one netlink transaction. The table
+// is updated in place rather than replaced: chains and sets are flushed and
+// rebuilt, counter objects of mitigations and rules that stay are left
+// alone, so their kernel values carry on with no packet lost between a read
+// and a rewrite. Rules that go lose their counters.
+func (n *NFT) Set(ctx context.Context, d Desired) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := compile(d, n.opts.Bounds)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	start := time.Now()
+	c, err := n.conn()
+	if err != nil {
+		return err
+	}
+	in, err := n.read(c)
+	if err != nil {
+		return err
+	}
+	msgs, err := n.batch(c, in, p)
+	if err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("scrub: set %d mitigations: %w", len(p.mits), err)
+	}
+	n.last = p
+	n.log.Debug("scrub: set", "mitigations", len(p.mits), "messages", msgs, "took", time.Since(start))
+	return nil
+}
+
+// batch queues the whole transaction on c and returns the number of
+// top-level operations queued.
+func (n *NFT) batch(c *nftables.Conn, in installed, p *plan) (int, error) {
+	t := n.table
+	ops := 0
+	c.AddTable(t) // no-op when it exists
+	ops++
+	base := &nftables.Chain{Name: baseChain, Table: t}
+	if in.base {
+		c.FlushChain(base)
+	} else {
+		hook, prio, pol := nftables.ChainHookIngress, nftables.ChainPriority(ingressPriority), nftables.ChainPolicyAccept
+		c.AddChain(&nftables.Chain{Name: baseChain, Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: hook, Priority: &prio, Policy: &pol, Device: n.opts.Interface})
+	}
+	ops++
+	for name := range in.chains {
+		c.FlushChain(&nftables.Chain{Name: name, Table: t})
+		ops++
+	}
+	for _, s := range in.sets { // after the rules that look them up are gone
+		c.DelSet(s)
+		ops++
+	}
+	wantChains, wantCounters := map[string]bool{}, map[string]bool{}
+	for i := range p.mits {
+		m := &p.mits[i]
+		wantChains[m.chain4], wantChains[m.chain6] = true, true
+		wantCounters[m.counter] = true
+		for j := range m.rules {
+			wantCounters[ruleCounterName(m.id, m.rules[j].Name)] = true
+		}
+	}
+	for name := range in.chains { // vmap elements referring to them went with the sets
+		if !wantChains[name] {
+			c.DelChain(&nftables.Chain{Name: name, Table: t})
+			ops++
+		}
+	}
+	for name := range in.counters {
+		if !wantCounters[name] {
+			c.DeleteObject(&nftables.CounterObj{Table: t, Name: name})
+			ops++
+		}
+	}
+	for name := range wantCounters {
+		if !in.counters[name] {
+			c.AddObj(&nftables.CounterObj{Table: t, Name: name})
+			ops++
+		}
+	}
+	b := &builder{table: t}
+	set4 := &nftables.Set{Table: t, ID: b.id(), Name: set4Name, Interval: true, IsMap: true,
+		KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}
+	set6 := &nftables.Set{Table: t, ID: b.id(), Name: set6Name, Interval: true, IsMap: true,
+		KeyType: nftables.TypeIP6Addr, DataType: nftables.TypeVerdict}
+	var el4, el6 []nftables.SetElement
+	for i := range p.mits {
+		m := &p.mits[i]
+		for _, ch := range []string{m.chain4, m.chain6} {
+			if !in.chains[ch] {
+				c.AddChain(&nftables.Chain{Name: ch, Table: t})
+				ops++
+			}
+		}
+		el4 = append(el4, vmapElems(m.targets4, m.chain4)...)
+		el6 = append(el6, vmapElems(m.targets6, m.chain6)...)
+		k, err := n.mitigationRules(c, b, m)
+		if err != nil {
+			return 0, err
+		}
+		ops += k
+	}
+	for _, s := range []struct {
+		set *nftables.Set
+		el  []nftables.SetElement
+	}{{set4, el4}, {set6, el6}} {
+		if err := c.AddSet(s.set, nil); err != nil {
+			return 0, fmt.Errorf("scrub: set %s: %w", s.set.Name, err)
+		}
+		ops++
+		for i := 0; i < len(s.el); i += elemChunk {
+			// An interval's start and end stay in one message.
+			j := min(i+elemChunk, len(s.el))
+			for j < len(s.el) && s.el[j].IntervalEnd {
+				j++
+			}
+			if err := c.SetAddElements(s.set, s.el[i:j]); err != nil {
+				return 0, fmt.Errorf("scrub: set %s: %w", s.set.Name, err)
+			}
+			ops++
+			i = j - elemChunk
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: base, Exprs: dispatch(s.set, s.set == set6)})
+		ops++
+	}
+	return ops, nil
+}
+
+// vmapElems map every target to a jump into chain.
+func vmapElems(ps []netip.Prefix, chain string) []nftables.SetElement {
+	el := prefixElems(ps)
+	for i := range el {
+		if !el[i].IntervalEnd {
+			el[i].VerdictData = &expr.Verdict{Kind: expr.VerdictJump, Chain: chain}
+		}
+	}
+	return el
+}
+
+// mitigationRules fills the mitigation's two chains: its counter first, then
+// its rules in order.
+func (n *NFT) mitigationRules(c *nftables.Conn, b *builder, m *mitPlan) (int, error) {
+	ops := 0
+	for _, fam := range []struct {
+		chain string
+		v6    bool
+	}{{m.chain4, false}, {m.chain6, true}} {
+		ch := &nftables.Chain{Name: fam.chain, Table: n.table}
+		c.AddRule(&nftables.Rule{Table: n.table, Chain: ch, Exprs: []expr.Any{
+			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: m.counter}}})
+		ops++
+		for j := range m.rules {
+			r := &m.rules[j]
+			if !r.hasFamily(fam.v6) {
+				continue
+			}
+			rs := b.rule(r, ruleCounterName(m.id, r.Name), fam.v6)
+			for _, s := range rs.sets {
+				if err := c.AddSet(s.set, s.elems); err != nil {
+					return 0, fmt.Errorf("scrub: mitigation %q rule %q: %w", m.id, r.Name, err)
+				}
+				ops++
+			}
+			c.AddRule(&nftables.Rule{Table: n.table, Chain: ch, Exprs: rs.exprs})
+			ops++
+		}
+	}
+	return ops, nil
+}
+
+// Counters reads every named counter of the table and reports those of the
+// mitigations and rules of the last Set.
+func (n *NFT) Counters(ctx context.Context) (Counters, error) {
+	if err := ctx.Err(); err != nil {
+		return Counters{}, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := Counters{Mitigations: map[string]Count{}, Rules: map[string]map[string]Count{}}
+	if n.last == nil {
+		return out, nil
+	}
+	c, err := n.conn()
+	if err != nil {
+		return out, err
+	}
+	objs, err := c.GetObjects(n.table)
+	if err != nil {
+		return out, fmt.Errorf("scrub: read counters: %w", err)
+	}
+	vals := map[string]Count{}
+	for _, o := range objs {
+		if co, ok := o.(*nftables.CounterObj); ok {
+			vals[co.Name] = Count{Packets: co.Packets, Bytes: co.Bytes}
+		}
+	}
+	for _, m := range n.last.mits {
+		out.Mitigations[m.id] = vals[m.counter]
+		rc := map[string]Count{}
+		for _, r := range m.rules {
+			rc[r.Name] = vals[ruleCounterName(m.id, r.Name)]
+		}
+		out.Rules[m.id] = rc
+	}
+	return out, nil
+}
+
+// Close deletes the table and everything in it. A missing table is not an
+// error.
+func (n *NFT) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, err := n.conn()
+	if err != nil {
+		return err
+	}
+	in, err := n.read(c)
+	if err != nil {
+		return err
+	}
+	n.last = nil
+	if !in.exists {
+		return nil
+	}
+	c.DelTable(n.table)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("scrub: delete table %s: %w", n.table.Name, err)
+	}
+	return nil
+}

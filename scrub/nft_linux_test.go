@@ -1,0 +1,289 @@
+package scrub
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"go.uber.org/goleak"
+)
+
+// lab is two network namespaces joined by a veth: the sender (198.51.100.2,
+// route to 203.0.113.0/24) and the scrubber/receiver (198.51.100.1 on "sb",
+// 203.0.113.10 on lo).
+type lab struct {
+	sender, recv netns.NsHandle
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("scrub: needs root (network namespaces and nftables); CI runs it as root")
+	}
+}
+
+// inNS runs f on a thread switched into ns.
+func inNS(t *testing.T, ns netns.NsHandle, f func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	if err := netns.Set(ns); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := netns.Set(orig); err != nil {
+			panic(err) // the thread is in the wrong namespace
+		}
+	}()
+	f()
+}
+
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	requireRoot(t)
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{}
+	l.sender, err = netns.New()
+	if err == nil {
+		l.recv, err = netns.New()
+	}
+	if serr := netns.Set(orig); serr != nil {
+		panic(serr)
+	}
+	orig.Close()
+	runtime.UnlockOSThread()
+	if err != nil {
+		t.Fatalf("new netns: %v", err)
+	}
+	t.Cleanup(func() { l.sender.Close(); l.recv.Close() }) // unnamed: gone with the last fd
+	hs, err := netlink.NewHandleAt(l.sender)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	hr, err := netlink.NewHandleAt(l.recv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hr.Close()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "sa"}, PeerName: "sb", PeerNamespace: netlink.NsFd(int(l.recv))}
+	must(t, hs.LinkAdd(veth))
+	sa, err := hs.LinkByName("sa")
+	must(t, err)
+	sb, err := hr.LinkByName("sb")
+	must(t, err)
+	lo4s, err := hs.LinkByName("lo")
+	must(t, err)
+	lo4r, err := hr.LinkByName("lo")
+	must(t, err)
+	must(t, hs.AddrAdd(sa, mustAddr("198.51.100.2/24")))
+	must(t, hr.AddrAdd(sb, mustAddr("198.51.100.1/24")))
+	must(t, hr.AddrAdd(lo4r, mustAddr("203.0.113.10/32")))
+	for _, x := range []struct {
+		h    *netlink.Handle
+		link netlink.Link
+	}{{hs, sa}, {hs, lo4s}, {hr, sb}, {hr, lo4r}} {
+		must(t, x.h.LinkSetUp(x.link))
+	}
+	_, dst, _ := net.ParseCIDR("203.0.113.0/24")
+	must(t, hs.RouteAdd(&netlink.Route{LinkIndex: sa.Attrs().Index, Dst: dst, Gw: net.ParseIP("198.51.100.1")}))
+	// A permanent neighbour: no packet waits on (or is dropped by) ARP.
+	must(t, hs.NeighAdd(&netlink.Neigh{LinkIndex: sa.Attrs().Index, State: netlink.NUD_PERMANENT,
+		IP: net.ParseIP("198.51.100.1"), HardwareAddr: sb.Attrs().HardwareAddr}))
+	return l
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustAddr(s string) *netlink.Addr {
+	a, err := netlink.ParseAddr(s)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+func (l *lab) node(t *testing.T) *NFT {
+	t.Helper()
+	n, err := NewNFT(NFTOptions{Interface: "sb", NetNS: int(l.recv)})
+	must(t, err)
+	return n
+}
+
+func (l *lab) udp(t *testing.T, ns netns.NsHandle, addr string) net.PacketConn {
+	t.Helper()
+	var c net.PacketConn
+	inNS(t, ns, func() {
+		var err error
+		c, err = net.ListenPacket("udp4", addr)
+		must(t, err)
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// send writes n packets of 64 payload bytes (92 L3 bytes) from c to dst.
+func send(t *testing.T, c net.PacketConn, dst string, n int) {
+	t.Helper()
+	ua, err := net.ResolveUDPAddr("udp4", dst)
+	must(t, err)
+	buf := make([]byte, 64)
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; i < n; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("sent only %d of %d packets before the deadline", i, n)
+		}
+		if _, err := c.WriteTo(buf, ua); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+}
+
+func mitigation(id string, targets ...string) Mitigation {
+	m := Mitigation{ID: id, Rules: []Rule{{Name: "ntp", Protocols: []uint8{17}, SrcPorts: []PortRange{{123, 123}}}}}
+	for _, s := range targets {
+		m.Targets = append(m.Targets, netip.MustParsePrefix(s))
+	}
+	return m
+}
+
+func TestNFTDropsRealPackets(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	l := newLab(t)
+	ctx := context.Background()
+	n := l.node(t)
+	d := Desired{Mitigations: []Mitigation{mitigation("cuid1/1", "203.0.113.10/32", "2001:db8::10/128")}}
+	must(t, n.Set(ctx, d))
+
+	listener := l.udp(t, l.recv, "203.0.113.10:5000")
+	ntp := l.udp(t, l.sender, "198.51.100.2:123")
+	good := l.udp(t, l.sender, "198.51.100.2:5000")
+	const attack, legit = 10000, 100
+	send(t, good, "203.0.113.10:5000", legit)
+	send(t, ntp, "203.0.113.10:5000", attack)
+
+	buf := make([]byte, 2048)
+	must(t, listener.SetReadDeadline(time.Now().Add(5*time.Second)))
+	for i := 0; i < legit; i++ {
+		_, from, err := listener.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("legitimate packet %d of %d: %v", i, legit, err)
+		}
+		if from.(*net.UDPAddr).Port != 5000 {
+			t.Fatalf("packet from %v reached the target", from)
+		}
+	}
+	must(t, listener.SetReadDeadline(time.Now().Add(100*time.Millisecond)))
+	if _, from, err := listener.ReadFrom(buf); err == nil {
+		t.Fatalf("unexpected packet from %v", from)
+	}
+
+	got, err := n.Counters(ctx)
+	must(t, err)
+	want := Counters{
+		Mitigations: map[string]Count{"cuid1/1": {attack + legit, (attack + legit) * 92}},
+		Rules:       map[string]map[string]Count{"cuid1/1": {"ntp": {attack, attack * 92}}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("counters:\n got %v\nwant %v", got, want)
+	}
+
+	// The same state again, then a new node (an agent restart) adding a
+	// mitigation: counters of what stays carry on.
+	must(t, n.Set(ctx, d))
+	n2 := l.node(t)
+	d.Mitigations = append(d.Mitigations, mitigation("cuid2/7", "203.0.113.20/32"))
+	must(t, n2.Set(ctx, d))
+	send(t, ntp, "203.0.113.10:5000", 10)
+	got, err = n2.Counters(ctx)
+	must(t, err)
+	if c := got.Rules["cuid1/1"]["ntp"]; c.Packets != attack+10 {
+		t.Fatalf("after re-Set and restart: rule counter %v, want %d packets", c, attack+10)
+	}
+	if c := got.Mitigations["cuid2/7"]; c.Packets != 0 {
+		t.Fatalf("new mitigation counter %v, want 0", c)
+	}
+
+	// Removing the mitigation lets the attack through.
+	must(t, n2.Set(ctx, Desired{}))
+	send(t, ntp, "203.0.113.10:5000", 1)
+	must(t, listener.SetReadDeadline(time.Now().Add(2*time.Second)))
+	if _, from, err := listener.ReadFrom(buf); err != nil || from.(*net.UDPAddr).Port != 123 {
+		t.Fatalf("after withdraw: from %v, %v; want the port-123 packet", from, err)
+	}
+
+	must(t, n2.Close())
+	if tablesIn(t, l.recv) != 0 {
+		t.Fatal("table left after Close")
+	}
+	must(t, n.Close()) // nothing left: not an error
+}
+
+func tablesIn(t *testing.T, ns netns.NsHandle) int {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	must(t, err)
+	ts, err := c.ListTables()
+	must(t, err)
+	return len(ts)
+}
+
+func TestNFTManyMitigations(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	l := newLab(t)
+	ctx := context.Background()
+	n := l.node(t)
+	for _, size := range []int{1000, 10000} {
+		var d Desired
+		for i := 0; i < size; i++ {
+			a := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+			m := mitigation(fmt.Sprintf("c/%d", i), netip.PrefixFrom(a, 32).String())
+			m.Rules = append(m.Rules, Rule{Name: "big", MinLength: 1000, RatePPS: 100})
+			d.Mitigations = append(d.Mitigations, m)
+		}
+		d.Mitigations[size-1].Targets = append(d.Mitigations[size-1].Targets, netip.MustParsePrefix("203.0.113.10/32"))
+		start := time.Now()
+		must(t, n.Set(ctx, d))
+		t.Logf("Set %d mitigations (2 rules each): %v", size, time.Since(start))
+		start = time.Now()
+		must(t, n.Set(ctx, d))
+		t.Logf("Set the same %d again: %v", size, time.Since(start))
+		ntp := l.udp(t, l.sender, "")
+		send(t, ntp, "203.0.113.10:5000", 1) // from an ephemeral port: passes
+		got, err := n.Counters(ctx)
+		must(t, err)
+		if len(got.Mitigations) != size {
+			t.Fatalf("%d mitigation counters, want %d", len(got.Mitigations), size)
+		}
+		if c := got.Mitigations[fmt.Sprintf("c/%d", size-1)]; c.Packets != 1 {
+			t.Fatalf("last mitigation counter %v, want 1 packet", c)
+		}
+		ntp.Close()
+	}
+	must(t, n.Close())
+	if tablesIn(t, l.recv) != 0 {
+		t.Fatal("table left after Close")
+	}
+}
