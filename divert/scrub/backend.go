@@ -1,0 +1,401 @@
+package scrub
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/levee-dots/levee/divert"
+	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/pki"
+	"github.com/levee-dots/levee/scrub/agent"
+)
+
+// Name is the backend's name in outcomes and counters.
+const Name = "scrub"
+
+// Options are the collaborators of a Backend.
+type Options struct {
+	Logger       *slog.Logger                                // nil: discard
+	Updates      divert.Updates                              // later changes of outcome (a node came back)
+	Measurements divert.Measurements                         // counter samples per mitigation
+	Now          func() time.Time                            // nil: time.Now
+	Tick         <-chan time.Time                            // nil: a ticker of Config.PollInterval; tests call Poll
+	NoPoll       bool                                        // start no poller (tests call Poll)
+	Transport    func(NodeConfig) (http.RoundTripper, error) // nil: mutual TLS from Config
+}
+
+// Backend implements divert.Diverter, divert.Syncer and divert.Handler.
+type Backend struct {
+	cfg     Config
+	opts    Options
+	log     *slog.Logger
+	domains map[string]bool
+	nodes   []*nodeState
+
+	sendMu sync.Mutex // one PUT round at a time
+
+	mu       sync.Mutex
+	active   map[divert.Key]divert.Diversion
+	since    map[divert.Key]uint64 // version at which each key was last applied
+	version  uint64                // bumped by every change of active
+	sent     uint64                // version of the last state built
+	skipped  map[divert.Key]string // left out of the last state built
+	seq      uint64
+	reported map[divert.Key]divert.Applied
+	meters   map[string]map[string]*meter // mitigation ID -> node name -> meter
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// nodeState is what the backend knows of one node; guarded by Backend.mu.
+type nodeState struct {
+	cfg    NodeConfig
+	client *http.Client
+	acked  uint64 // version of the last state the node accepted
+	boot   string // as the node reported on that PUT
+	gen    uint64
+	err    error // last failure to reach the node or have it accept; nil: fine
+}
+
+var (
+	_ divert.Diverter = (*Backend)(nil)
+	_ divert.Syncer   = (*Backend)(nil)
+	_ divert.Handler  = (*Backend)(nil)
+)
+
+// New validates cfg, loads the certificates and starts the poller.
+func New(cfg Config, opts Options) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.normalized()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Transport == nil {
+		cert, _, err := pki.LoadKeyPair(cfg.Certificate, cfg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("scrub: certificate: %w", err)
+		}
+		opts.Transport = func(n NodeConfig) (http.RoundTripper, error) {
+			pool, err := pki.LoadCertPool(n.CA)
+			if err != nil {
+				return nil, err
+			}
+			return &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12},
+				TLSHandshakeTimeout: cfg.Timeout, ResponseHeaderTimeout: cfg.Timeout, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute}, nil
+		}
+	}
+	b := &Backend{cfg: cfg, opts: opts, log: opts.Logger.With("diverter", Name), domains: map[string]bool{},
+		active: map[divert.Key]divert.Diversion{}, since: map[divert.Key]uint64{}, reported: map[divert.Key]divert.Applied{},
+		meters: map[string]map[string]*meter{}, stop: make(chan struct{})}
+	for _, d := range cfg.Domains {
+		b.domains[d] = true
+	}
+	for i, n := range cfg.Nodes {
+		rt, err := opts.Transport(n)
+		if err != nil {
+			return nil, fmt.Errorf("scrub: nodes[%d].ca: %w", i, err)
+		}
+		b.nodes = append(b.nodes, &nodeState{cfg: n, client: &http.Client{Transport: rt, Timeout: cfg.Timeout},
+			err: errors.New("not contacted yet")})
+	}
+	if !opts.NoPoll {
+		tick := opts.Tick
+		var t *time.Ticker
+		if tick == nil {
+			t = time.NewTicker(cfg.PollInterval)
+			tick = t.C
+		}
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			if t != nil {
+				defer t.Stop()
+			}
+			b.pollLoop(tick)
+		}()
+	}
+	return b, nil
+}
+
+// Close stops the poller. The nodes keep their state (a restart of dotsd
+// re-sends it; withdrawals remove it).
+func (b *Backend) Close() error {
+	select {
+	case <-b.stop:
+	default:
+		close(b.stop)
+	}
+	b.wg.Wait()
+	return nil
+}
+
+// Name returns "scrub".
+func (b *Backend) Name() string { return Name }
+
+// Handles reports whether d's client domain is scrubbed.
+func (b *Backend) Handles(d divert.Diversion) bool { return b.domains[d.Domain] && len(d.Prefixes) > 0 }
+
+// Apply adds or replaces d in the desired state and sends it to the nodes.
+func (b *Backend) Apply(ctx context.Context, d divert.Diversion) (divert.Applied, error) {
+	if !b.Handles(d) {
+		return divert.Applied{}, nil
+	}
+	b.mu.Lock()
+	b.active[d.Key] = d
+	b.version++
+	b.since[d.Key] = b.version
+	b.mu.Unlock()
+	b.push(ctx)
+	b.mu.Lock()
+	a := b.outcomeLocked(d.Key)
+	b.reported[d.Key] = a
+	b.mu.Unlock()
+	if a.Status != dots.StatusMitigated {
+		return a, fmt.Errorf("scrub: %s: %w: %s", d.Key, errNoNode, a.Detail)
+	}
+	return a, nil
+}
+
+// Withdraw removes k from the desired state and sends it to the nodes.
+func (b *Backend) Withdraw(ctx context.Context, k divert.Key) error {
+	b.mu.Lock()
+	if _, ok := b.active[k]; !ok {
+		b.mu.Unlock()
+		return nil
+	}
+	delete(b.active, k)
+	delete(b.since, k)
+	delete(b.reported, k)
+	delete(b.meters, ID(k))
+	b.version++
+	v := b.version
+	b.mu.Unlock()
+	b.push(ctx)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for _, n := range b.nodes {
+		if n.acked < v {
+			errs = append(errs, fmt.Errorf("%s: %v", n.cfg.Name, n.err))
+		}
+	}
+	if len(errs) == len(b.nodes) {
+		return fmt.Errorf("scrub: withdraw %s: no node has the new state yet (resent when one answers): %w", k, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Sync makes the desired state exactly the handled diversions of all and
+// sends it to every node; outcomes go to Updates.
+func (b *Backend) Sync(ctx context.Context, all []divert.Diversion) error {
+	b.mu.Lock()
+	b.active = map[divert.Key]divert.Diversion{}
+	b.since = map[divert.Key]uint64{}
+	b.version++
+	for _, d := range all {
+		if b.Handles(d) {
+			b.active[d.Key] = d
+			b.since[d.Key] = b.version
+		}
+	}
+	for id := range b.meters {
+		if !b.hasIDLocked(id) {
+			delete(b.meters, id)
+		}
+	}
+	b.mu.Unlock()
+	b.push(ctx)
+	b.reportChanged()
+	return nil
+}
+
+func (b *Backend) hasIDLocked(id string) bool {
+	for k := range b.active {
+		if ID(k) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// push sends the current state to every node that has not accepted it.
+func (b *Backend) push(ctx context.Context) {
+	b.sendMu.Lock()
+	defer b.sendMu.Unlock()
+	b.mu.Lock()
+	v := b.version
+	var todo []*nodeState
+	for _, n := range b.nodes {
+		if n.acked < v {
+			todo = append(todo, n)
+		}
+	}
+	if len(todo) == 0 {
+		b.mu.Unlock()
+		return
+	}
+	all := make([]divert.Diversion, 0, len(b.active))
+	for _, d := range b.active {
+		all = append(all, d)
+	}
+	b.mu.Unlock()
+	desired, skipped := Desired(all)
+	body, err := json.Marshal(desired)
+	if err != nil {
+		panic(err) // a Desired always marshals
+	}
+	type result struct {
+		boot string
+		gen  uint64
+		err  error
+	}
+	res := make([]result, len(todo))
+	var wg sync.WaitGroup
+	for i, n := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i].boot, res[i].gen, res[i].err = b.put(ctx, n, body)
+		}()
+	}
+	wg.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sent, b.skipped = v, skipped
+	for i, n := range todo {
+		if res[i].err != nil {
+			if n.err == nil || n.err.Error() != res[i].err.Error() {
+				b.log.Warn("node did not take the state", "node", n.cfg.Name, "mitigations", len(desired.Mitigations), "err", res[i].err)
+			}
+			n.err = res[i].err
+			continue
+		}
+		if n.err != nil {
+			b.log.Info("node has the state", "node", n.cfg.Name, "mitigations", len(desired.Mitigations), "generation", res[i].gen)
+		}
+		n.acked, n.boot, n.gen, n.err = v, res[i].boot, res[i].gen, nil
+	}
+}
+
+// put sends body as the node's complete state.
+func (b *Backend) put(ctx context.Context, n *nodeState, body []byte) (boot string, gen uint64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimSuffix(n.cfg.URL, "/")+"/v1/state", bytes.NewReader(body))
+	if err != nil {
+		return "", 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return "", 0, unreachable(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return "", 0, refusal(resp)
+	}
+	gen, _ = strconv.ParseUint(resp.Header.Get(agent.HeaderGeneration), 10, 64)
+	return resp.Header.Get(agent.HeaderBoot), gen, nil
+}
+
+// unreachable shortens a transport error for the status note.
+func unreachable(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			err = inner
+		}
+	}
+	return fmt.Errorf("unreachable: %w", err)
+}
+
+// refusal reads a node's error answer.
+func refusal(resp *http.Response) error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	var e agent.ErrorResponse
+	msg := strings.TrimSpace(string(raw))
+	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	return fmt.Errorf("refused (%d): %s", resp.StatusCode, msg)
+}
+
+// outcomeLocked is k's outcome from what the nodes accepted.
+func (b *Backend) outcomeLocked(k divert.Key) divert.Applied {
+	b.seq++
+	if why, ok := b.skipped[k]; ok && b.sent >= b.since[k] {
+		return divert.Applied{Status: dots.StatusInProgress, Detail: "not sent to the nodes: " + why, Seq: b.seq}
+	}
+	var at, not []string
+	for _, n := range b.nodes {
+		switch {
+		case n.err == nil && n.acked >= b.since[k]:
+			at = append(at, n.cfg.Name)
+		case n.err != nil:
+			not = append(not, fmt.Sprintf("%s %v", n.cfg.Name, n.err))
+		default:
+			not = append(not, n.cfg.Name+" pending")
+		}
+	}
+	detail := ""
+	if len(at) > 0 {
+		detail = "scrubbing at " + strings.Join(at, ", ")
+	}
+	if len(not) > 0 {
+		if detail != "" {
+			detail += "; "
+		}
+		detail += "not at " + strings.Join(not, "; ")
+	}
+	if len(at) > 0 {
+		return divert.Applied{Status: dots.StatusMitigated, Detail: detail, Seq: b.seq}
+	}
+	return divert.Applied{Status: dots.StatusInProgress, Detail: detail, Seq: b.seq}
+}
+
+// reportChanged sends Updates for every key whose outcome changed since
+// it was last reported.
+func (b *Backend) reportChanged() {
+	type upd struct {
+		k divert.Key
+		a divert.Applied
+	}
+	var out []upd
+	b.mu.Lock()
+	keys := make([]divert.Key, 0, len(b.active))
+	for k := range b.active {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y divert.Key) int { return strings.Compare(x.String(), y.String()) })
+	for _, k := range keys {
+		a := b.outcomeLocked(k)
+		if old, ok := b.reported[k]; ok && old.Status == a.Status && old.Detail == a.Detail {
+			continue
+		}
+		b.reported[k] = a
+		out = append(out, upd{k, a})
+	}
+	b.mu.Unlock()
+	if b.opts.Updates == nil {
+		return
+	}
+	for _, u := range out {
+		b.opts.Updates(Name, u.k, u.a)
+	}
+}
