@@ -157,7 +157,11 @@ func (h *Handler) putState(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			h.lastErr = err
 			h.log.Error("set failed", "peer", r.RemoteAddr, "mitigations", len(d.Mitigations), "err", err)
-			writeError(w, http.StatusInternalServerError, "data plane: "+err.Error())
+			status := http.StatusInternalServerError
+			if errors.Is(err, scrub.ErrInvalid) {
+				status = http.StatusUnprocessableEntity // beyond the data plane's own bounds
+			}
+			writeError(w, status, "data plane: "+err.Error())
 			return
 		}
 		h.lastErr = nil
