@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 // lab is two network namespaces joined by a veth: the sender (198.51.100.2,
@@ -99,15 +101,47 @@ func newLab(t *testing.T) *lab {
 	for _, x := range []struct {
 		h    *netlink.Handle
 		link netlink.Link
+		addr string
+	}{{hs, sa, "2001:db8:100::2/64"}, {hr, sb, "2001:db8:100::1/64"}, {hr, lo4r, "2001:db8:200::10/128"}} {
+		a := mustAddr(x.addr)
+		a.Flags = unix.IFA_F_NODAD // usable at once
+		must(t, x.h.AddrAdd(x.link, a))
+	}
+	for _, x := range []struct {
+		h    *netlink.Handle
+		link netlink.Link
 	}{{hs, sa}, {hs, lo4s}, {hr, sb}, {hr, lo4r}} {
 		must(t, x.h.LinkSetUp(x.link))
 	}
 	_, dst, _ := net.ParseCIDR("203.0.113.0/24")
 	must(t, hs.RouteAdd(&netlink.Route{LinkIndex: sa.Attrs().Index, Dst: dst, Gw: net.ParseIP("198.51.100.1")}))
+	_, dst6, _ := net.ParseCIDR("2001:db8:200::/64")
+	must(t, hs.RouteAdd(&netlink.Route{LinkIndex: sa.Attrs().Index, Dst: dst6, Gw: net.ParseIP("2001:db8:100::1")}))
+	must(t, hs.NeighAdd(&netlink.Neigh{LinkIndex: sa.Attrs().Index, State: netlink.NUD_PERMANENT, Family: unix.AF_INET6,
+		IP: net.ParseIP("2001:db8:100::1"), HardwareAddr: sb.Attrs().HardwareAddr}))
 	// A permanent neighbour: no packet waits on (or is dropped by) ARP.
 	must(t, hs.NeighAdd(&netlink.Neigh{LinkIndex: sa.Attrs().Index, State: netlink.NUD_PERMANENT,
 		IP: net.ParseIP("198.51.100.1"), HardwareAddr: sb.Attrs().HardwareAddr}))
+	waitUp(t, hs, "sa")
+	waitUp(t, hr, "sb")
 	return l
+}
+
+// waitUp waits for the link's carrier: until then its qdisc drops what is sent.
+func waitUp(t *testing.T, h *netlink.Handle, name string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		link, err := h.LinkByName(name)
+		must(t, err)
+		if link.Attrs().OperState == netlink.OperUp {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not up: %v", name, link.Attrs().OperState)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func must(t *testing.T, err error) {
@@ -137,7 +171,11 @@ func (l *lab) udp(t *testing.T, ns netns.NsHandle, addr string) net.PacketConn {
 	var c net.PacketConn
 	inNS(t, ns, func() {
 		var err error
-		c, err = net.ListenPacket("udp4", addr)
+		network := "udp4"
+		if strings.HasPrefix(addr, "[") {
+			network = "udp6"
+		}
+		c, err = net.ListenPacket(network, addr)
 		must(t, err)
 	})
 	t.Cleanup(func() { c.Close() })
@@ -147,9 +185,15 @@ func (l *lab) udp(t *testing.T, ns netns.NsHandle, addr string) net.PacketConn {
 // send writes n packets of 64 payload bytes (92 L3 bytes) from c to dst.
 func send(t *testing.T, c net.PacketConn, dst string, n int) {
 	t.Helper()
-	ua, err := net.ResolveUDPAddr("udp4", dst)
+	sendSize(t, c, dst, n, 64)
+}
+
+// sendSize writes n packets of size payload bytes from c to dst.
+func sendSize(t *testing.T, c net.PacketConn, dst string, n, size int) {
+	t.Helper()
+	ua, err := net.ResolveUDPAddr("udp", dst)
 	must(t, err)
-	buf := make([]byte, 64)
+	buf := make([]byte, size)
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; i < n; i++ {
 		if time.Now().After(deadline) {
