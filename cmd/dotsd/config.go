@@ -19,6 +19,7 @@ import (
 
 	"github.com/levee-dots/levee/divert/bgp"
 	"github.com/levee-dots/levee/divert/dns"
+	"github.com/levee-dots/levee/divert/scrub"
 	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/dotsserver/mitigation"
 	"github.com/levee-dots/levee/resolve"
@@ -62,8 +63,9 @@ type fileConfig struct {
 	} `yaml:"log"`
 	Clients []clientConfig `yaml:"clients"`
 	Divert  struct {
-		BGP *bgp.Config    `yaml:"bgp"`
-		DNS *dnsFileConfig `yaml:"dns"`
+		BGP   *bgp.Config    `yaml:"bgp"`
+		DNS   *dnsFileConfig `yaml:"dns"`
+		Scrub *scrub.Config  `yaml:"scrub"`
 	} `yaml:"divert"`
 	dns   *dns.Config // built from Divert.DNS at load
 	Admin struct {
@@ -137,6 +139,12 @@ func loadConfig(path string) (*fileConfig, error) {
 		c.TLS.ClientCAs[i] = rel(c.TLS.ClientCAs[i])
 	}
 	c.Admin.Socket = rel(c.Admin.Socket)
+	if sc := c.Divert.Scrub; sc != nil {
+		sc.Certificate, sc.Key = rel(sc.Certificate), rel(sc.Key)
+		for i := range sc.Nodes {
+			sc.Nodes[i].CA = rel(sc.Nodes[i].CA)
+		}
+	}
 	if c.Admin.Socket == "" && c.Store.Path != "" {
 		c.Admin.Socket = filepath.Join(filepath.Dir(c.Store.Path), "dotsd.sock")
 	}
@@ -251,6 +259,16 @@ func (c *fileConfig) validate(file string) error {
 		for name := range b.Domains {
 			if !names[name] {
 				return bad("divert.bgp.domains."+name, "no client domain is named %q", name)
+			}
+		}
+	}
+	if sc := c.Divert.Scrub; sc != nil {
+		if err := sc.Validate(); err != nil {
+			return fmt.Errorf("%s: divert.%s", file, strings.Replace(err.Error(), "scrub: ", "scrub.", 1))
+		}
+		for i, name := range sc.Domains {
+			if !names[name] {
+				return bad(fmt.Sprintf("divert.scrub.domains[%d]", i), "no client domain is named %q", name)
 			}
 		}
 	}
@@ -447,6 +465,8 @@ var explicitKeys = map[string]string{
 	"divert.dns.timeout":                "must be positive; leave the key out for the default 5s",
 	"divert.dns.retries":                "would mean the default 3; write -1 for no retry, or leave the key out",
 	"divert.dns.backoff":                "must be positive; leave the key out for the default 500ms",
+	"divert.scrub.poll-interval":        "must be positive; leave the key out for the default 5s",
+	"divert.scrub.timeout":              "must be positive; leave the key out for the default 10s",
 
 	"divert.bgp.min-prefix-length-v4":          "must be 1-32; leave the key out for the default 24",
 	"divert.bgp.min-prefix-length-v6":          "must be 1-128; leave the key out for the default 48",

@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/levee-dots/levee/divert"
 	"github.com/levee-dots/levee/divert/bgp"
 	"github.com/levee-dots/levee/divert/dns"
+	"github.com/levee-dots/levee/divert/scrub"
 	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/pki"
 	"github.com/levee-dots/levee/service"
@@ -137,6 +139,27 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 			defer restoreDNS(backend, log)
 		}
 	}
+	// The scrubbing backend's poller reports from its own goroutine,
+	// started before svc exists: it reaches svc through an atomic pointer.
+	var scrubSvc atomic.Pointer[service.Service]
+	if cfg.Divert.Scrub != nil {
+		scrubber, err := scrub.New(*cfg.Divert.Scrub, scrub.Options{Logger: log,
+			Updates: func(backend string, k divert.Key, a divert.Applied) {
+				if s := scrubSvc.Load(); s != nil {
+					s.DiversionUpdate(backend, k, a)
+				}
+			},
+			Measurements: func(backend string, k divert.Key, c divert.Counters) {
+				if s := scrubSvc.Load(); s != nil {
+					s.Measured(backend, k, c)
+				}
+			}})
+		if err != nil {
+			return err
+		}
+		defer scrubber.Close()
+		backends = append(backends, scrubber)
+	}
 	if len(backends) == 0 {
 		log.Warn("no mitigator is configured: mitigation requests are accepted and stored, but no traffic is diverted")
 	}
@@ -156,6 +179,8 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		return err
 	}
 	defer svc.Close()
+	scrubSvc.Store(svc)
+	defer scrubSvc.Store(nil) // no sample reaches a closed service
 	srv, err := dotsserver.New(dotsserver.Options{
 		Logger: log, Listen: cfg.Signal.Listen, Certificate: cert, ClientCAs: cas, Domains: cfg.domains(),
 		Service: svc, UDPReceiveBuffer: cfg.Signal.UDPReceiveBuffer,
