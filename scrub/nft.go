@@ -15,6 +15,11 @@ type NFTOptions struct {
 	TableName string
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// NoTrack also installs an inet table of the same name whose
+	// raw-priority prerouting chain exempts packets from Interface to any
+	// target from conntrack: a scrubber sees one direction of each flow, and
+	// tracking it only fills the conntrack table.
+	NoTrack bool
 	// Bounds on what Set accepts; zero fields take the defaults.
 	Bounds Bounds
 }

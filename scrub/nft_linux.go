@@ -40,6 +40,10 @@ type NFT struct {
 
 	mu   sync.Mutex
 	last *plan // what the last successful Set installed
+
+	// fault, when set by a test, queues a failing operation at the end of
+	// the batch.
+	fault func(c *nftables.Conn)
 }
 
 // NewNFT returns a node for opts. It installs nothing until Set.
@@ -90,6 +94,7 @@ func (n *NFT) conn() (*nftables.Conn, error) {
 // installed is what the table holds now, read from the kernel.
 type installed struct {
 	exists   bool
+	inet     bool // the notrack table
 	base     bool
 	chains   map[string]bool // non-base chains
 	sets     []*nftables.Set // named sets
@@ -104,6 +109,13 @@ func (n *NFT) read(c *nftables.Conn) (installed, error) {
 	}
 	for _, t := range tables {
 		in.exists = in.exists || t.Name == n.table.Name
+	}
+	inet, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return in, fmt.Errorf("scrub: list tables: %w", err)
+	}
+	for _, t := range inet {
+		in.inet = in.inet || t.Name == n.table.Name
 	}
 	if !in.exists {
 		return in, nil
@@ -169,6 +181,9 @@ func (n *NFT) Set(ctx context.Context, d Desired) error {
 	msgs, err := n.batch(c, in, p)
 	if err != nil {
 		return err
+	}
+	if n.fault != nil {
+		n.fault(c)
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("scrub: set %d mitigations: %w", len(p.mits), err)
@@ -259,19 +274,20 @@ func (n *NFT) batch(c *nftables.Conn, in installed, p *plan) (int, error) {
 			return 0, fmt.Errorf("scrub: set %s: %w", s.set.Name, err)
 		}
 		ops++
-		for i := 0; i < len(s.el); i += elemChunk {
-			// An interval's start and end stay in one message.
-			j := min(i+elemChunk, len(s.el))
-			for j < len(s.el) && s.el[j].IntervalEnd {
-				j++
-			}
-			if err := c.SetAddElements(s.set, s.el[i:j]); err != nil {
-				return 0, fmt.Errorf("scrub: set %s: %w", s.set.Name, err)
-			}
-			ops++
-			i = j - elemChunk
+		if err := addElems(c, s.set, s.el); err != nil {
+			return 0, err
 		}
+		ops += len(s.el)/elemChunk + 1
 		c.AddRule(&nftables.Rule{Table: t, Chain: base, Exprs: dispatch(s.set, s.set == set6)})
+		ops++
+	}
+	if n.opts.NoTrack {
+		if err := n.notrackBatch(c, b, in.inet, p); err != nil {
+			return 0, err
+		}
+		ops++
+	} else if in.inet {
+		c.DelTable(n.inetTable())
 		ops++
 	}
 	return ops, nil
@@ -370,10 +386,15 @@ func (n *NFT) Close() error {
 		return err
 	}
 	n.last = nil
-	if !in.exists {
+	if in.inet {
+		c.DelTable(n.inetTable())
+	}
+	if !in.exists && !in.inet {
 		return nil
 	}
-	c.DelTable(n.table)
+	if in.exists {
+		c.DelTable(n.table)
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("scrub: delete table %s: %w", n.table.Name, err)
 	}
