@@ -12,11 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netns"
 
 	"github.com/levee-dots/levee/divert"
 	dscrub "github.com/levee-dots/levee/divert/scrub"
@@ -59,17 +62,79 @@ func buildScrubd(t *testing.T) string {
 	return bin
 }
 
-// newNetns creates a namespace with a veth pair sd0–sd1 and removes it at
-// the end of the test.
-func newNetns(t *testing.T) string {
+// newNetns creates the node's namespace and a sender's, joined by a veth
+// pair (sd1 192.0.2.1 in the sender's, sd0 192.0.2.2 in the node's, the
+// route to 203.0.113.0/24 through it), and removes both at the end of the
+// test. It returns the node's namespace and a UDP socket of the sender.
+func newNetns(t *testing.T) (string, net.PacketConn) {
 	t.Helper()
 	ns := fmt.Sprintf("levee-scrubd-%d", os.Getpid())
-	sh(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	sh(t, "ip", "-n", ns, "link", "add", "sd0", "type", "veth", "peer", "name", "sd1")
+	tx := ns + "-tx"
+	for _, n := range []string{ns, tx} {
+		sh(t, "ip", "netns", "add", n)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n).Run() })
+	}
+	sh(t, "ip", "-n", ns, "link", "add", "sd0", "type", "veth", "peer", "name", "sd1", "netns", tx)
+	sh(t, "ip", "-n", ns, "addr", "add", "192.0.2.2/24", "dev", "sd0")
+	sh(t, "ip", "-n", tx, "addr", "add", "192.0.2.1/24", "dev", "sd1")
 	sh(t, "ip", "-n", ns, "link", "set", "sd0", "up")
-	sh(t, "ip", "-n", ns, "link", "set", "sd1", "up")
-	return ns
+	sh(t, "ip", "-n", tx, "link", "set", "sd1", "up")
+	sh(t, "ip", "-n", tx, "route", "add", "203.0.113.0/24", "via", "192.0.2.2")
+	var links []struct {
+		Address string `json:"address"`
+	}
+	if err := json.Unmarshal([]byte(sh(t, "ip", "-n", ns, "-j", "link", "show", "sd0")), &links); err != nil || len(links) != 1 {
+		t.Fatalf("sd0's address: %v", err)
+	}
+	sh(t, "ip", "-n", tx, "neigh", "replace", "192.0.2.2", "lladdr", links[0].Address, "dev", "sd1", "nud", "permanent")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(sh(t, "ip", "-n", tx, "link", "show", "sd1"), "state UP") {
+		if time.Now().After(deadline) {
+			t.Fatal("sd1 is not up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return ns, senderSocket(t, tx)
+}
+
+// senderSocket opens a UDP socket in namespace name (a socket stays in the
+// namespace it was made in).
+func senderSocket(t *testing.T, name string) net.PacketConn {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		t.Fatal(err)
+	}
+	c, lerr := net.ListenPacket("udp4", "192.0.2.1:0")
+	if err := netns.Set(orig); err != nil {
+		panic(err) // this thread is in the wrong namespace
+	}
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func sendUDP(t *testing.T, c net.PacketConn, dst string, n int) {
+	t.Helper()
+	to := net.UDPAddrFromAddrPort(netip.MustParseAddrPort(dst))
+	for range n {
+		if _, err := c.WriteTo(make([]byte, 72), to); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func freeAddr(t *testing.T) string {
@@ -133,7 +198,7 @@ func newBackend(t *testing.T, cfg dscrub.Config, rec func(string, divert.Key, di
 // again after kill -9, and removed on withdraw and at stop.
 func TestScrubdEndToEnd(t *testing.T) {
 	requireNetns(t)
-	ns := newNetns(t)
+	ns, sender := newNetns(t)
 	bin := buildScrubd(t)
 	dir := t.TempDir()
 	dev, err := pki.Dev(dir, []string{"dotsd", "alpha"})
@@ -209,12 +274,23 @@ log: {level: debug}
 		t.Errorf("a refused client changed the table:\n%s", out)
 	}
 
-	b.Poll(ctx)
-	mu.Lock()
-	n := len(samples)
-	mu.Unlock()
-	if n == 0 {
-		t.Errorf("no counters were reported after a poll\n%s", log.String())
+	// Real packets: 50 to the dropped port, 20 to another one (passed).
+	sendUDP(t, sender, "203.0.113.10:123", 50)
+	sendUDP(t, sender, "203.0.113.10:124", 20)
+	last := func() divert.Counters {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(samples) == 0 {
+			return divert.Counters{}
+		}
+		return samples[len(samples)-1]
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Poll(ctx); last().PktsDropped < 50 && time.Now().Before(deadline); b.Poll(ctx) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c := last(); c.PktsDropped != 50 || c.BytesDropped != 50*(20+8+72) {
+		t.Errorf("dropped %+v, want 50 packets of 100 bytes\n%s", c, log.String())
 	}
 
 	// kill -9: the table stays in the kernel; the new process has a new
