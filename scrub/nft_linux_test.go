@@ -25,7 +25,7 @@ type lab struct {
 	sender, recv netns.NsHandle
 }
 
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("scrub: needs root (network namespaces and nftables); CI runs it as root")
@@ -33,7 +33,7 @@ func requireRoot(t *testing.T) {
 }
 
 // inNS runs f on a thread switched into ns.
-func inNS(t *testing.T, ns netns.NsHandle, f func()) {
+func inNS(t testing.TB, ns netns.NsHandle, f func()) {
 	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -53,7 +53,7 @@ func inNS(t *testing.T, ns netns.NsHandle, f func()) {
 	f()
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	requireRoot(t)
 	runtime.LockOSThread()
@@ -128,7 +128,7 @@ func newLab(t *testing.T) *lab {
 }
 
 // waitUp waits for the link's carrier: until then its qdisc drops what is sent.
-func waitUp(t *testing.T, h *netlink.Handle, name string) {
+func waitUp(t testing.TB, h *netlink.Handle, name string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -144,7 +144,7 @@ func waitUp(t *testing.T, h *netlink.Handle, name string) {
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -159,14 +159,14 @@ func mustAddr(s string) *netlink.Addr {
 	return a
 }
 
-func (l *lab) node(t *testing.T) *NFT {
+func (l *lab) node(t testing.TB) *NFT {
 	t.Helper()
 	n, err := NewNFT(NFTOptions{Interface: "sb", NetNS: int(l.recv)})
 	must(t, err)
 	return n
 }
 
-func (l *lab) udp(t *testing.T, ns netns.NsHandle, addr string) net.PacketConn {
+func (l *lab) udp(t testing.TB, ns netns.NsHandle, addr string) net.PacketConn {
 	t.Helper()
 	var c net.PacketConn
 	inNS(t, ns, func() {
@@ -183,13 +183,13 @@ func (l *lab) udp(t *testing.T, ns netns.NsHandle, addr string) net.PacketConn {
 }
 
 // send writes n packets of 64 payload bytes (92 L3 bytes) from c to dst.
-func send(t *testing.T, c net.PacketConn, dst string, n int) {
+func send(t testing.TB, c net.PacketConn, dst string, n int) {
 	t.Helper()
 	sendSize(t, c, dst, n, 64)
 }
 
 // sendSize writes n packets of size payload bytes from c to dst.
-func sendSize(t *testing.T, c net.PacketConn, dst string, n, size int) {
+func sendSize(t testing.TB, c net.PacketConn, dst string, n, size int) {
 	t.Helper()
 	ua, err := net.ResolveUDPAddr("udp", dst)
 	must(t, err)
@@ -285,7 +285,7 @@ func TestNFTDropsRealPackets(t *testing.T) {
 	must(t, n.Close()) // nothing left: not an error
 }
 
-func tablesIn(t *testing.T, ns netns.NsHandle) int {
+func tablesIn(t testing.TB, ns netns.NsHandle) int {
 	t.Helper()
 	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
 	must(t, err)

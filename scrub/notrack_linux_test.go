@@ -13,7 +13,7 @@ import (
 
 // untrackedProbe installs, beside the node, an input chain that counts
 // packets conntrack did not track, and returns a reader of that count.
-func untrackedProbe(t *testing.T, l *lab) func() uint64 {
+func untrackedProbe(t testing.TB, l *lab) func() uint64 {
 	t.Helper()
 	c, err := nftables.New(nftables.WithNetNSFd(int(l.recv)))
 	must(t, err)

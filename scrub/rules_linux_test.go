@@ -10,7 +10,7 @@ import (
 )
 
 // drain counts the datagrams that reach c until none has come for wait.
-func drain(t *testing.T, c net.PacketConn, wait time.Duration) int {
+func drain(t testing.TB, c net.PacketConn, wait time.Duration) int {
 	t.Helper()
 	buf := make([]byte, 65536)
 	n := 0

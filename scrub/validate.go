@@ -62,10 +62,8 @@ type mitPlan struct {
 	rules    []rulePlan
 }
 
+// rulePlan is a validated Rule: action set, prefixes masked, ports merged.
 type rulePlan Rule
-
-// counterName is the rule's named counter, set by compile.
-func (r *rulePlan) counterName(m *mitPlan) string { return ruleCounterName(m.id, r.Name) }
 
 func hash(s string, n int) string {
 	h := sha256.Sum256([]byte(s))
