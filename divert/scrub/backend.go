@@ -144,6 +144,9 @@ func (b *Backend) Close() error {
 		close(b.stop)
 	}
 	b.wg.Wait()
+	for _, n := range b.nodes {
+		n.client.CloseIdleConnections()
+	}
 	return nil
 }
 
