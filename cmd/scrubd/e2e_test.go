@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -68,7 +69,7 @@ func buildScrubd(t *testing.T) string {
 // test. It returns the node's namespace and a UDP socket of the sender.
 func newNetns(t *testing.T) (string, net.PacketConn) {
 	t.Helper()
-	ns := fmt.Sprintf("levee-scrubd-%d", os.Getpid())
+	ns := fmt.Sprintf("levee-scrubd-%d-%d", os.Getpid(), nsSeq.Add(1))
 	tx := ns + "-tx"
 	for _, n := range []string{ns, tx} {
 		sh(t, "ip", "netns", "add", n)
@@ -96,6 +97,8 @@ func newNetns(t *testing.T) (string, net.PacketConn) {
 	}
 	return ns, senderSocket(t, tx)
 }
+
+var nsSeq atomic.Int32
 
 // senderSocket opens a UDP socket in namespace name (a socket stays in the
 // namespace it was made in).
