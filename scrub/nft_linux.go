@@ -19,9 +19,11 @@ import (
 
 // Names of the fixed objects in the table.
 const (
-	baseChain = "ingress"
-	set4Name  = "targets4"
-	set6Name  = "targets6"
+	// basePrefix + Interface names the ingress chain, so a node started on
+	// another device replaces the chain instead of filtering the old one.
+	basePrefix = "in_"
+	set4Name   = "targets4"
+	set6Name   = "targets6"
 	// ingressPriority runs before everything else on the device.
 	ingressPriority = -500
 	// sockBuf is forced on the netlink socket: a large Set is one batch
@@ -51,6 +53,9 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	if opts.Interface == "" {
 		return nil, errors.New("scrub: NFTOptions.Interface is required")
 	}
+	if len(opts.Interface) >= unix.IFNAMSIZ {
+		return nil, fmt.Errorf("scrub: interface name %q longer than %d bytes", opts.Interface, unix.IFNAMSIZ-1)
+	}
 	if opts.TableName == "" {
 		opts.TableName = DefaultTableName
 	}
@@ -62,6 +67,8 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	return &NFT{opts: opts, log: log,
 		table: &nftables.Table{Name: opts.TableName, Family: nftables.TableFamilyNetdev}}, nil
 }
+
+func (n *NFT) baseChain() string { return basePrefix + n.opts.Interface }
 
 func (n *NFT) conn() (*nftables.Conn, error) {
 	force := func(c *netlink.Conn) error {
@@ -94,8 +101,9 @@ func (n *NFT) conn() (*nftables.Conn, error) {
 // installed is what the table holds now, read from the kernel.
 type installed struct {
 	exists   bool
-	inet     bool // the notrack table
-	base     bool
+	inet     bool            // the notrack table
+	base     bool            // the ingress chain on Interface
+	oldBases []string        // ingress chains on other devices
 	chains   map[string]bool // non-base chains
 	sets     []*nftables.Set // named sets
 	counters map[string]bool
@@ -127,8 +135,10 @@ func (n *NFT) read(c *nftables.Conn) (installed, error) {
 	for _, ch := range chains {
 		switch {
 		case ch.Table.Name != n.table.Name:
-		case ch.Name == baseChain:
+		case ch.Name == n.baseChain():
 			in.base = true
+		case strings.HasPrefix(ch.Name, basePrefix):
+			in.oldBases = append(in.oldBases, ch.Name)
 		default:
 			in.chains[ch.Name] = true
 		}
@@ -200,15 +210,19 @@ func (n *NFT) batch(c *nftables.Conn, in installed, p *plan) (int, error) {
 	ops := 0
 	c.AddTable(t) // no-op when it exists
 	ops++
-	base := &nftables.Chain{Name: baseChain, Table: t}
+	base := &nftables.Chain{Name: n.baseChain(), Table: t}
 	if in.base {
 		c.FlushChain(base)
 	} else {
 		hook, prio, pol := nftables.ChainHookIngress, nftables.ChainPriority(ingressPriority), nftables.ChainPolicyAccept
-		c.AddChain(&nftables.Chain{Name: baseChain, Table: t, Type: nftables.ChainTypeFilter,
+		c.AddChain(&nftables.Chain{Name: base.Name, Table: t, Type: nftables.ChainTypeFilter,
 			Hooknum: hook, Priority: &prio, Policy: &pol, Device: n.opts.Interface})
 	}
 	ops++
+	for _, name := range in.oldBases {
+		c.FlushChain(&nftables.Chain{Name: name, Table: t})
+		ops++
+	}
 	for name := range in.chains {
 		c.FlushChain(&nftables.Chain{Name: name, Table: t})
 		ops++
@@ -225,6 +239,10 @@ func (n *NFT) batch(c *nftables.Conn, in installed, p *plan) (int, error) {
 		for j := range m.rules {
 			wantCounters[ruleCounterName(m.id, m.rules[j].Name)] = true
 		}
+	}
+	for _, name := range in.oldBases { // empty now, its maps are gone
+		c.DelChain(&nftables.Chain{Name: name, Table: t})
+		ops++
 	}
 	for name := range in.chains { // vmap elements referring to them went with the sets
 		if !wantChains[name] {

@@ -370,3 +370,40 @@ func TestNFTSetIsOneTransaction(t *testing.T) {
 		t.Fatalf("rule counter %v after a failed Set, want 20 packets", c)
 	}
 }
+
+// TestNFTInterfaceChange starts a node on another device over a table left
+// by the first: the ingress chain moves, nothing filters the old device.
+func TestNFTInterfaceChange(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	l := newLab(t)
+	ctx := context.Background()
+	d := Desired{Mitigations: []Mitigation{mitigation("a/1", "203.0.113.10/32")}}
+	must(t, l.node(t).Set(ctx, d))
+	n, err := NewNFT(NFTOptions{Interface: "lo", NetNS: int(l.recv)})
+	must(t, err)
+	defer n.Close()
+	must(t, n.Set(ctx, d))
+
+	c, err := nftables.New(nftables.WithNetNSFd(int(l.recv)))
+	must(t, err)
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
+	must(t, err)
+	var base []string
+	for _, ch := range chains {
+		if ch.Hooknum != nil {
+			base = append(base, ch.Name)
+		}
+	}
+	if fmt.Sprint(base) != "[in_lo]" {
+		t.Fatalf("base chains %v, want [in_lo]", base)
+	}
+	listener := l.udp(t, l.recv, "203.0.113.10:5000")
+	ntp := l.udp(t, l.sender, "198.51.100.2:123")
+	send(t, ntp, "203.0.113.10:5000", 10)
+	if got := drain(t, listener, 100*time.Millisecond); got != 10 {
+		t.Fatalf("%d of 10 packets arrived over sb, want all: it is no longer filtered", got)
+	}
+	if _, err := NewNFT(NFTOptions{Interface: "a-name-longer-than-15"}); err == nil {
+		t.Fatal("NewNFT accepted an interface name longer than IFNAMSIZ-1")
+	}
+}
