@@ -351,9 +351,9 @@ func (b *Backend) outcomeLocked(k divert.Key) divert.Applied {
 		case n.err == nil && n.acked >= b.since[k]:
 			at = append(at, n.cfg.Name)
 		case n.err != nil:
-			not = append(not, fmt.Sprintf("%s %v", n.cfg.Name, n.err))
+			not = append(not, fmt.Sprintf("%s (%v)", n.cfg.Name, n.err))
 		default:
-			not = append(not, n.cfg.Name+" pending")
+			not = append(not, n.cfg.Name+" (pending)")
 		}
 	}
 	detail := ""

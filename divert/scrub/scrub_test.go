@@ -218,12 +218,12 @@ func TestUnreachableThenBack(t *testing.T) {
 	b := newBackend(t, cfg, clk, rec)
 	ctx := context.Background()
 	a, err := b.Apply(ctx, alpha)
-	if err != nil || a.Status != dots.StatusMitigated || !strings.HasPrefix(a.Detail, "scrubbing at node2; not at node1 unreachable:") {
+	if err != nil || a.Status != dots.StatusMitigated || !strings.HasPrefix(a.Detail, "scrubbing at node2; not at node1 (unreachable:") {
 		t.Fatalf("one node down: %+v %v", a, err)
 	}
 	n.srv.Close() // now both are down
 	b.Poll(ctx)
-	if a := rec.lastApplied(alpha.Key); a.Status != dots.StatusInProgress || !strings.Contains(a.Detail, "node2 unreachable") {
+	if a := rec.lastApplied(alpha.Key); a.Status != dots.StatusInProgress || !strings.Contains(a.Detail, "node2 (unreachable") {
 		t.Errorf("both down: %+v", a)
 	}
 	alpha2 := alpha
@@ -240,7 +240,7 @@ func TestUnreachableThenBack(t *testing.T) {
 		t.Errorf("node1 state %v", ids)
 	}
 	for _, k := range []divert.Key{alpha.Key, alpha2.Key} {
-		if a := rec.lastApplied(k); a.Status != dots.StatusMitigated || !strings.HasPrefix(a.Detail, "scrubbing at node1; not at node2 unreachable") {
+		if a := rec.lastApplied(k); a.Status != dots.StatusMitigated || !strings.HasPrefix(a.Detail, "scrubbing at node1; not at node2 (unreachable") {
 			t.Errorf("%s after node1 came up: %+v", k, a)
 		}
 	}
