@@ -245,3 +245,31 @@ func TestUnreachableThenBack(t *testing.T) {
 		}
 	}
 }
+
+// TestPollerTicks: the poller polls on each tick of Options.Tick and stops
+// at Close.
+func TestPollerTicks(t *testing.T) {
+	p := newPKI(t)
+	n := p.startNode(t)
+	clk, rec := &clock{t: time.Unix(1e9, 0)}, newRecorder()
+	tick := make(chan time.Time)
+	b, err := New(p.config(n.srv.URL), Options{Tick: tick, Now: clk.now, Updates: rec.update, Measurements: rec.measure})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Apply(context.Background(), alpha); err != nil {
+		t.Fatal(err)
+	}
+	n.fake.Load().setDrop("cuidA/1", 7, 700)
+	tick <- clk.now()
+	tick <- clk.now() // taken once the first poll is done
+	if c, ok := rec.lastCounters(alpha.Key); !ok || c.PktsDropped != 7 {
+		t.Errorf("after two ticks: %+v %v", c, ok)
+	}
+	b.Close()
+	select {
+	case tick <- clk.now():
+		t.Error("the poller still runs after Close")
+	case <-time.After(50 * time.Millisecond):
+	}
+}
