@@ -31,6 +31,9 @@ type fileConfig struct {
 	// or a path; empty: scrubd's own.
 	NetNS string `yaml:"netns"`
 	Table string `yaml:"table"`
+	// NoTrack exempts the traffic to the targets from conntrack (an inet
+	// table of the same name); default true: a scrubber sees one direction.
+	NoTrack *bool `yaml:"notrack"`
 	// KeepOnStop leaves the nftables table installed when scrubd stops
 	// (a restart then never opens a window without filtering).
 	KeepOnStop bool `yaml:"keep-on-stop"`

@@ -257,6 +257,10 @@ log: {level: debug}
 	if out, err := table(); err != nil || !strings.Contains(out, "203.0.113.10") || !strings.Contains(out, "2001:db8:6401::10") {
 		t.Fatalf("nft table after apply: %v\n%s", err, out)
 	}
+	notrack := func() error { return exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "levee_e2e").Run() }
+	if err := notrack(); err != nil {
+		t.Errorf("no notrack table (notrack defaults to true): %v", err)
+	}
 
 	// Certificates that may not program the node.
 	for name, c := range map[string]pki.DevClient{"same CA, not in client-names": dev.Clients["alpha"], "another CA": other.Clients["dotsd"]} {
@@ -330,6 +334,9 @@ log: {level: debug}
 	}
 	if out, err := table(); err == nil {
 		t.Errorf("the table is still there after SIGTERM:\n%s", out)
+	}
+	if notrack() == nil {
+		t.Error("the notrack table is still there after SIGTERM")
 	}
 }
 

@@ -63,7 +63,7 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("tls.client-cas: %w", err)
 	}
-	opts := scrub.NFTOptions{Interface: cfg.Interface, TableName: cfg.Table, Logger: log,
+	opts := scrub.NFTOptions{Interface: cfg.Interface, TableName: cfg.Table, Logger: log, NoTrack: cfg.NoTrack == nil || *cfg.NoTrack,
 		Bounds: scrub.Bounds{MaxMitigations: cfg.Bounds.MaxMitigations, MaxRules: cfg.Bounds.MaxRules,
 			MaxTargets: cfg.Bounds.MaxTargets, MaxSources: cfg.Bounds.MaxSources}}
 	if cfg.NetNS != "" {
