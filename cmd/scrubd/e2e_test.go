@@ -257,7 +257,9 @@ log: {level: debug}
 	if out, err := table(); err != nil || !strings.Contains(out, "203.0.113.10") || !strings.Contains(out, "2001:db8:6401::10") {
 		t.Fatalf("nft table after apply: %v\n%s", err, out)
 	}
-	notrack := func() error { return exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "levee_e2e").Run() }
+	notrack := func() error {
+		return exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "levee_e2e").Run()
+	}
 	if err := notrack(); err != nil {
 		t.Errorf("no notrack table (notrack defaults to true): %v", err)
 	}
