@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,8 +54,8 @@ type Backend struct {
 	sent     uint64                // version of the last state built
 	skipped  map[divert.Key]string // left out of the last state built
 	seq      uint64
-	reported map[divert.Key]divert.Applied
-	meters   map[string]map[string]*meter // mitigation ID -> node name -> meter
+	reported map[divert.Key]report
+	meters   map[divert.Key]map[string]*meter // node name -> meter
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -68,6 +69,7 @@ type nodeState struct {
 	boot   string // as the node reported on that PUT
 	gen    uint64
 	err    error // last failure to reach the node or have it accept; nil: fine
+	load   load
 }
 
 var (
@@ -103,8 +105,8 @@ func New(cfg Config, opts Options) (*Backend, error) {
 		}
 	}
 	b := &Backend{cfg: cfg, opts: opts, log: opts.Logger.With("diverter", Name), domains: map[string]bool{},
-		active: map[divert.Key]divert.Diversion{}, since: map[divert.Key]uint64{}, reported: map[divert.Key]divert.Applied{},
-		meters: map[string]map[string]*meter{}, stop: make(chan struct{})}
+		active: map[divert.Key]divert.Diversion{}, since: map[divert.Key]uint64{}, reported: map[divert.Key]report{},
+		meters: map[divert.Key]map[string]*meter{}, stop: make(chan struct{})}
 	for _, d := range cfg.Domains {
 		b.domains[d] = true
 	}
@@ -168,10 +170,10 @@ func (b *Backend) Apply(ctx context.Context, d divert.Diversion) (divert.Applied
 	b.mu.Unlock()
 	b.push(ctx)
 	b.mu.Lock()
-	a := b.outcomeLocked(d.Key)
-	b.reported[d.Key] = a
+	a, shape := b.outcomeLocked(d.Key)
+	b.reported[d.Key] = report{a, shape, b.opts.Now()}
 	b.mu.Unlock()
-	if a.Status != dots.StatusMitigated {
+	if a.Status == dots.StatusInProgress {
 		return a, fmt.Errorf("scrub: %s: %w: %s", d.Key, errNoNode, a.Detail)
 	}
 	return a, nil
@@ -187,7 +189,7 @@ func (b *Backend) Withdraw(ctx context.Context, k divert.Key) error {
 	delete(b.active, k)
 	delete(b.since, k)
 	delete(b.reported, k)
-	delete(b.meters, ID(k))
+	delete(b.meters, k)
 	b.version++
 	v := b.version
 	b.mu.Unlock()
@@ -219,24 +221,15 @@ func (b *Backend) Sync(ctx context.Context, all []divert.Diversion) error {
 			b.since[d.Key] = b.version
 		}
 	}
-	for id := range b.meters {
-		if !b.hasIDLocked(id) {
-			delete(b.meters, id)
+	for k := range b.meters {
+		if _, ok := b.active[k]; !ok {
+			delete(b.meters, k)
 		}
 	}
 	b.mu.Unlock()
 	b.push(ctx)
 	b.reportChanged()
 	return nil
-}
-
-func (b *Backend) hasIDLocked(id string) bool {
-	for k := range b.active {
-		if ID(k) == id {
-			return true
-		}
-	}
-	return false
 }
 
 // push sends the current state to every node that has not accepted it.
@@ -260,7 +253,7 @@ func (b *Backend) push(ctx context.Context) {
 		all = append(all, d)
 	}
 	b.mu.Unlock()
-	desired, skipped := Desired(all)
+	desired, skipped := Desired(all, b.cfg.Names)
 	body, err := json.Marshal(desired)
 	if err != nil {
 		panic(err) // a Desired always marshals
@@ -339,11 +332,27 @@ func refusal(resp *http.Response) error {
 	return fmt.Errorf("refused (%d): %s", resp.StatusCode, msg)
 }
 
-// outcomeLocked is k's outcome from what the nodes accepted.
-func (b *Backend) outcomeLocked(k divert.Key) divert.Applied {
+// report is the outcome last reported for a key: its shape is the status
+// and the note without the measured rates, and at when it was reported.
+type report struct {
+	a     divert.Applied
+	shape string
+	at    time.Time
+}
+
+// MeasuredNoteInterval is how often at most an outcome is reported again
+// when only the measured rates in its note changed (a change of status or
+// of anything else in the note is reported at the next poll): every report
+// is a write of the mitigation's record and a notification.
+const MeasuredNoteInterval = time.Minute
+
+// outcomeLocked is k's outcome from what the nodes accepted and measured,
+// and its shape (see report).
+func (b *Backend) outcomeLocked(k divert.Key) (divert.Applied, string) {
 	b.seq++
 	if why, ok := b.skipped[k]; ok && b.sent >= b.since[k] {
-		return divert.Applied{Status: dots.StatusInProgress, Detail: "not sent to the nodes: " + why, Seq: b.seq}
+		d := "not sent to the nodes: " + why
+		return divert.Applied{Status: dots.StatusInProgress, Detail: d, Seq: b.seq}, d
 	}
 	var at, not []string
 	for _, n := range b.nodes {
@@ -356,30 +365,57 @@ func (b *Backend) outcomeLocked(k divert.Key) divert.Applied {
 			not = append(not, n.cfg.Name+" (pending)")
 		}
 	}
-	detail := ""
+	var parts, shape []string
+	over, overAt := "", []string(nil)
 	if len(at) > 0 {
-		detail = "scrubbing at " + strings.Join(at, ", ")
+		over, overAt = b.overLocked(k)
+	}
+	if over != "" {
+		parts = append(parts, over)
+		shape = append(shape, "over capacity at "+strings.Join(overAt, ", "))
+	}
+	if len(at) > 0 {
+		parts = append(parts, "scrubbing at "+strings.Join(at, ", "))
 	}
 	if len(not) > 0 {
-		if detail != "" {
-			detail += "; "
-		}
-		detail += "not at " + strings.Join(not, "; ")
+		parts = append(parts, "not at "+strings.Join(not, "; "))
 	}
-	if len(at) > 0 {
-		return divert.Applied{Status: dots.StatusMitigated, Detail: detail, Seq: b.seq}
+	if _, spared := splitNamed(b.active[k], b.cfg.Names); len(spared) > 0 {
+		parts = append(parts, joinPrefixes(spared)+" from names: steered and counted, nothing dropped (names: "+NamesScrubOnlyNamedPorts+")")
 	}
-	return divert.Applied{Status: dots.StatusInProgress, Detail: detail, Seq: b.seq}
+	shape = append(shape, parts[len(shape):]...) // the rest has no measured value
+
+	if r := b.ratesLocked(k); r != "" {
+		parts = append(parts, r)
+		shape = append(shape, "rates")
+	}
+	a := divert.Applied{Status: dots.StatusInProgress, Detail: strings.Join(parts, "; "), Seq: b.seq}
+	switch {
+	case over != "":
+		a.Status = dots.StatusExceededCapability
+	case len(at) > 0:
+		a.Status = dots.StatusMitigated
+	}
+	return a, fmt.Sprintf("%d: %s", a.Status, strings.Join(shape, "; "))
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // reportChanged sends Updates for every key whose outcome changed since
-// it was last reported.
+// it was last reported (only its rates: see MeasuredNoteInterval).
 func (b *Backend) reportChanged() {
 	type upd struct {
 		k divert.Key
 		a divert.Applied
 	}
 	var out []upd
+	now := b.opts.Now()
 	b.mu.Lock()
 	keys := make([]divert.Key, 0, len(b.active))
 	for k := range b.active {
@@ -387,11 +423,12 @@ func (b *Backend) reportChanged() {
 	}
 	slices.SortFunc(keys, func(x, y divert.Key) int { return strings.Compare(x.String(), y.String()) })
 	for _, k := range keys {
-		a := b.outcomeLocked(k)
-		if old, ok := b.reported[k]; ok && old.Status == a.Status && old.Detail == a.Detail {
+		a, shape := b.outcomeLocked(k)
+		old, ok := b.reported[k]
+		if ok && (old.a.Status == a.Status && old.a.Detail == a.Detail || old.shape == shape && now.Sub(old.at) < MeasuredNoteInterval) {
 			continue
 		}
-		b.reported[k] = a
+		b.reported[k] = report{a, shape, now}
 		out = append(out, upd{k, a})
 	}
 	b.mu.Unlock()

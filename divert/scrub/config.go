@@ -29,13 +29,33 @@ type Config struct {
 	PollInterval time.Duration `yaml:"poll-interval"`
 	// Timeout bounds one request to a node (default 10 s).
 	Timeout time.Duration `yaml:"timeout"`
+	// Names is what the nodes do with the addresses that came from
+	// resolving names when the scope names no port and no protocol:
+	// NamesScrubOnlyNamedPorts (default, "" too) steers and counts them but
+	// drops nothing to them; NamesDropAll drops everything to them, as to
+	// the prefixes the client named. A scope with ports or protocols drops
+	// those to every target either way.
+	Names string `yaml:"names"`
 }
+
+// Values of Config.Names.
+const (
+	NamesScrubOnlyNamedPorts = "scrub-only-named-ports"
+	NamesDropAll             = "drop-all"
+)
 
 // NodeConfig is one scrubbing node.
 type NodeConfig struct {
 	Name string `yaml:"name"` // in the status note: "scrubbing at node1"
 	URL  string `yaml:"url"`  // https://192.0.2.5:4680
 	CA   string `yaml:"ca"`   // CA file that issued the node's certificate
+	// CapacityBPS and CapacityPPS are what the node can take (0: no limit).
+	// When the traffic offered to it (every packet to the targets of its
+	// mitigations) exceeds either, the mitigations with traffic there are
+	// attack-exceeded-capability (4) until it is below 90% of both for two
+	// polls.
+	CapacityBPS uint64 `yaml:"capacity-bps"`
+	CapacityPPS uint64 `yaml:"capacity-pps"`
 }
 
 func (c Config) normalized() Config {
@@ -92,6 +112,11 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		return bad("timeout", "%v: must not be negative", c.Timeout)
+	}
+	switch c.Names {
+	case "", NamesScrubOnlyNamedPorts, NamesDropAll:
+	default:
+		return bad("names", "%q: must be %s or %s", c.Names, NamesScrubOnlyNamedPorts, NamesDropAll)
 	}
 	return nil
 }

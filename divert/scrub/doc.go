@@ -10,5 +10,9 @@
 //
 // A mitigation is reported attack-successfully-mitigated (2) once a node
 // has accepted a state that contains it, and stays in progress (1), with
-// each node's reason, while none has.
+// each node's reason, while none has. It is attack-exceeded-capability (4)
+// while a node with traffic to it is offered more than the node's
+// configured capacity. The note carries the current and the 5-minute
+// average drop rates. The addresses of names are not dropped by a scope
+// with no port and no protocol unless Config.Names is drop-all.
 package scrub

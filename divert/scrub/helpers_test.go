@@ -179,3 +179,26 @@ func (r *recorder) lastCounters(k divert.Key) (divert.Counters, bool) {
 	}
 	return divert.Counters{}, false
 }
+
+// setSeen sets the counters of mitigation id: seen packets and bytes of
+// its targets, of which the drop rule dropped drop.
+func (f *fakeNode) setSeen(id string, seen, drop node.Count) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.counters.Mitigations == nil {
+		f.counters = node.Counters{Mitigations: map[string]node.Count{}, Rules: map[string]map[string]node.Count{}}
+	}
+	f.counters.Mitigations[id] = seen
+	f.counters.Rules[id] = map[string]node.Count{RuleName: drop}
+}
+
+func (f *fakeNode) mitigation(id string) (node.Mitigation, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.state.Mitigations {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return node.Mitigation{}, false
+}

@@ -16,8 +16,13 @@ const RuleName = "scope"
 // ID is the scrub.Mitigation ID of a diversion: "<cuid>/<mid>".
 func ID(k divert.Key) string { return k.String() }
 
-// Mitigation maps one diversion to the node's filter. The targets are the
-// diversion's prefixes; the scope becomes one drop rule named "scope":
+// NamesID is the ID of the scrub.Mitigation that holds the addresses of a
+// diversion's names that are steered and counted but not dropped:
+// "<cuid>/<mid>/names".
+func NamesID(k divert.Key) string { return k.String() + "/names" }
+
+// Mitigations maps one diversion to the node's filters. The targets are
+// the diversion's prefixes; the scope becomes one drop rule named "scope":
 //
 //   - no ports and no protocols: drop everything to the targets;
 //   - protocols only: drop those protocols;
@@ -26,31 +31,65 @@ func ID(k divert.Key) string { return k.String() }
 //     named; a rule with ports matches no other protocol), as FlowSpec
 //     does with the same scope (package flowspec).
 //
+// With names NamesScrubOnlyNamedPorts (the default), the addresses that
+// came from names (Diversion.FromNames) of a scope with no ports and no
+// protocols are not dropped: they go into a second mitigation, NamesID,
+// with no rule, whose counter still counts the traffic steered to them. A
+// name's address inside a prefix the client named directly stays with
+// that prefix.
+//
 // Traffic to the targets that the rule does not match passes. The
 // counters of the drop rule are the mitigation's dropped packets and bytes.
-func Mitigation(d divert.Diversion) node.Mitigation {
-	m := node.Mitigation{ID: ID(d.Key)}
-	for _, p := range d.Prefixes {
-		m.Targets = append(m.Targets, p.Masked())
-	}
-	r := node.Rule{Name: RuleName, Action: node.ActionDrop}
-	r.Protocols = slices.Clone(d.Protocols)
-	for _, pr := range d.Ports {
-		hi := pr.LowerPort
-		if pr.UpperPort != nil {
-			hi = *pr.UpperPort
+func Mitigations(d divert.Diversion, names string) []node.Mitigation {
+	kept, spared := splitNamed(d, names)
+	var out []node.Mitigation
+	if len(kept) > 0 {
+		m := node.Mitigation{ID: ID(d.Key), Targets: kept}
+		r := node.Rule{Name: RuleName, Action: node.ActionDrop}
+		r.Protocols = slices.Clone(d.Protocols)
+		for _, pr := range d.Ports {
+			hi := pr.LowerPort
+			if pr.UpperPort != nil {
+				hi = *pr.UpperPort
+			}
+			r.DstPorts = append(r.DstPorts, node.PortRange{Low: pr.LowerPort, High: hi})
 		}
-		r.DstPorts = append(r.DstPorts, node.PortRange{Low: pr.LowerPort, High: hi})
+		m.Rules = []node.Rule{r}
+		out = append(out, m)
 	}
-	m.Rules = []node.Rule{r}
-	return m
+	if len(spared) > 0 {
+		out = append(out, node.Mitigation{ID: NamesID(d.Key), Targets: spared, Rules: []node.Rule{}})
+	}
+	return out
+}
+
+// splitNamed separates d's masked targets into those the drop rule covers
+// and the addresses of names it spares (see Mitigations).
+func splitNamed(d divert.Diversion, names string) (kept, spared []netip.Prefix) {
+	spare := names != NamesDropAll && len(d.Ports) == 0 && len(d.Protocols) == 0
+	var named []netip.Prefix
+	for _, p := range d.Prefixes {
+		if spare && slices.Contains(d.FromNames, p) {
+			named = append(named, p.Masked())
+		} else {
+			kept = append(kept, p.Masked())
+		}
+	}
+	for _, p := range named {
+		if slices.ContainsFunc(kept, p.Overlaps) {
+			kept = append(kept, p)
+		} else {
+			spared = append(spared, p)
+		}
+	}
+	return kept, spared
 }
 
 // Desired builds the node state of the diversions, ordered by key. A
 // diversion whose targets overlap one earlier in that order is left out
 // (the node refuses overlapping mitigations; the earlier one already
 // filters those addresses) and returned in skipped with the reason.
-func Desired(all []divert.Diversion) (d node.Desired, skipped map[divert.Key]string) {
+func Desired(all []divert.Diversion, names string) (d node.Desired, skipped map[divert.Key]string) {
 	sorted := slices.Clone(all)
 	slices.SortFunc(sorted, func(a, b divert.Diversion) int {
 		return cmp.Or(cmp.Compare(a.Key.CUID, b.Key.CUID), cmp.Compare(a.Key.MID, b.Key.MID))
@@ -59,18 +98,22 @@ func Desired(all []divert.Diversion) (d node.Desired, skipped map[divert.Key]str
 	exact := map[netip.Prefix]divert.Key{}  // included targets
 	inside := map[netip.Prefix]divert.Key{} // every supernet of an included target
 	for _, dv := range sorted {
-		m := Mitigation(dv)
-		if len(m.Targets) == 0 {
+		ms := Mitigations(dv, names)
+		var targets []netip.Prefix
+		for _, m := range ms {
+			targets = append(targets, m.Targets...)
+		}
+		if len(targets) == 0 {
 			continue
 		}
-		if why := overlap(m.Targets, exact, inside); why != "" {
+		if why := overlap(targets, exact, inside); why != "" {
 			if skipped == nil {
 				skipped = map[divert.Key]string{}
 			}
 			skipped[dv.Key] = why
 			continue
 		}
-		for _, p := range m.Targets {
+		for _, p := range targets {
 			exact[p] = dv.Key
 			for b := p.Bits(); b >= 0; b-- {
 				q, _ := p.Addr().Prefix(b)
@@ -79,7 +122,7 @@ func Desired(all []divert.Diversion) (d node.Desired, skipped map[divert.Key]str
 				}
 			}
 		}
-		d.Mitigations = append(d.Mitigations, m)
+		d.Mitigations = append(d.Mitigations, ms...)
 	}
 	return d, skipped
 }

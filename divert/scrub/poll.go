@@ -17,14 +17,50 @@ import (
 // maxCountersBody bounds a node's counters answer.
 const maxCountersBody = 64 << 20
 
-// meter follows one mitigation's drop counters at one node. total only
-// grows: a node counter that went back (the rule was installed again, the
-// node rebooted) counts again from zero.
+// meter follows one mitigation's counters at one node: drop, the drop
+// rule's; seen, the node mitigations' counters of every packet to the
+// targets (ID and NamesID, each on its own so that one going away is not
+// a reset of the other), the load offered to the node. Totals only grow: a
+// node counter that went back (the rule was installed again, the node
+// rebooted) counts again from zero.
 type meter struct {
-	last     countPair // the node's last value
-	total    countPair // what this backend counted
-	at       time.Time // when last was read
-	bps, pps uint64    // from the last two reads
+	drop rateMeter
+	seen [2]rateMeter // ID, NamesID
+	at   time.Time    // when last read
+}
+
+// offered is the rate of every packet to the targets (0 while not read
+// twice since the last failure).
+func (m *meter) offered() (bps, pps uint64) {
+	for _, s := range m.seen {
+		bps, pps = bps+s.bps, pps+s.pps
+	}
+	return bps, pps
+}
+
+// rateMeter follows one cumulative counter.
+type rateMeter struct {
+	last, total countPair // the node's last value; what this backend counted
+	bps, pps    uint64    // from the last two reads
+	rated       bool      // bps and pps are from two reads
+	avg         window    // the last AverageWindow of reads
+}
+
+// advance takes the counter's value cur, read at, dt after the last.
+func (r *rateMeter) advance(cur countPair, at time.Time, dt time.Duration) {
+	d := cur
+	if cur.pkts >= r.last.pkts && cur.bytes >= r.last.bytes {
+		d = countPair{cur.pkts - r.last.pkts, cur.bytes - r.last.bytes}
+	} // else: counted again from zero
+	r.total.pkts += d.pkts
+	r.total.bytes += d.bytes
+	r.last = cur
+	if dt > 0 {
+		r.pps = uint64(float64(d.pkts) / dt.Seconds())
+		r.bps = uint64(float64(d.bytes) * 8 / dt.Seconds())
+		r.rated = true
+		r.avg.add(d, at, dt)
+	}
 }
 
 type countPair struct{ pkts, bytes uint64 }
@@ -80,7 +116,9 @@ func (b *Backend) Poll(ctx context.Context) {
 			n.err = r.err
 			for _, byNode := range b.meters {
 				if m := byNode[n.cfg.Name]; m != nil {
-					m.bps, m.pps = 0, 0 // not measured now
+					for _, r := range []*rateMeter{&m.drop, &m.seen[0], &m.seen[1]} {
+						r.bps, r.pps, r.rated = 0, 0, false // not measured now
+					}
 				}
 			}
 			continue
@@ -94,6 +132,7 @@ func (b *Backend) Poll(ctx context.Context) {
 			resend = true
 		}
 		b.measureLocked(n.cfg.Name, r.c, r.at)
+		b.loadLocked(n)
 	}
 	samples := b.samplesLocked()
 	b.mu.Unlock()
@@ -131,41 +170,35 @@ func (b *Backend) counters(ctx context.Context, n *nodeState) (agent.CountersRes
 // measureLocked takes one node's counters of the active mitigations.
 func (b *Backend) measureLocked(node string, c agent.CountersResponse, at time.Time) {
 	for k := range b.active {
-		id := ID(k)
-		rules, ok := c.Rules[id]
-		if !ok {
+		id, nid := ID(k), NamesID(k)
+		_, hasRules := c.Rules[id]
+		_, hasMain := c.Mitigations[id]
+		_, hasNames := c.Mitigations[nid]
+		if !hasRules && !hasMain && !hasNames {
 			continue // not installed there (yet)
 		}
-		var cur countPair
-		for name, cnt := range rules {
-			if name == RuleName { // the drop rule (Mitigation)
-				cur.pkts += cnt.Packets
-				cur.bytes += cnt.Bytes
-			}
-		}
-		byNode := b.meters[id]
+		drop := countPair{c.Rules[id][RuleName].Packets, c.Rules[id][RuleName].Bytes} // the drop rule (Mitigations)
+		seen := [2]countPair{{c.Mitigations[id].Packets, c.Mitigations[id].Bytes}, {c.Mitigations[nid].Packets, c.Mitigations[nid].Bytes}}
+		byNode := b.meters[k]
 		if byNode == nil {
 			byNode = map[string]*meter{}
-			b.meters[id] = byNode
+			b.meters[k] = byNode
 		}
 		m := byNode[node]
 		if m == nil {
-			byNode[node] = &meter{last: cur, total: cur, at: at}
+			m = &meter{drop: rateMeter{last: drop, total: drop}, at: at}
+			for i := range seen {
+				m.seen[i] = rateMeter{last: seen[i], total: seen[i]}
+			}
+			byNode[node] = m
 			continue
 		}
-		var d countPair
-		if cur.pkts >= m.last.pkts && cur.bytes >= m.last.bytes {
-			d = countPair{cur.pkts - m.last.pkts, cur.bytes - m.last.bytes}
-		} else {
-			d = cur // counted again from zero
+		dt := at.Sub(m.at)
+		m.drop.advance(drop, at, dt)
+		for i := range seen {
+			m.seen[i].advance(seen[i], at, dt)
 		}
-		m.total.pkts += d.pkts
-		m.total.bytes += d.bytes
-		if dt := at.Sub(m.at); dt > 0 {
-			m.pps = uint64(float64(d.pkts) / dt.Seconds())
-			m.bps = uint64(float64(d.bytes) * 8 / dt.Seconds())
-		}
-		m.last, m.at = cur, at
+		m.at = at
 	}
 }
 
@@ -173,16 +206,16 @@ func (b *Backend) measureLocked(node string, c agent.CountersResponse, at time.T
 func (b *Backend) samplesLocked() map[divert.Key]divert.Counters {
 	out := map[divert.Key]divert.Counters{}
 	for k := range b.active {
-		byNode := b.meters[ID(k)]
+		byNode := b.meters[k]
 		if len(byNode) == 0 {
 			continue
 		}
 		var c divert.Counters
 		for _, m := range byNode {
-			c.PktsDropped += m.total.pkts
-			c.BytesDropped += m.total.bytes
-			c.PPSDropped += m.pps
-			c.BPSDropped += m.bps
+			c.PktsDropped += m.drop.total.pkts
+			c.BytesDropped += m.drop.total.bytes
+			c.PPSDropped += m.drop.pps
+			c.BPSDropped += m.drop.bps
 		}
 		out[k] = c
 	}

@@ -25,25 +25,50 @@ func pfx(s ...string) []netip.Prefix {
 
 func TestMitigationMapping(t *testing.T) {
 	k := divert.Key{CUID: "c1", MID: 7}
+	drop := func(targets ...string) node.Mitigation {
+		return node.Mitigation{ID: "c1/7", Targets: pfx(targets...), Rules: []node.Rule{{Name: "scope", Action: "drop"}}}
+	}
+	spared := func(targets ...string) node.Mitigation {
+		return node.Mitigation{ID: "c1/7/names", Targets: pfx(targets...), Rules: []node.Rule{}}
+	}
+	named := divert.Diversion{Key: k, Prefixes: pfx("203.0.113.10/32", "198.51.100.7/32", "2001:db8:6401::7/128"),
+		FromNames: pfx("198.51.100.7/32", "2001:db8:6401::7/128")}
+	with := func(d divert.Diversion, edit func(*divert.Diversion)) divert.Diversion { edit(&d); return d }
 	cases := []struct {
-		name string
-		d    divert.Diversion
-		want node.Mitigation
+		name  string
+		d     divert.Diversion
+		names string
+		want  []node.Mitigation
 	}{
-		{"no ports or protocols: drop all", divert.Diversion{Key: k, Prefixes: pfx("203.0.113.10/32", "2001:db8:6401::/48")},
-			node.Mitigation{ID: "c1/7", Targets: pfx("203.0.113.10/32", "2001:db8:6401::/48"), Rules: []node.Rule{{Name: "scope", Action: "drop"}}}},
-		{"protocols only", divert.Diversion{Key: k, Prefixes: pfx("203.0.113.0/28"), Protocols: []uint8{17, 1}},
-			node.Mitigation{ID: "c1/7", Targets: pfx("203.0.113.0/28"), Rules: []node.Rule{{Name: "scope", Protocols: []uint8{17, 1}, Action: "drop"}}}},
+		{"no ports or protocols: drop all", divert.Diversion{Key: k, Prefixes: pfx("203.0.113.10/32", "2001:db8:6401::/48")}, "",
+			[]node.Mitigation{drop("203.0.113.10/32", "2001:db8:6401::/48")}},
+		{"protocols only", divert.Diversion{Key: k, Prefixes: pfx("203.0.113.0/28"), Protocols: []uint8{17, 1}}, "",
+			[]node.Mitigation{{ID: "c1/7", Targets: pfx("203.0.113.0/28"), Rules: []node.Rule{{Name: "scope", Protocols: []uint8{17, 1}, Action: "drop"}}}}},
 		{"ports and protocol", divert.Diversion{Key: k, Prefixes: pfx("203.0.113.10/32"), Protocols: []uint8{6},
-			Ports: []dots.PortRange{{LowerPort: 443}, {LowerPort: 8000, UpperPort: dots.Ptr[uint16](8080)}}},
-			node.Mitigation{ID: "c1/7", Targets: pfx("203.0.113.10/32"), Rules: []node.Rule{{Name: "scope", Protocols: []uint8{6},
-				DstPorts: []node.PortRange{{Low: 443, High: 443}, {Low: 8000, High: 8080}}, Action: "drop"}}}},
-		{"ports only", divert.Diversion{Key: k, Prefixes: pfx("203.0.113.9/24"), Ports: []dots.PortRange{{LowerPort: 53}}},
-			node.Mitigation{ID: "c1/7", Targets: pfx("203.0.113.0/24"), Rules: []node.Rule{{Name: "scope", DstPorts: []node.PortRange{{Low: 53, High: 53}}, Action: "drop"}}}},
+			Ports: []dots.PortRange{{LowerPort: 443}, {LowerPort: 8000, UpperPort: dots.Ptr[uint16](8080)}}}, "",
+			[]node.Mitigation{{ID: "c1/7", Targets: pfx("203.0.113.10/32"), Rules: []node.Rule{{Name: "scope", Protocols: []uint8{6},
+				DstPorts: []node.PortRange{{Low: 443, High: 443}, {Low: 8000, High: 8080}}, Action: "drop"}}}}},
+		{"ports only", divert.Diversion{Key: k, Prefixes: pfx("203.0.113.9/24"), Ports: []dots.PortRange{{LowerPort: 53}}}, "",
+			[]node.Mitigation{{ID: "c1/7", Targets: pfx("203.0.113.0/24"), Rules: []node.Rule{{Name: "scope", DstPorts: []node.PortRange{{Low: 53, High: 53}}, Action: "drop"}}}}},
+		{"names spared by default", named, "",
+			[]node.Mitigation{drop("203.0.113.10/32"), spared("198.51.100.7/32", "2001:db8:6401::7/128")}},
+		{"names spared, named explicitly", named, NamesScrubOnlyNamedPorts,
+			[]node.Mitigation{drop("203.0.113.10/32"), spared("198.51.100.7/32", "2001:db8:6401::7/128")}},
+		{"names only: no drop rule at all", with(named, func(d *divert.Diversion) { d.Prefixes = d.FromNames }), "",
+			[]node.Mitigation{spared("198.51.100.7/32", "2001:db8:6401::7/128")}},
+		{"names drop-all", named, NamesDropAll,
+			[]node.Mitigation{drop("203.0.113.10/32", "198.51.100.7/32", "2001:db8:6401::7/128")}},
+		{"names with a protocol are filtered like the rest", with(named, func(d *divert.Diversion) { d.Protocols = []uint8{17} }), "",
+			[]node.Mitigation{{ID: "c1/7", Targets: named.Prefixes, Rules: []node.Rule{{Name: "scope", Protocols: []uint8{17}, Action: "drop"}}}}},
+		{"names with ports are filtered like the rest", with(named, func(d *divert.Diversion) { d.Ports = []dots.PortRange{{LowerPort: 53}} }), "",
+			[]node.Mitigation{{ID: "c1/7", Targets: named.Prefixes, Rules: []node.Rule{{Name: "scope", DstPorts: []node.PortRange{{Low: 53, High: 53}}, Action: "drop"}}}}},
+		{"a name inside a named prefix stays with it", divert.Diversion{Key: k, Prefixes: pfx("203.0.113.0/24", "203.0.113.10/32", "198.51.100.7/32"),
+			FromNames: pfx("203.0.113.10/32", "198.51.100.7/32")}, "",
+			[]node.Mitigation{drop("203.0.113.0/24", "203.0.113.10/32"), spared("198.51.100.7/32")}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := Mitigation(tc.d); !reflect.DeepEqual(got, tc.want) {
+			if got := Mitigations(tc.d, tc.names); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
 		})
@@ -58,7 +83,7 @@ func TestDesiredLeavesOverlapsOut(t *testing.T) {
 		{Key: divert.Key{CUID: "c", MID: 1}, Prefixes: pfx("203.0.0.0/16")},       // contains a/2
 		{Key: divert.Key{CUID: "c", MID: 2}, Prefixes: pfx("2001:db8:6401::/48")}, // other family
 	}
-	d, skipped := Desired(all)
+	d, skipped := Desired(all, "")
 	var ids []string
 	for _, m := range d.Mitigations {
 		ids = append(ids, m.ID)
@@ -92,6 +117,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no certificate", func(c *Config) { c.Certificate = "" }, "scrub: certificate:"},
 		{"no key", func(c *Config) { c.Key = "" }, "scrub: key:"},
 		{"negative poll", func(c *Config) { c.PollInterval = -time.Second }, "scrub: poll-interval:"},
+		{"unknown names", func(c *Config) { c.Names = "rtbh" }, "scrub: names: \"rtbh\": must be scrub-only-named-ports or drop-all"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
