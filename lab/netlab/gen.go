@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Bounds of a Flood.
@@ -107,6 +109,13 @@ func (l *Lab) CountUDP(node string, addr netip.AddrPort) (*Counter, error) {
 	c, err := l.ListenUDP(node, addr)
 	if err != nil {
 		return nil, err
+	}
+	// A large receive buffer (root may exceed rmem_max), so that a reader
+	// delayed by a busy machine does not lose datagrams.
+	if rc, err := c.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
+		})
 	}
 	k := &Counter{c: c, done: make(chan struct{})}
 	go func() {
