@@ -114,7 +114,7 @@ func TestScrubbingScenarioBGP(t *testing.T) {
 	const before, during = 1000, 5000
 	ping("before", 5)
 	flood("before", before)
-	waitCount(t, k, before, 2*time.Second)
+	waitCount(t, k, before, 10*time.Second)
 	if got := k.Count(); got != before {
 		t.Fatalf("before the mitigation the target got %d of %d attack packets", got, before)
 	}
@@ -321,7 +321,7 @@ state: alpha-state.json
 	ping("after withdraw", 5)
 	atTarget = k.Count()
 	flood("after", 100)
-	waitCount(t, k, atTarget+100, 2*time.Second)
+	waitCount(t, k, atTarget+100, 10*time.Second)
 	if got := k.Count() - atTarget; got != 100 {
 		t.Errorf("after withdraw the target got %d of 100", got)
 	}

@@ -82,7 +82,7 @@ func TestScrubbingPaths(t *testing.T) {
 		if err != nil || sent != n {
 			t.Fatalf("%s: sent %d of %d: %v", name, sent, n, err)
 		}
-		waitCount(t, k, before+n, 2*time.Second)
+		waitCount(t, k, before+n, 10*time.Second)
 		if got := k.Count() - before; got != n {
 			t.Fatalf("%s: target got %d of %d", name, got, n)
 		}
