@@ -16,6 +16,8 @@ import (
 	"github.com/vishvananda/netns"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/levee-dots/levee/lab/netlab"
 )
 
 // lab is two network namespaces joined by a veth: the sender (198.51.100.2,
@@ -35,22 +37,9 @@ func requireRoot(t testing.TB) {
 // inNS runs f on a thread switched into ns.
 func inNS(t testing.TB, ns netns.NsHandle, f func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
+	if err := netlab.InNS(ns, func() error { f(); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := netns.Set(orig); err != nil {
-			panic(err) // the thread is in the wrong namespace
-		}
-	}()
-	f()
 }
 
 func newLab(t testing.TB) *lab {

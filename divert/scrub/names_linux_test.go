@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/levee-dots/levee/divert"
+	"github.com/levee-dots/levee/lab/netlab"
 	node "github.com/levee-dots/levee/scrub"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -165,22 +166,9 @@ func netnsPair(t *testing.T) (sender, recv netns.NsHandle) {
 // inNetNS runs f on a thread switched into ns.
 func inNetNS(t *testing.T, ns netns.NsHandle, f func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
+	if err := netlab.InNS(ns, func() error { f(); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := netns.Set(orig); err != nil {
-			panic(err)
-		}
-	}()
-	f()
 }
 
 func must(t *testing.T, err error) {

@@ -29,9 +29,9 @@ type nsNode struct {
 	h    *netlink.Handle
 }
 
-// inNS runs fn on a locked OS thread whose network namespace is ns, then
+// InNS runs fn on a locked OS thread whose network namespace is ns, then
 // puts the thread back. Sockets made by fn stay in ns.
-func inNS(ns netns.NsHandle, fn func() error) error {
+func InNS(ns netns.NsHandle, fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
@@ -114,7 +114,7 @@ func (n *nsNode) sysctl(kv map[string]string) error {
 	if len(kv) == 0 {
 		return nil
 	}
-	return inNS(n.ns, func() error {
+	return InNS(n.ns, func() error {
 		for k, v := range kv {
 			if err := os.WriteFile(filepath.Join("/proc/sys", k), []byte(v), 0o644); err != nil {
 				return err
@@ -163,7 +163,7 @@ func (l *Lab) Do(node string, fn func() error) error {
 	if err != nil {
 		return err
 	}
-	return inNS(n.ns, fn)
+	return InNS(n.ns, fn)
 }
 
 // Sysctl sets values under /proc/sys inside node's namespace.
