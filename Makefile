@@ -23,8 +23,9 @@ test: ## vet, check formatting and run every test with the race detector
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-bench: build ## Go benchmarks, then the load tool against a real dotsd (prints figures beside targets)
+bench: build ## Go benchmarks, the scrubber's drop rate, then the load tool against a real dotsd (prints figures beside targets)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(BIN)/scrubbench
 	$(BIN)/dotsload --dotsd $(BIN)/dotsd
 
 fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
