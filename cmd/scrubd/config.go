@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/levee-dots/levee/scrub"
 )
 
 // fileConfig is the scrubd YAML file. Relative paths are relative to the file.
@@ -34,10 +37,14 @@ type fileConfig struct {
 	// NoTrack exempts the traffic to the targets from conntrack (an inet
 	// table of the same name); default true: a scrubber sees one direction.
 	NoTrack *bool `yaml:"notrack"`
-	// KeepOnStop leaves the nftables table installed when scrubd stops
-	// (a restart then never opens a window without filtering).
+	// KeepOnStop leaves the nftables table and the return path installed
+	// when scrubd stops (a restart then never opens a window without
+	// filtering or without a way back).
 	KeepOnStop bool `yaml:"keep-on-stop"`
-	Bounds     struct {
+	// Return, if present, makes scrubd set up the return path of cleaned
+	// traffic (scrub.Return); absent, the operator routes it.
+	Return *returnConfig `yaml:"return"`
+	Bounds struct {
 		MaxMitigations int   `yaml:"max-mitigations"`
 		MaxRules       int   `yaml:"max-rules"`
 		MaxTargets     int   `yaml:"max-targets"`
@@ -48,6 +55,24 @@ type fileConfig struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
 	} `yaml:"log"`
+
+	ret *scrub.ReturnOptions // Return, parsed and checked
+}
+
+// returnConfig is the "return:" section; see scrub.ReturnOptions.
+type returnConfig struct {
+	Tunnel       string `yaml:"tunnel"`
+	Name         string `yaml:"name"`
+	Local        string `yaml:"local"`
+	Remote       string `yaml:"remote"`
+	VNI          int64  `yaml:"vni"`
+	Port         int64  `yaml:"port"`
+	Address      string `yaml:"address"`
+	Gateway      string `yaml:"gateway"`
+	Gateway6     string `yaml:"gateway6"`
+	Address6     string `yaml:"address6"`
+	Table        int64  `yaml:"table"`
+	RulePriority int64  `yaml:"rule-priority"`
 }
 
 func loadConfig(path string) (*fileConfig, error) {
@@ -103,6 +128,13 @@ func (c *fileConfig) validate() error {
 			return fmt.Errorf("%s: %d must not be negative (leave it out for the default)", key, v)
 		}
 	}
+	if c.Return != nil {
+		o, err := c.Return.options(c.Interface)
+		if err != nil {
+			return err
+		}
+		c.ret = &o
+	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -122,4 +154,63 @@ func netnsPath(netns string) string {
 		return netns
 	}
 	return filepath.Join("/run/netns", netns)
+}
+
+// options parses the section into scrub.ReturnOptions and checks them;
+// errors name the key ("return.gateway: ...").
+func (rc *returnConfig) options(iface string) (scrub.ReturnOptions, error) {
+	o := scrub.ReturnOptions{Interface: iface, Tunnel: rc.Tunnel, Name: rc.Name}
+	var err error
+	for _, a := range []struct {
+		key, s string
+		dst    *netip.Addr
+	}{{"local", rc.Local, &o.Local}, {"remote", rc.Remote, &o.Remote},
+		{"gateway", rc.Gateway, &o.Gateway}, {"gateway6", rc.Gateway6, &o.Gateway6}} {
+		if a.s == "" {
+			continue
+		}
+		if *a.dst, err = netip.ParseAddr(a.s); err != nil {
+			return o, fmt.Errorf("return.%s: %q is not an IP address", a.key, a.s)
+		}
+	}
+	for _, p := range []struct {
+		key, s, eg string
+		dst        *netip.Prefix
+	}{{"address", rc.Address, "192.0.2.13/30", &o.Address}, {"address6", rc.Address6, "2001:db8:ff::1/64", &o.Address6}} {
+		if p.s == "" {
+			continue
+		}
+		if *p.dst, err = netip.ParsePrefix(p.s); err != nil {
+			return o, fmt.Errorf("return.%s: %q is not an address with its prefix length (e.g. %s)", p.key, p.s, p.eg)
+		}
+	}
+	for _, n := range []struct {
+		key      string
+		v, limit int64
+	}{{"vni", rc.VNI, 1<<24 - 1}, {"port", rc.Port, 65535}, {"table", rc.Table, 1<<32 - 1}, {"rule-priority", rc.RulePriority, 32765}} {
+		if n.v < 0 || n.v > n.limit {
+			return o, fmt.Errorf("return.%s: %d is out of range (at most %d)", n.key, n.v, n.limit)
+		}
+	}
+	o.VNI, o.Port, o.Table, o.RulePriority = uint32(rc.VNI), uint16(rc.Port), int(rc.Table), int(rc.RulePriority)
+	if err := o.Validate(); err != nil {
+		var oe *scrub.OptionError
+		if errors.As(err, &oe) {
+			return o, fmt.Errorf("return.%s: %s", oe.Key, oe.Msg)
+		}
+		return o, fmt.Errorf("return: %w", err)
+	}
+	if o.Tunnel == "" {
+		o.Tunnel = scrub.TunnelAuto
+	}
+	if o.Port == 0 && o.Tunnel != scrub.TunnelGRE {
+		o.Port = scrub.DefaultVXLANPort
+	}
+	if o.Table == 0 {
+		o.Table = scrub.DefaultReturnTable
+	}
+	if o.RulePriority == 0 {
+		o.RulePriority = scrub.DefaultRulePriority
+	}
+	return o, nil
 }

@@ -74,14 +74,14 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		defer f.Close()
 		opts.NetNS = int(f.Fd())
 	}
-	node, err := scrub.NewNFT(opts)
+	node, err := dataPlane(cfg, opts, log)
 	if err != nil {
-		return fmt.Errorf("no data plane: %w", err)
+		return err
 	}
 	if !cfg.KeepOnStop {
 		defer func() {
 			if err := node.Close(); err != nil {
-				log.Error("removing the nftables table", "err", err)
+				log.Error("removing the data plane", "err", err)
 			}
 		}()
 	}
@@ -118,6 +118,30 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	return nil
+}
+
+// dataPlane is the nftables filter, with the return path beside it when
+// the configuration has a return section.
+func dataPlane(cfg *fileConfig, opts scrub.NFTOptions, log *slog.Logger) (scrub.Node, error) {
+	filter, err := scrub.NewNFT(opts)
+	if err != nil {
+		return nil, fmt.Errorf("no data plane: %w", err)
+	}
+	if cfg.ret == nil {
+		return filter, nil
+	}
+	ro := *cfg.ret
+	ro.NetNS, ro.Logger = opts.NetNS, log
+	ret, err := scrub.NewReturn(ro)
+	if err != nil {
+		var oe *scrub.OptionError
+		if errors.As(err, &oe) {
+			return nil, fmt.Errorf("return.%s: %s", oe.Key, oe.Msg)
+		}
+		return nil, fmt.Errorf("no return path: %w", err)
+	}
+	log.Info("return path", "tunnel", ret.Kind(), "name", ro.Name, "table", ro.Table, "rule-priority", ro.RulePriority)
+	return scrub.NewRouted(filter, ret), nil
 }
 
 // authorize refuses a verified client whose certificate names none of
