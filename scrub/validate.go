@@ -23,6 +23,9 @@ type Bounds struct {
 	MaxRules       int // per mitigation
 	MaxTargets     int // over all mitigations
 	MaxSources     int // per rule
+	// MaxMitigationTargets bounds the targets of one mitigation; 0: only
+	// MaxTargets bounds them.
+	MaxMitigationTargets int
 }
 
 func (b Bounds) withDefaults() Bounds {
@@ -84,83 +87,177 @@ func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
 }
 
+// MaxIDBytes bounds the length of a mitigation ID.
+const MaxIDBytes = 128
+
+// FieldError is a refused Desired: Path names the field at fault
+// ("mitigations[2].rules[0].action"), Mitigation and Rule the mitigation ID
+// and rule name where the problem does not name them itself. It wraps
+// ErrInvalid.
+type FieldError struct {
+	Path       string
+	Problem    string
+	Mitigation string
+	Rule       string
+}
+
+func (e *FieldError) Error() string { return ErrInvalid.Error() + ": " + e.Detail() }
+
+// Unwrap returns ErrInvalid.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Detail is the message without the ErrInvalid prefix, e.g.
+// `mitigations[0].rules[1].action: "reject": use "drop" or "accept" (mitigation "c1/1", rule "ntp")`.
+func (e *FieldError) Detail() string {
+	s := e.Path + ": " + e.Problem
+	switch {
+	case e.Mitigation != "" && e.Rule != "":
+		s += fmt.Sprintf(" (mitigation %q, rule %q)", e.Mitigation, e.Rule)
+	case e.Mitigation != "":
+		s += fmt.Sprintf(" (mitigation %q)", e.Mitigation)
+	}
+	return s
+}
+
+func fieldErr(path, format string, a ...any) *FieldError {
+	return &FieldError{Path: path, Problem: fmt.Sprintf(format, a...)}
+}
+
+// Validate checks d against the contract of Desired and the bounds b (zero
+// fields take the defaults); a refusal is a *FieldError. Set validates the
+// same way before it changes anything.
+func Validate(d Desired, b Bounds) error {
+	_, err := compile(d, b)
+	return err
+}
+
+// compiler carries what compile checks across mitigations.
+type compiler struct {
+	b     Bounds
+	ids   map[string]int    // mitigation id -> index
+	names map[string]string // kernel name -> owner, catches hash collisions
+	all   []owned
+	total int
+}
+
 // compile validates d against b and returns the plan.
 func compile(d Desired, b Bounds) (*plan, error) {
-	b = b.withDefaults()
-	if len(d.Mitigations) > b.MaxMitigations {
-		return nil, invalid("%d mitigations, the bound is %d", len(d.Mitigations), b.MaxMitigations)
+	c := &compiler{b: b.withDefaults(), ids: map[string]int{}, names: map[string]string{}}
+	if len(d.Mitigations) > c.b.MaxMitigations {
+		return nil, fieldErr("mitigations", "%d is more than this node accepts (%d)", len(d.Mitigations), c.b.MaxMitigations)
 	}
 	p := &plan{}
-	ids := map[string]bool{}
-	names := map[string]string{} // kernel name -> owner, catches hash collisions
-	var all []owned
-	total := 0
 	for i, m := range d.Mitigations {
-		if m.ID == "" {
-			return nil, invalid("mitigation %d: empty id", i)
-		}
-		if ids[m.ID] {
-			return nil, invalid("mitigation %q: duplicate id", m.ID)
-		}
-		ids[m.ID] = true
-		if len(m.Targets) == 0 {
-			return nil, invalid("mitigation %q: no targets", m.ID)
-		}
-		total += len(m.Targets)
-		if total > b.MaxTargets {
-			return nil, invalid("more than %d targets in all (the bound)", b.MaxTargets)
-		}
-		if len(m.Rules) > b.MaxRules {
-			return nil, invalid("mitigation %q: %d rules, the bound is %d", m.ID, len(m.Rules), b.MaxRules)
-		}
-		mp := mitPlan{id: m.ID, counter: MitigationCounterName(m.ID)}
-		mp.chain4 = "m4_" + mp.counter[2:]
-		mp.chain6 = "m6_" + mp.counter[2:]
-		if o, ok := names[mp.counter]; ok {
-			return nil, invalid("mitigation %q: counter name collides with %q", m.ID, o)
-		}
-		names[mp.counter] = m.ID
-		t4, t6, err := normPrefixes(m.Targets)
+		mp, err := c.mitigation(i, m)
 		if err != nil {
-			return nil, invalid("mitigation %q: target %v", m.ID, err)
-		}
-		mp.targets4, mp.targets6 = t4, t6
-		for _, t := range append(slices.Clone(t4), t6...) {
-			all = append(all, owned{t, m.ID})
-		}
-		rnames := map[string]bool{}
-		for j, r := range m.Rules {
-			rp, err := compileRule(r, b)
-			if err != nil {
-				return nil, invalid("mitigation %q rule %d (%q): %v", m.ID, j, r.Name, err)
-			}
-			if rnames[r.Name] {
-				return nil, invalid("mitigation %q: duplicate rule name %q", m.ID, r.Name)
-			}
-			rnames[r.Name] = true
-			cn := ruleCounterName(m.ID, r.Name)
-			if o, ok := names[cn]; ok {
-				return nil, invalid("mitigation %q rule %q: counter name collides with %q", m.ID, r.Name, o)
-			}
-			names[cn] = m.ID + "/" + r.Name
-			mp.rules = append(mp.rules, rp)
+			return nil, err
 		}
 		p.mits = append(p.mits, mp)
 	}
-	if err := checkOverlap(all); err != nil {
+	if err := checkOverlap(c.all); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
+func (c *compiler) mitigation(i int, m Mitigation) (mitPlan, error) {
+	key := fmt.Sprintf("mitigations[%d]", i)
+	if err := c.id(key, i, m.ID); err != nil {
+		return mitPlan{}, err
+	}
+	mp := mitPlan{id: m.ID, counter: MitigationCounterName(m.ID)}
+	mp.chain4 = "m4_" + mp.counter[2:]
+	mp.chain6 = "m6_" + mp.counter[2:]
+	if err := c.claim(mp.counter, m.ID, key+".id", m.ID, ""); err != nil {
+		return mitPlan{}, err
+	}
+	if err := c.targets(key, i, m, &mp); err != nil {
+		err.Mitigation = m.ID
+		return mitPlan{}, err
+	}
+	if len(m.Rules) > c.b.MaxRules {
+		return mitPlan{}, &FieldError{Path: key + ".rules", Mitigation: m.ID,
+			Problem: fmt.Sprintf("%d is more than this node accepts (%d)", len(m.Rules), c.b.MaxRules)}
+	}
+	rnames := map[string]bool{}
+	for j, r := range m.Rules {
+		rkey := fmt.Sprintf("%s.rules[%d]", key, j)
+		rp, err := compileRule(r, c.b)
+		if err != nil {
+			fe := &FieldError{Path: rkey, Problem: err.Error()}
+			if errors.As(err, &fe) {
+				fe.Path = rkey + "." + fe.Path
+			}
+			fe.Mitigation, fe.Rule = m.ID, r.Name
+			return mitPlan{}, fe
+		}
+		if rnames[r.Name] {
+			return mitPlan{}, &FieldError{Path: rkey + ".name", Mitigation: m.ID,
+				Problem: fmt.Sprintf("%q is used twice in this mitigation", r.Name)}
+		}
+		rnames[r.Name] = true
+		if err := c.claim(ruleCounterName(m.ID, r.Name), m.ID+"/"+r.Name, rkey+".name", m.ID, r.Name); err != nil {
+			return mitPlan{}, err
+		}
+		mp.rules = append(mp.rules, rp)
+	}
+	return mp, nil
+}
+
+func (c *compiler) id(key string, i int, id string) error {
+	switch j, dup := c.ids[id]; {
+	case id == "":
+		return fieldErr(key+".id", "empty")
+	case len(id) > MaxIDBytes:
+		return fieldErr(key+".id", "longer than %d bytes", MaxIDBytes)
+	case dup:
+		return fieldErr(key+".id", "%q is also mitigations[%d]", id, j)
+	}
+	c.ids[id] = i
+	return nil
+}
+
+// claim reserves a kernel object name for owner.
+func (c *compiler) claim(name, owner, path, id, rule string) error {
+	if o, ok := c.names[name]; ok {
+		return &FieldError{Path: path, Mitigation: id, Rule: rule, Problem: fmt.Sprintf("counter name collides with %q", o)}
+	}
+	c.names[name] = owner
+	return nil
+}
+
+func (c *compiler) targets(key string, i int, m Mitigation, mp *mitPlan) *FieldError {
+	if len(m.Targets) == 0 {
+		return fieldErr(key+".targets", "a mitigation needs at least one target prefix")
+	}
+	if n := c.b.MaxMitigationTargets; n > 0 && len(m.Targets) > n {
+		return fieldErr(key+".targets", "%d is more than this node accepts (%d)", len(m.Targets), n)
+	}
+	c.total += len(m.Targets)
+	if c.total > c.b.MaxTargets {
+		return fieldErr(key+".targets", "more than %d targets over all mitigations, which is what this node accepts", c.b.MaxTargets)
+	}
+	t4, t6, err := normPrefixes(key+".targets", m.Targets)
+	if err != nil {
+		return err
+	}
+	mp.targets4, mp.targets6 = t4, t6
+	for _, t := range append(slices.Clone(t4), t6...) {
+		c.all = append(c.all, owned{t, m.ID, i})
+	}
+	return nil
+}
+
 type owned struct {
 	p  netip.Prefix
 	id string
+	m  int // index of the mitigation
 }
 
 // checkOverlap refuses targets of different mitigations that overlap: a
 // packet must belong to one mitigation. After sorting by start address, a
-// prefix that overlaps any later one contains its successor.
+// prefix that overlaps any later one contains its successor (the prefixes
+// of one mitigation are merged, so that successor is another's).
 func checkOverlap(all []owned) error {
 	slices.SortFunc(all, func(a, b owned) int {
 		if c := a.p.Addr().Compare(b.p.Addr()); c != 0 {
@@ -171,25 +268,30 @@ func checkOverlap(all []owned) error {
 	for i := 0; i+1 < len(all); i++ {
 		a, b := all[i], all[i+1]
 		if a.p.Addr().Is4() == b.p.Addr().Is4() && a.p.Overlaps(b.p) {
-			return invalid("target %s of %q overlaps %s of %q", a.p, a.id, b.p, b.id)
+			if a.m > b.m {
+				a, b = b, a
+			}
+			return &FieldError{Path: fmt.Sprintf("mitigations[%d].targets", b.m), Mitigation: b.id,
+				Problem: fmt.Sprintf("%s overlaps %s of mitigations[%d] %q", b.p, a.p, a.m, a.id)}
 		}
 	}
 	return nil
 }
 
 // normPrefixes masks, sorts and deduplicates ps (dropping prefixes contained
-// in others) and splits them by family.
-func normPrefixes(ps []netip.Prefix) (v4, v6 []netip.Prefix, err error) {
-	for _, p := range ps {
+// in others) and splits them by family; an error names field[k].
+func normPrefixes(field string, ps []netip.Prefix) (v4, v6 []netip.Prefix, err *FieldError) {
+	for k, p := range ps {
+		path := fmt.Sprintf("%s[%d]", field, k)
 		if !p.IsValid() {
-			return nil, nil, fmt.Errorf("invalid prefix %q", p)
+			return nil, nil, fieldErr(path, "not a prefix")
 		}
 		if p.Addr().Zone() != "" {
-			return nil, nil, fmt.Errorf("prefix %s has a zone", p)
+			return nil, nil, fieldErr(path, "%s has a zone", p)
 		}
 		p = p.Masked()
 		if p.Addr().Is4In6() {
-			return nil, nil, fmt.Errorf("prefix %s is IPv4-mapped; write it as IPv4", p)
+			return nil, nil, fieldErr(path, "%s is IPv4-mapped; write it as IPv4", p)
 		}
 		if p.Addr().Is4() {
 			v4 = append(v4, p)
@@ -217,49 +319,65 @@ func merge(ps []netip.Prefix) []netip.Prefix {
 	return out
 }
 
+// compileRule checks and normalises one rule; an error is a *FieldError
+// whose Path is relative to the rule ("action", "dst-ports[0]").
 func compileRule(r Rule, b Bounds) (rulePlan, error) {
 	if r.Name == "" {
-		return rulePlan{}, errors.New("empty name")
+		return rulePlan{}, fieldErr("name", "empty")
 	}
 	switch r.Action {
 	case "":
 		r.Action = ActionDrop
 	case ActionDrop, ActionAccept:
 	default:
-		return rulePlan{}, fmt.Errorf("action %q: want %q or %q", r.Action, ActionDrop, ActionAccept)
+		return rulePlan{}, fieldErr("action", "%q: use %q or %q", r.Action, ActionDrop, ActionAccept)
 	}
 	if len(r.Sources) > b.MaxSources {
-		return rulePlan{}, fmt.Errorf("%d sources, the bound is %d", len(r.Sources), b.MaxSources)
+		return rulePlan{}, fieldErr("sources", "%d is more than this node accepts (%d)", len(r.Sources), b.MaxSources)
 	}
-	s4, s6, err := normPrefixes(r.Sources)
+	s4, s6, err := normPrefixes("sources", r.Sources)
 	if err != nil {
-		return rulePlan{}, fmt.Errorf("source %v", err)
+		return rulePlan{}, err
 	}
 	if len(r.Sources) > 0 {
 		r.Sources = append(s4, s6...)
 	}
-	for _, pr := range append(slices.Clone(r.SrcPorts), r.DstPorts...) {
-		if pr.Low > pr.High {
-			return rulePlan{}, fmt.Errorf("port range %d-%d: low above high", pr.Low, pr.High)
-		}
-	}
-	if len(r.SrcPorts)+len(r.DstPorts) > 0 {
-		for _, pr := range r.Protocols {
-			if !slices.Contains(portProtocols, pr) {
-				return rulePlan{}, fmt.Errorf("ports with protocol %d, which has no ports", pr)
-			}
-		}
-	}
-	if len(r.SrcPorts)+len(r.DstPorts) > 0 && r.Fragment {
-		return rulePlan{}, errors.New("ports and fragment: non-first fragments carry no ports")
+	if err := checkPorts(r); err != nil {
+		return rulePlan{}, err
 	}
 	if r.MinLength != 0 && r.MaxLength != 0 && r.MinLength > r.MaxLength {
-		return rulePlan{}, fmt.Errorf("min-length %d above max-length %d", r.MinLength, r.MaxLength)
+		return rulePlan{}, fieldErr("min-length", "%d is above max-length %d", r.MinLength, r.MaxLength)
 	}
 	r.Protocols = dedupe(r.Protocols)
 	r.SrcPorts = mergePorts(r.SrcPorts)
 	r.DstPorts = mergePorts(r.DstPorts)
 	return rulePlan(r), nil
+}
+
+// checkPorts checks the port ranges of r and that they can match.
+func checkPorts(r Rule) *FieldError {
+	for _, f := range []struct {
+		name string
+		prs  []PortRange
+	}{{"src-ports", r.SrcPorts}, {"dst-ports", r.DstPorts}} {
+		for k, pr := range f.prs {
+			if pr.Low > pr.High {
+				return fieldErr(fmt.Sprintf("%s[%d]", f.name, k), "low %d is above high %d", pr.Low, pr.High)
+			}
+		}
+	}
+	if len(r.SrcPorts)+len(r.DstPorts) == 0 {
+		return nil
+	}
+	for k, pr := range r.Protocols {
+		if !slices.Contains(portProtocols, pr) {
+			return fieldErr(fmt.Sprintf("protocols[%d]", k), "protocol %d has no ports, and the rule matches ports (tcp, udp, dccp, sctp or udplite only)", pr)
+		}
+	}
+	if r.Fragment {
+		return fieldErr("fragment", "a rule with ports cannot match fragments: non-first fragments carry no ports")
+	}
+	return nil
 }
 
 func dedupe(ps []uint8) []uint8 {

@@ -145,7 +145,11 @@ func (h *Handler) putState(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.opts.Bounds.Validate(d); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		msg := err.Error()
+		if fe := (*scrub.FieldError)(nil); errors.As(err, &fe) {
+			msg = fe.Detail()
+		}
+		writeError(w, http.StatusUnprocessableEntity, msg)
 		return
 	}
 	h.mu.Lock()

@@ -66,7 +66,8 @@ const oneMitigation = `{"mitigations":[{"id":"c1/1","targets":["203.0.113.10/32"
   "rules":[{"name":"scope","protocols":[17],"dst-ports":[{"low":53,"high":53}],"action":"drop"}]}]}`
 
 func TestPutStateRefusals(t *testing.T) {
-	h := newTestHandler(t, &fakeNode{}, Bounds{MaxBodyBytes: 4096, MaxRules: 2})
+	n := &fakeNode{}
+	h := newTestHandler(t, n, Bounds{MaxBodyBytes: 4096, MaxRules: 2, MaxTargets: 2, MaxMitigations: 3})
 	cases := []struct {
 		name, body string
 		status     int
@@ -86,6 +87,13 @@ func TestPutStateRefusals(t *testing.T) {
 		{"too many rules", `{"mitigations":[{"id":"a","targets":["203.0.113.0/24"],"rules":[{"name":"r"},{"name":"s"},{"name":"t"}]}]}`, 422, "rules: 3 is more than this node accepts (2)"},
 		{"ports reversed", `{"mitigations":[{"id":"a","targets":["203.0.113.0/24"],"rules":[{"name":"r","dst-ports":[{"low":9,"high":1}]}]}]}`, 422, "dst-ports[0]: low 9 is above high 1"},
 		{"too large", `{"mitigations":[` + strings.Repeat(" ", 5000) + `]}`, 413, "larger than 4096 bytes"},
+		// The checks of scrub.Validate answer before the node is called.
+		{"empty prefix", `{"mitigations":[{"id":"a","targets":["203.0.113.0/24",""]}]}`, 422, `mitigations[0].targets[1]: not a prefix (mitigation "a")`},
+		{"long id", `{"mitigations":[{"id":"` + strings.Repeat("x", 129) + `","targets":["203.0.113.0/24"]}]}`, 422, "mitigations[0].id: longer than 128 bytes"},
+		{"too many mitigations", `{"mitigations":[{"id":"a","targets":["203.0.113.1/32"]},{"id":"b","targets":["203.0.113.2/32"]},{"id":"c","targets":["203.0.113.3/32"]},{"id":"d","targets":["203.0.113.4/32"]}]}`, 422, "mitigations: 4 is more than this node accepts (3)"},
+		{"too many targets", `{"mitigations":[{"id":"a","targets":["203.0.113.1/32","203.0.113.2/32","203.0.113.3/32"]}]}`, 422, `mitigations[0].targets: 3 is more than this node accepts (2) (mitigation "a")`},
+		{"ports with icmp", `{"mitigations":[{"id":"a","targets":["203.0.113.0/24"],"rules":[{"name":"r","protocols":[1],"dst-ports":[{"low":7,"high":7}]}]}]}`, 422, `mitigations[0].rules[0].protocols[0]: protocol 1 has no ports`},
+		{"lengths", `{"mitigations":[{"id":"a","targets":["203.0.113.0/24"],"rules":[{"name":"r","min-length":9,"max-length":8}]}]}`, 422, `mitigations[0].rules[0].min-length: 9 is above max-length 8 (mitigation "a", rule "r")`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,7 +103,13 @@ func TestPutStateRefusals(t *testing.T) {
 			if w.Code != tc.status || !strings.Contains(e.Error, tc.want) {
 				t.Errorf("got %d %q, want %d containing %q", w.Code, w.Body.String(), tc.status, tc.want)
 			}
+			if w.Code == http.StatusUnprocessableEntity && !strings.HasPrefix(e.Error, "mitigations") {
+				t.Errorf("a refused state is answered with %q, want the field first", e.Error)
+			}
 		})
+	}
+	if n.setCount() != 0 {
+		t.Errorf("refused states reached the node %d times", n.setCount())
 	}
 	if w := do(h, "GET", "/v1/state", ""); !strings.Contains(w.Body.String(), `"generation":0`) {
 		t.Errorf("a refused PUT changed the state: %s", w.Body.String())
