@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 )
 
 // Tunnel kinds of ReturnOptions.Tunnel.
@@ -223,6 +224,7 @@ func checkInner(akey, gkey string, addr netip.Prefix, gw netip.Addr, v6 bool) er
 // diverts anything to them; a target that goes loses its route only after
 // the filter has let go of it. Counters are the filter's.
 type Routed struct {
+	mu     sync.Mutex // one Set or Close at a time: the three steps of a Set belong together
 	filter Node
 	ret    *Return
 }
@@ -237,6 +239,8 @@ func NewRouted(filter Node, ret *Return) *Routed { return &Routed{filter: filter
 // (harmless: nothing is diverted to them yet) and the old ones too; the
 // next Set converges both.
 func (r *Routed) Set(ctx context.Context, d Desired) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if err := r.ret.add(ctx, d); err != nil {
 		return err
 	}
@@ -250,7 +254,11 @@ func (r *Routed) Set(ctx context.Context, d Desired) error {
 func (r *Routed) Counters(ctx context.Context) (Counters, error) { return r.filter.Counters(ctx) }
 
 // Close removes the filter, then the return path.
-func (r *Routed) Close() error { return errors.Join(r.filter.Close(), r.ret.Close()) }
+func (r *Routed) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return errors.Join(r.filter.Close(), r.ret.Close())
+}
 
 // Return is the return path: see ReturnOptions.
 func (r *Routed) Return() *Return { return r.ret }

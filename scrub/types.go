@@ -83,7 +83,8 @@ type Count struct {
 	Bytes   uint64 `json:"bytes"`
 }
 
-// Node is a scrubbing data plane (nftables today; XDP may sit beside it later).
+// Node is a scrubbing data plane: NFT (nftables), or Routed (NFT with the
+// return path of the cleaned traffic beside it); XDP may sit beside it later.
 type Node interface {
 	// Set converges on exactly d, in one transaction.
 	Set(ctx context.Context, d Desired) error

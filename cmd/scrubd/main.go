@@ -1,6 +1,7 @@
 // Command scrubd is the agent of a Levee scrubbing node: it serves the
 // scrub/agent HTTPS API with mutual TLS to dotsd and programs the node's
-// nftables data plane (package scrub) with the state dotsd sends.
+// nftables data plane (package scrub) with the state dotsd sends, and, when
+// configured, the return path of the cleaned traffic (tunnel, routes, rule).
 //
 //	scrubd --config FILE
 //
