@@ -131,6 +131,8 @@ func (o *Orchestrator) Apply(d Diversion) {
 	o.want[d.Key] = true
 	for _, b := range o.backends {
 		if h, ok := b.(Handler); ok && !h.Handles(d) {
+			// Not this backend's (any more): its outcome no longer counts.
+			delete(o.last[d.Key], b.Name())
 			continue
 		}
 		o.setLocked(b.Name(), d.Key, Applied{Status: dots.StatusInProgress, Detail: "pending"}, true)

@@ -83,8 +83,10 @@ func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*
 			return nil, err
 		}
 		put.Prefixes, put.FromNames, put.NamesExpire = t.all, t.fromNames, t.expire
+		put.Escalation = s.firstStep(c.Domain.Name, &mr.Scope, s.now())
 		if mr.Trigger {
-			if err := s.orch.Check(diversionOf(&mitigation.Record{Key: k, Domain: c.Domain.Name, Prefixes: t.all, FromNames: t.fromNames, Scope: mr.Scope})); err != nil {
+			if err := s.orch.Check(diversionOf(&mitigation.Record{Key: k, Domain: c.Domain.Name, Prefixes: t.all, FromNames: t.fromNames,
+				Scope: mr.Scope, Escalation: put.Escalation})); err != nil {
 				return nil, dots.Errorf(dots.Forbidden, "refused by the mitigator's policy: %v", err)
 			}
 			if !s.orch.Configured() {
@@ -99,6 +101,9 @@ func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*
 		return nil, err
 	}
 	done := s.commitLocked(res)
+	if res.Code == dots.Changed {
+		s.escalateLocked([]mitigation.Key{k})
+	}
 	var out *PutResult
 	if res.Record != nil {
 		out = &PutResult{Code: res.Code, Mitigation: s.withCountersLocked(res.Record), Conflict: res.Conflict, Superseded: res.Superseded}

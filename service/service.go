@@ -16,6 +16,7 @@ import (
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsserver/mitigation"
 	"github.com/levee-dots/levee/dotsserver/session"
+	"github.com/levee-dots/levee/escalate"
 	"github.com/levee-dots/levee/store"
 )
 
@@ -67,6 +68,10 @@ type Options struct {
 
 	Policy mitigation.Policy
 	Ranges session.Ranges // zero: session.DefaultRanges
+	// Ladders are the escalation ladders by client domain: the
+	// countermeasure of a request that does not name one, and when it
+	// moves to the next (package escalate).
+	Ladders map[string]escalate.Ladder
 }
 
 // Service is the DOTS server's mitigation service. All methods are safe for
@@ -154,6 +159,12 @@ func (s *Service) restore() error {
 		var r mitigation.Record
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("mitigation %s: %w", key, err)
+		}
+		if _, ok := s.ladderOf(r.Domain, &r.Scope); !ok && r.Escalation != nil {
+			// The domain's ladder was removed from the configuration: the
+			// request gets the domain's countermeasure again.
+			s.log.Info("escalation ladder gone: the mitigation gets its domain's countermeasure", "cuid", r.CUID, "mid", r.MID, "was", r.Escalation.Kind)
+			r.Escalation = nil
 		}
 		s.book.Restore(&r)
 		n++
@@ -323,6 +334,7 @@ func (s *Service) Tick() {
 	s.mu.Lock()
 	res := s.book.Tick(s.now())
 	s.commitLocked(res)
+	s.escalateLocked(nil)
 	for _, r := range res.Notify {
 		delete(s.meters, r.Key)
 	}
@@ -374,6 +386,9 @@ func diversionOf(r *mitigation.Record) divert.Diversion {
 		FromNames: r.FromNames, Ports: r.Scope.TargetPortRange,
 		FQDNs:   append(slices.Clone(r.Scope.TargetFQDN), uriHosts(r.Scope.TargetURI)...),
 		Expires: r.Expires, Countermeasure: r.Scope.Countermeasure}
+	if d.Countermeasure == "" && r.Escalation != nil {
+		d.Countermeasure = r.Escalation.Kind
+	}
 	for _, p := range r.Scope.TargetProtocol {
 		d.Protocols = append(d.Protocols, uint8(p))
 	}

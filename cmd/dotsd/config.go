@@ -22,6 +22,7 @@ import (
 	"github.com/levee-dots/levee/divert/scrub"
 	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/dotsserver/mitigation"
+	"github.com/levee-dots/levee/escalate"
 	"github.com/levee-dots/levee/resolve"
 )
 
@@ -67,8 +68,12 @@ type fileConfig struct {
 		DNS   *dnsFileConfig `yaml:"dns"`
 		Scrub *scrub.Config  `yaml:"scrub"`
 	} `yaml:"divert"`
-	dns   *dns.Config // built from Divert.DNS at load
-	Admin struct {
+	// Escalation holds the escalation ladders by client domain: the
+	// countermeasure of a request that names none, and when it moves to
+	// the next (package escalate).
+	Escalation map[string]escalate.Ladder `yaml:"escalation"`
+	dns        *dns.Config                // built from Divert.DNS at load
+	Admin      struct {
 		// Socket is the unix socket of the admin interface (dotsd bgp
 		// neighbors, dotsd dns conflicts); default: dotsd.sock beside the
 		// store.
@@ -272,7 +277,7 @@ func (c *fileConfig) validate(file string) error {
 			}
 		}
 	}
-	return nil
+	return c.validateEscalation(file, names)
 }
 
 // isHostPort reports whether s is host:port with a numeric port 1-65535

@@ -46,6 +46,33 @@ clients:
       spki-pins: ["Zm9v"]
 `
 
+// escalationBGP is a BGP section that lets alpha, not beta, be blackholed.
+const escalationBGP = `divert:
+  bgp:
+    local-as: 65001
+    router-id: 192.0.2.254
+    scrubbing: {next-hop-v4: 198.51.100.1}
+    domains: {alpha: {rtbh: true}}
+    neighbors: [{name: edge, address: 127.0.0.1, port: 1179, peer-as: 65000}]
+`
+
+// TestEscalationConfig: a full ladder is accepted and handed to the
+// service as written.
+func TestEscalationConfig(t *testing.T) {
+	cfg, err := loadConfig(writeConfig(t, "dotsd.yaml", goodConfig+escalationBGP+
+		"escalation:\n  alpha: {steps: [flowspec, scrubbing, rtbh], up-after: 45s, down-after: 10m}\n  beta: {steps: [flowspec, scrubbing]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := cfg.ladders()
+	if a := l["alpha"]; !slices.Equal(a.Steps, []string{"flowspec", "scrubbing", "rtbh"}) || a.Up != 45*time.Second || a.Down != 10*time.Minute {
+		t.Fatalf("alpha's ladder %+v", a)
+	}
+	if b := l["beta"]; !slices.Equal(b.Steps, []string{"flowspec", "scrubbing"}) || b.Up != 0 {
+		t.Fatalf("beta's ladder %+v", b)
+	}
+}
+
 // writeConfig writes text to DIR/NAME in a fresh temporary directory.
 func writeConfig(t *testing.T, name, text string) string {
 	t.Helper()
@@ -105,6 +132,15 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "address instead of prefix", old: `"2001:db8:6401::/48"`, new: `"2001:db8:6401::1"`, want: []string{"clients[0].prefixes[1]"}},
 		{name: "client without match", old: "    match:\n      common-names: [alpha]\n", want: []string{"clients[0].match", "alpha"}},
 		{name: "client with empty match", old: "common-names: [alpha]", new: "common-names: []", want: []string{"clients[0].match"}},
+		{name: "escalation of an unknown domain", text: goodConfig + "escalation:\n  gamma: {steps: [flowspec]}\n", want: []string{"escalation.gamma", `no client domain is named "gamma"`}},
+		{name: "escalation without steps", text: goodConfig + "escalation:\n  alpha: {up-after: 30s}\n", want: []string{"escalation.alpha.steps", "at least one countermeasure"}},
+		{name: "escalation with an unknown step", text: goodConfig + "escalation:\n  alpha: {steps: [flowspec, ddos]}\n", want: []string{"escalation.alpha.steps[1]", `"ddos" is not a countermeasure`}},
+		{name: "escalation step twice", text: goodConfig + "escalation:\n  alpha: {steps: [flowspec, flowspec]}\n", want: []string{"escalation.alpha.steps[1]", "named twice"}},
+		{name: "escalation too fast", text: goodConfig + "escalation:\n  alpha: {steps: [flowspec], up-after: 10ms}\n", want: []string{"escalation.alpha.up-after", "at least 1s"}},
+		{name: "escalation to flowspec without bgp", text: goodConfig + "escalation:\n  alpha: {steps: [flowspec]}\n", want: []string{"escalation.alpha.steps[0]", "flowspec needs divert.bgp"}},
+		{name: "escalation to scrubbing without an on-ramp", text: goodConfig + "escalation:\n  alpha: {steps: [scrubbing]}\n", want: []string{"escalation.alpha.steps[0]", "scrubbing needs an on-ramp"}},
+		{name: "escalation to rtbh without rights", text: goodConfig + escalationBGP + "escalation:\n  beta: {steps: [flowspec, rtbh]}\n",
+			want: []string{"escalation.beta.steps[1]", `client domain "beta" may not be blackholed`, "divert.bgp.domains.beta.rtbh: true"}},
 		{name: "empty file", text: "", want: []string{"configuration is empty"}},
 		{name: "only comments", text: "# nothing yet\n", want: []string{"configuration is empty"}},
 		{name: "second YAML document", text: goodConfig + "---\nlog: {level: info}\n", want: []string{"more than one YAML document"}},

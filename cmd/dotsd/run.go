@@ -143,7 +143,11 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	// started before svc exists: it reaches svc through an atomic pointer.
 	var scrubSvc atomic.Pointer[service.Service]
 	if cfg.Divert.Scrub != nil {
-		scrubber, err := scrub.New(*cfg.Divert.Scrub, scrub.Options{Logger: log,
+		var defaultKind func(string) string
+		if cfg.Divert.BGP != nil {
+			defaultKind = cfg.Divert.BGP.Countermeasure
+		}
+		scrubber, err := scrub.New(*cfg.Divert.Scrub, scrub.Options{Logger: log, DefaultCountermeasure: defaultKind,
 			Updates: func(backend string, k divert.Key, a divert.Applied) {
 				if s := scrubSvc.Load(); s != nil {
 					s.DiversionUpdate(backend, k, a)
@@ -174,7 +178,7 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	}
 	svc, err = service.New(service.Options{Logger: log, Store: db, Backends: backends,
 		Resolver:       cfg.resolver(isDiversion),
-		ResolveTimeout: cfg.Resolver.Timeout, IsDiversionAddr: isDiversion, Policy: cfg.policy()})
+		ResolveTimeout: cfg.Resolver.Timeout, IsDiversionAddr: isDiversion, Policy: cfg.policy(), Ladders: cfg.ladders()})
 	if err != nil {
 		return err
 	}

@@ -351,6 +351,22 @@ func (c *Config) validatePolicy(key string, p DomainPolicy) error {
 	return nil
 }
 
+// Countermeasure is the countermeasure a domain's requests get when they
+// name none and cover no ports or protocols (its policy's, by default
+// flowspec).
+func (c *Config) Countermeasure(domain string) string {
+	if k := c.policy(domain).Countermeasure; k != "" {
+		return k
+	}
+	return KindFlowSpec
+}
+
+// AllowsRTBH reports whether the domain may be blackholed.
+func (c *Config) AllowsRTBH(domain string) bool { return c.policy(domain).RTBH }
+
+// ScrubbingConfigured reports whether a scrubbing on-ramp is configured.
+func (c *Config) ScrubbingConfigured() bool { return c.scrubbingConfigured() }
+
 func (c *Config) policy(domain string) DomainPolicy {
 	if p, ok := c.Domains[domain]; ok {
 		return p

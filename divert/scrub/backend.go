@@ -35,9 +35,13 @@ type Options struct {
 	Tick         <-chan time.Time                            // nil: a ticker of Config.PollInterval; tests call Poll
 	NoPoll       bool                                        // start no poller (tests call Poll)
 	Transport    func(NodeConfig) (http.RoundTripper, error) // nil: mutual TLS from Config
+	// DefaultCountermeasure is the countermeasure of a domain's requests
+	// that name none (dotsd: the BGP domain policy). nil or "": scrubbing.
+	DefaultCountermeasure func(domain string) string
 }
 
-// Backend implements divert.Diverter, divert.Syncer and divert.Handler.
+// Backend implements divert.Diverter, divert.Syncer, divert.Handler and
+// divert.Checker.
 type Backend struct {
 	cfg     Config
 	opts    Options
@@ -76,6 +80,7 @@ var (
 	_ divert.Diverter = (*Backend)(nil)
 	_ divert.Syncer   = (*Backend)(nil)
 	_ divert.Handler  = (*Backend)(nil)
+	_ divert.Checker  = (*Backend)(nil)
 )
 
 // New validates cfg, loads the certificates and starts the poller.
@@ -155,12 +160,46 @@ func (b *Backend) Close() error {
 // Name returns "scrub".
 func (b *Backend) Name() string { return Name }
 
-// Handles reports whether d's client domain is scrubbed.
-func (b *Backend) Handles(d divert.Diversion) bool { return b.domains[d.Domain] && len(d.Prefixes) > 0 }
+// Handles reports whether d is scrubbed: its client domain is one of the
+// scrubbed domains and its countermeasure (the one it names, else the
+// domain's) is scrubbing.
+func (b *Backend) Handles(d divert.Diversion) bool {
+	return b.domains[d.Domain] && len(d.Prefixes) > 0 && b.countermeasure(d) == countermeasureScrubbing
+}
+
+const countermeasureScrubbing = "scrubbing"
+
+func (b *Backend) countermeasure(d divert.Diversion) string {
+	if d.Countermeasure != "" {
+		return d.Countermeasure
+	}
+	if f := b.opts.DefaultCountermeasure; f != nil {
+		if c := f(d.Domain); c != "" {
+			return c
+		}
+	}
+	return countermeasureScrubbing
+}
+
+// Check refuses scrubbing for a client domain that is not scrubbed here:
+// its traffic would reach the scrubbing centre with no filter for it.
+func (b *Backend) Check(d divert.Diversion) error {
+	if d.Countermeasure == countermeasureScrubbing && !b.domains[d.Domain] {
+		return fmt.Errorf("client domain %q is not scrubbed by this server's scrubbing nodes (divert.scrub.domains)", d.Domain)
+	}
+	return nil
+}
 
 // Apply adds or replaces d in the desired state and sends it to the nodes.
+// A diversion that is no longer scrubbed (its escalation ladder moved it
+// to another countermeasure) is taken out of the state.
 func (b *Backend) Apply(ctx context.Context, d divert.Diversion) (divert.Applied, error) {
 	if !b.Handles(d) {
+		if err := b.Withdraw(ctx, d.Key); err != nil {
+			// Not this backend's any more: the nodes get the state
+			// without it when they answer again.
+			b.log.Warn("mitigation moved off scrubbing", "key", d.Key.String(), "err", err)
+		}
 		return divert.Applied{}, nil
 	}
 	b.mu.Lock()

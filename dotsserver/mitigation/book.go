@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/escalate"
 )
 
 // Policy is the server's local policy for mitigation requests.
@@ -218,6 +219,9 @@ type PutRequest struct {
 	// Readdress, on a refresh, replaces the addresses resolved from names
 	// with Prefixes/FromNames (re-resolved after their TTL ran out).
 	Readdress bool
+	// Escalation is the first step of a new request on its domain's
+	// escalation ladder (nil: none).
+	Escalation *escalate.Position
 }
 
 // Put handles creation, refresh and efficacy updates.
@@ -239,7 +243,8 @@ func (b *Book) Put(in PutRequest, now time.Time) (*Result, error) {
 		return nil, dots.Errorf(dots.BadRequest, "lifetime is mandatory")
 	}
 	rec := &Record{Key: Key{CUID: in.CUID, MID: in.MID}, Domain: in.Domain, Scope: requestScope(in.Req),
-		Prefixes: in.Prefixes, FromNames: in.FromNames, NamesExpire: in.NamesExpire, Trigger: in.Req.Trigger, Note: in.Note}
+		Prefixes: in.Prefixes, FromNames: in.FromNames, NamesExpire: in.NamesExpire, Trigger: in.Req.Trigger, Note: in.Note,
+		Escalation: in.Escalation}
 	res := &Result{Code: dots.Created}
 	// Check everything before changing anything: a refused request must
 	// leave the book as it was (the caller persists nothing on error).
@@ -290,8 +295,11 @@ func (b *Book) update(cur *Record, in PutRequest, now time.Time) (*Result, error
 	}
 	res := &Result{Code: dots.Changed}
 	res.touch(cur)
-	if in.Req.Scope.AttackStatus != nil {
-		cur.AttackStatus = *in.Req.Scope.AttackStatus
+	if a := in.Req.Scope.AttackStatus; a != nil {
+		if *a != cur.AttackStatus || cur.AttackSince.IsZero() {
+			cur.AttackSince = now
+		}
+		cur.AttackStatus, cur.AttackAt = *a, now
 	}
 	if in.Req.Lifetime != 0 {
 		b.grant(cur, in.Req.Lifetime, now)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/escalate"
 )
 
 // Key identifies a mitigation request: the client and its mid.
@@ -17,21 +18,31 @@ type Key struct {
 // Record is one mitigation request as the server keeps it (and persists it).
 type Record struct {
 	Key
-	Domain       string                    `json:"domain"`
-	Scope        dots.Scope                `json:"scope"`                  // targets as requested (no lifetime, no status)
-	Prefixes     []netip.Prefix            `json:"prefixes"`               // every address the request covers (prefixes + resolved names)
-	FromNames    []netip.Prefix            `json:"from_names,omitempty"`   // the Prefixes that came from resolving names
-	NamesExpire  time.Time                 `json:"names_expire,omitempty"` // when the names' addresses are due to be resolved again
-	Lifetime     int64                     `json:"lifetime"`               // granted at the last create/refresh, -1 indefinite
-	Expires      time.Time                 `json:"expires"`                // zero when indefinite
-	Start        time.Time                 `json:"start"`                  // mitigation-start, zero while status 8
-	Status       dots.Status               `json:"status"`
-	Trigger      bool                      `json:"trigger"` // trigger-mitigation
-	TerminateAt  time.Time                 `json:"terminate_at,omitempty"`
-	Terminations int                       `json:"terminations,omitempty"` // withdrawals seen, for the exponential active-but-terminating period
-	AttackStatus dots.AttackStatus         `json:"attack_status,omitempty"`
-	Conflict     *dots.ConflictInformation `json:"conflict,omitempty"`
-	Note         string                    `json:"note,omitempty"` // what the mitigator said (e.g. none configured)
+	Domain       string            `json:"domain"`
+	Scope        dots.Scope        `json:"scope"`                  // targets as requested (no lifetime, no status)
+	Prefixes     []netip.Prefix    `json:"prefixes"`               // every address the request covers (prefixes + resolved names)
+	FromNames    []netip.Prefix    `json:"from_names,omitempty"`   // the Prefixes that came from resolving names
+	NamesExpire  time.Time         `json:"names_expire,omitempty"` // when the names' addresses are due to be resolved again
+	Lifetime     int64             `json:"lifetime"`               // granted at the last create/refresh, -1 indefinite
+	Expires      time.Time         `json:"expires"`                // zero when indefinite
+	Start        time.Time         `json:"start"`                  // mitigation-start, zero while status 8
+	Status       dots.Status       `json:"status"`
+	Trigger      bool              `json:"trigger"` // trigger-mitigation
+	TerminateAt  time.Time         `json:"terminate_at,omitempty"`
+	Terminations int               `json:"terminations,omitempty"` // withdrawals seen, for the exponential active-but-terminating period
+	AttackStatus dots.AttackStatus `json:"attack_status,omitempty"`
+	// AttackAt is when the client last reported attack-status, and
+	// AttackSince when it first reported the value it reports now (since
+	// the last escalation step, if later).
+	AttackAt    time.Time `json:"attack_at,omitempty"`
+	AttackSince time.Time `json:"attack_since,omitempty"`
+	// Escalation is where the request stands on its domain's escalation
+	// ladder (nil: no ladder, or the client chose the countermeasure). It
+	// is replaced, never changed in place, so copies of a record may
+	// share it.
+	Escalation *escalate.Position        `json:"escalation,omitempty"`
+	Conflict   *dots.ConflictInformation `json:"conflict,omitempty"`
+	Note       string                    `json:"note,omitempty"` // what the mitigator said (e.g. none configured)
 	// Counters is what the mitigator measured of the traffic it dropped:
 	// nil when nothing measures this request (the status then carries no
 	// counters at all). Set on the copies the service hands out.
@@ -154,7 +165,19 @@ func (r *Record) StatusScope(now time.Time, withConfig, withState bool) dots.Sco
 			s.BytesDropped, s.PktsDropped = dots.Ptr(dots.U64(c.BytesDropped)), dots.Ptr(dots.U64(c.PktsDropped))
 			s.BpsDropped, s.PpsDropped = dots.Ptr(dots.U64(c.BPSDropped)), dots.Ptr(dots.U64(c.PPSDropped))
 		}
-		s.Note = r.Note
+		s.Note = r.StatusNote()
 	}
 	return s
+}
+
+// StatusNote is the note the client sees: the request's place on its
+// escalation ladder, then what the mitigator said.
+func (r *Record) StatusNote() string {
+	if r.Escalation == nil || !r.Active() {
+		return r.Note
+	}
+	if r.Note == "" {
+		return r.Escalation.Note()
+	}
+	return r.Escalation.Note() + "; " + r.Note
 }
