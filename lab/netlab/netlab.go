@@ -166,9 +166,39 @@ func (tu Tunnel) validate(nodes map[string]bool) error {
 
 var seq atomic.Int32
 
-// Build creates the namespaces, links, tunnels, sysctls and routes of topo
-// and removes the namespaces (and with them everything in them) at the end
-// of the test, also when it fails. It needs root.
+// ErrNotRoot is returned by New when the process is not root: network
+// namespaces, veths and tunnels need CAP_NET_ADMIN and CAP_SYS_ADMIN.
+var ErrNotRoot = errors.New("netlab: network namespaces need root")
+
+// New creates the namespaces, links, tunnels, sysctls and routes of topo.
+// The caller owns the Lab and must Close it, which removes the namespaces
+// and with them everything in them; on an error nothing is left behind.
+func New(topo Topology) (*Lab, error) {
+	if err := topo.Validate(); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, ErrNotRoot
+	}
+	l := &Lab{topo: topo, nodes: map[string]*nsNode{}}
+	prefix := fmt.Sprintf("%s-%d-%d", topo.Name, os.Getpid(), seq.Add(1))
+	for _, n := range topo.Nodes {
+		nn, err := newNode(prefix+"-"+n.Name, n)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("netlab: node %s: %w", n.Name, err), l.Close())
+		}
+		l.nodes[n.Name] = nn
+		l.order = append(l.order, n.Name)
+	}
+	if err := l.build(); err != nil {
+		return nil, errors.Join(err, l.Close())
+	}
+	return l, nil
+}
+
+// Build is New for a test: an invalid topology fails it, a non-root
+// process skips it, and the lab is closed at the end of the test, also
+// when it fails.
 func Build(t testing.TB, topo Topology) *Lab {
 	t.Helper()
 	if err := topo.Validate(); err != nil {
@@ -177,26 +207,20 @@ func Build(t testing.TB, topo Topology) *Lab {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: netlab creates network namespaces, which needs root (CI runs as root)")
 	}
-	l := &Lab{topo: topo, nodes: map[string]*nsNode{}}
+	l, err := New(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if err := l.Close(); err != nil {
 			t.Errorf("netlab: teardown: %v", err)
 		}
 	})
-	prefix := fmt.Sprintf("%s-%d-%d", topo.Name, os.Getpid(), seq.Add(1))
-	for _, n := range topo.Nodes {
-		nn, err := newNode(prefix+"-"+n.Name, n)
-		if err != nil {
-			t.Fatalf("netlab: node %s: %v", n.Name, err)
-		}
-		l.nodes[n.Name] = nn
-		l.order = append(l.order, n.Name)
-	}
-	if err := l.build(); err != nil {
-		t.Fatal(err)
-	}
 	return l
 }
+
+// Topology is the topology the lab was built from.
+func (l *Lab) Topology() Topology { return l.topo }
 
 func (l *Lab) build() error {
 	for _, n := range l.topo.Nodes {

@@ -17,13 +17,6 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-var (
-	attackSrc = netip.AddrPortFrom(AttackerAddr, 123)
-	attackDst = netip.AddrPortFrom(TargetAddr, 123)
-	legitSrc  = netip.AddrPortFrom(AttackerAddr, 40007)
-	legitDst  = netip.AddrPortFrom(TargetAddr, 7)
-)
-
 func TestValidate(t *testing.T) {
 	if err := Scrubbing().Validate(); err != nil {
 		t.Fatal(err)
@@ -46,10 +39,10 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
-	if _, err := (&Lab{}).Flood(Attacker, Flood{Src: netip.MustParseAddrPort("10.0.0.1:1"), Dst: attackDst, Count: 1, Duration: time.Second}); err == nil {
+	if _, err := (&Lab{}).Flood(Attacker, Flood{Src: netip.MustParseAddrPort("10.0.0.1:1"), Dst: AttackDst, Count: 1, Duration: time.Second}); err == nil {
 		t.Error("a flood from a non-documentation address was accepted")
 	}
-	if _, err := (&Lab{}).Flood(Attacker, Flood{Src: attackSrc, Dst: attackDst, Count: 1}); err == nil {
+	if _, err := (&Lab{}).Flood(Attacker, Flood{Src: AttackSrc, Dst: AttackDst, Count: 1}); err == nil {
 		t.Error("a flood without a deadline was accepted")
 	}
 }
@@ -60,12 +53,12 @@ func TestValidate(t *testing.T) {
 func TestScrubbingPaths(t *testing.T) {
 	requireRoot(t)
 	l := Build(t, Scrubbing())
-	echo, err := l.EchoUDP(Target, legitDst)
+	echo, err := l.EchoUDP(Target, LegitDst)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer echo.Close()
-	k, err := l.CountUDP(Target, attackDst)
+	k, err := l.CountUDP(Target, AttackDst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,11 +67,11 @@ func TestScrubbingPaths(t *testing.T) {
 
 	step := func(name string, n int) {
 		t.Helper()
-		if ok, err := l.Ping(Attacker, legitSrc, legitDst, 5, time.Second); err != nil || ok != 5 {
+		if ok, err := l.Ping(Attacker, LegitSrc, LegitDst, 5, time.Second); err != nil || ok != 5 {
 			t.Fatalf("%s: %d of 5 echoes answered: %v", name, ok, err)
 		}
 		before := k.Count()
-		sent, err := l.Flood(Attacker, Flood{Src: attackSrc, Dst: attackDst, Count: n, Size: 64, Duration: 5 * time.Second})
+		sent, err := l.Flood(Attacker, Flood{Src: AttackSrc, Dst: AttackDst, Count: n, Size: 64, Duration: 5 * time.Second})
 		if err != nil || sent != n {
 			t.Fatalf("%s: sent %d of %d: %v", name, sent, n, err)
 		}
@@ -91,9 +84,9 @@ func TestScrubbingPaths(t *testing.T) {
 	if err := l.Divert(d, true); err != nil {
 		t.Fatal(err)
 	}
-	rx0 := tunnelRx(t, l)
+	rx0 := l.TunnelRx(Target, ReturnTunnel)
 	step("diverted", 500)
-	if rx := tunnelRx(t, l) - rx0; rx < 500 {
+	if rx := l.TunnelRx(Target, ReturnTunnel) - rx0; rx < 500 {
 		t.Errorf("diverted: %d packets came over the tunnel, want >= 500", rx)
 	}
 	if err := l.Undivert(d, true); err != nil {
@@ -110,30 +103,11 @@ func waitCount(t *testing.T, k *Counter, want int, max time.Duration) {
 	}
 }
 
-// tunnelRx is the packets received by the target's end of the tunnel (0
-// when it does not exist).
-func tunnelRx(t *testing.T, l *Lab) uint64 {
-	t.Helper()
-	link, err := l.Handle(Target).LinkByName(ReturnTunnel)
-	if err != nil || link.Attrs().Statistics == nil {
-		return 0
-	}
-	return link.Attrs().Statistics.RxPackets
-}
-
-// checkUndiverted looks inside the namespaces: no /32 route at the edge or
-// the scrubber, no tunnel at either end.
+// checkUndiverted fails t if the diversion left anything behind.
 func checkUndiverted(t *testing.T, l *Lab) {
 	t.Helper()
-	dst := netip.PrefixFrom(TargetAddr, 32)
-	for _, n := range []string{Edge, Scrubber} {
-		if rs, err := l.Routes(n, dst); err != nil || len(rs) != 0 {
-			t.Errorf("%s: routes to %v after undivert: %v %v", n, dst, rs, err)
-		}
-	}
-	for _, n := range []string{Scrubber, Target} {
-		if _, err := l.Handle(n).LinkByName(ReturnTunnel); err == nil {
-			t.Errorf("%s: %s still exists", n, ReturnTunnel)
-		}
+	left, err := l.Leftovers(ScrubbingDiversion())
+	if err != nil || !left.Empty() {
+		t.Errorf("after undivert: %v %v", left, err)
 	}
 }

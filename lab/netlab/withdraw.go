@@ -1,0 +1,146 @@
+//go:build linux
+
+package netlab
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// hold keeps the lab up with the mitigation active until ctx ends, after
+// telling how to look at it.
+func (s *scenario) hold(ctx context.Context) {
+	ns := s.res.Namespaces
+	var b strings.Builder
+	fmt.Fprintf(&b, "lab kept up, mitigation %d active; look at it with:\n", s.res.MID)
+	if s.o.OnRamp == OnRampBGP {
+		fmt.Fprintf(&b, "  ip netns exec %s birdc -s %s show route\n", ns[Edge], s.birdSocket())
+	}
+	fmt.Fprintf(&b, "  ip -n %s route show %v\n", ns[Edge], TargetAddr)
+	fmt.Fprintf(&b, "  ip netns exec %s nft list table netdev %s\n", ns[Scrubber], LabTable)
+	fmt.Fprintf(&b, "  ip -n %s -s link show %s\n", ns[Target], ReturnTunnel)
+	ctl := "ip netns exec " + ns[Control] + " "
+	if s.daemons == "" {
+		ctl = ""
+	}
+	fmt.Fprintf(&b, "  %s%s --config %s status %d\n", ctl, s.o.Bins.Dotsctl, filepath.Join(s.dir, "dotsctl.yaml"), s.res.MID)
+	fmt.Fprintf(&b, "  logs: dotsd, scrubd and bird write to this terminal's buffer; files in %s\n", s.dir)
+	b.WriteString("press Ctrl-C to withdraw the mitigation and remove the lab")
+	s.o.Logf("%s", b.String())
+	<-ctx.Done()
+	s.o.Logf("interrupted: withdrawing and cleaning up")
+}
+
+var stateWithout = regexp.MustCompile(`"state set".*mitigations=0`)
+
+// withdraw withdraws the mitigation, checks that the diversion left
+// nothing behind once scrubd stopped, and floods again.
+func (s *scenario) withdraw(ctx context.Context) error {
+	code, err := s.client.Withdraw(ctx, s.res.MID)
+	s.res.WithdrawCode = code
+	if err != nil {
+		return fmt.Errorf("netlab: withdraw: %w", err)
+	}
+	s.step("%s withdraw %d → %s", s.who, s.res.MID, code)
+	dst := s.div.EdgeRoute.Dst
+	if s.o.OnRamp == OnRampBGP {
+		err := s.bird.WaitFor("route withdrawn", 10*time.Second, func() bool {
+			rs, err := s.l.Routes(Edge, dst)
+			return err == nil && len(rs) == 0
+		})
+		if err != nil {
+			return err
+		}
+		s.step("edge FIB: %v withdrawn over BGP (after dotsd's active-but-terminating second)", dst)
+	}
+	if err := s.scrubd.WaitFor("state without the mitigation", 10*time.Second, func() bool {
+		return stateWithout.MatchString(s.scrubd.Out.String())
+	}); err != nil {
+		return err
+	}
+	s.step("scrubd got the state without the mitigation")
+	if err := s.l.Undivert(s.div, s.o.OnRamp == OnRampRoute); err != nil {
+		return err
+	}
+	if err := s.scrubd.Stop(); err != nil {
+		return fmt.Errorf("netlab: scrubd exit: %w", err)
+	}
+	s.step("return path removed, scrubd stopped (SIGTERM)")
+	left, err := s.l.Leftovers(s.div)
+	s.res.Left = left
+	if err != nil {
+		return err
+	}
+	s.step("after withdraw: %s", left)
+	s.res.After, err = s.direct("after withdraw", afterWithdraw)
+	return err
+}
+
+// Leftovers looks inside the namespaces for what diversion d adds: its /32
+// at the edge or the scrubber, nftables tables in the scrubber, the
+// return tunnel at either end.
+func (l *Lab) Leftovers(d Diversion) (Leftovers, error) {
+	var left Leftovers
+	for _, n := range []string{Edge, d.Tunnel.A.Node} {
+		rs, err := l.Routes(n, d.EdgeRoute.Dst)
+		if err != nil {
+			return left, err
+		}
+		for _, r := range rs {
+			left.Routes = append(left.Routes, fmt.Sprintf("%s: %v", n, r))
+		}
+	}
+	ts, err := l.NFTTables(d.Tunnel.A.Node)
+	if err != nil {
+		return left, err
+	}
+	left.Tables = ts
+	for _, n := range []string{d.Tunnel.A.Node, d.Tunnel.B.Node} {
+		if _, err := l.Handle(n).LinkByName(d.Tunnel.Name); err == nil {
+			left.Tunnels = append(left.Tunnels, n)
+		}
+	}
+	return left, nil
+}
+
+// Empty reports whether nothing was left behind.
+func (l Leftovers) Empty() bool { return len(l.Routes)+len(l.Tables)+len(l.Tunnels) == 0 }
+
+func (l Leftovers) String() string {
+	if l.Empty() {
+		return fmt.Sprintf("no route to %v at the edge or the scrubber, no nftables table in the scrubber, no %s at either end", TargetAddr, ReturnTunnel)
+	}
+	return fmt.Sprintf("left behind: routes %v, nftables tables %v, %s in %v", l.Routes, l.Tables, ReturnTunnel, l.Tunnels)
+}
+
+// Problems lists, in plain words, where the result is not what the
+// scenario promises (none: it passed).
+func (r *ScenarioResult) Problems() []string {
+	var p []string
+	add := func(ok bool, format string, args ...any) {
+		if !ok {
+			p = append(p, fmt.Sprintf(format, args...))
+		}
+	}
+	a := r.Attack
+	add(r.Before.Sent > 0 && r.Before.Reached == r.Before.Sent, "before the mitigation %d of %d attack packets reached the target", r.Before.Reached, r.Before.Sent)
+	add(a.Sent > 0 && a.Reached == 0, "under mitigation %d of %d attack packets reached the target", a.Reached, a.Sent)
+	add(a.Scrubbed.Packets == uint64(a.Sent), "the scrubber's drop counters rose by %d, %d attack packets were sent", a.Scrubbed.Packets, a.Sent)
+	add(a.Scrubbed.Bytes == a.Scrubbed.Packets*attackIPBytes, "the scrubber's drop counters rose by %d bytes, want %d", a.Scrubbed.Bytes, a.Scrubbed.Packets*attackIPBytes)
+	add(a.PktsDropped == uint64(a.Sent), "dotsctl status pkts-dropped %d, %d attack packets were sent", a.PktsDropped, a.Sent)
+	add(a.BytesDropped == a.PktsDropped*attackIPBytes, "dotsctl status bytes-dropped %d, want %d (%d packets of %d IP bytes)",
+		a.BytesDropped, a.PktsDropped*attackIPBytes, a.PktsDropped, attackIPBytes)
+	add(r.Legit.Sent > 0 && r.Legit.Answered == r.Legit.Sent, "%d of %d legitimate echoes answered", r.Legit.Answered, r.Legit.Sent)
+	add(r.Legit.OverTunnel >= uint64(r.Legit.Sent), "%d packets came over %s, want the %d echoes", r.Legit.OverTunnel, ReturnTunnel, r.Legit.Sent)
+	if r.Restart != nil {
+		p = append(p, r.Restart.Problems()...)
+	}
+	add(r.WithdrawCode == "2.02", "withdraw answered %q, want 2.02 (Deleted)", r.WithdrawCode)
+	add(r.Left.Empty(), "after withdraw: %s", r.Left)
+	add(r.After.Sent > 0 && r.After.Reached == r.After.Sent, "after withdraw %d of %d attack packets reached the target", r.After.Reached, r.After.Sent)
+	return p
+}
