@@ -30,7 +30,7 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 		fmt.Fprintln(out, "scrubber drop rate: skipped (needs root for network namespaces)")
 		return nil
 	}
-	h := header{runs: o.runs, packets: o.packets, duration: o.duration, loadFrom: loadavg(), cpus: runtime.NumCPU(),
+	h := header{runs: o.runs, packets: o.packets, duration: o.duration, nice: o.nice, loadFrom: loadavg(), cpus: runtime.NumCPU(),
 		veth: fmt.Sprintf("veth %s → %s", sendIface, scrubIface)}
 	l, err := newLab()
 	if err != nil {
@@ -139,7 +139,7 @@ func (b *bench) leveeRun(ctx context.Context, r *result) (err error) {
 func (b *bench) measure(ctx context.Context, r *result, dsts []netip.AddrPort, count func(context.Context) (uint64, error)) error {
 	r.targets = len(dsts)
 	f := netlab.RawFlood{DstMAC: b.l.peerMAC, Src: srcAddr, Dsts: dsts, Size: payloadLen,
-		Count: warmup, Duration: b.o.duration}
+		Count: warmup, Duration: b.o.duration, Nice: b.o.nice}
 	if _, err := b.s.Send(ctx, f); err != nil {
 		return err
 	}

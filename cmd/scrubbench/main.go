@@ -3,7 +3,7 @@
 // hand-written one-rule nft table at the same hook on the same veth,
 // measured in the same run. It is part of 'make bench'.
 //
-//	scrubbench [--runs 3] [--packets 3000000] [--duration 3s] [--spread 256]
+//	scrubbench [--runs 3] [--packets 3000000] [--duration 3s] [--spread 256] [--nice -20]
 //
 // It builds two network namespaces of its own (sbn-<pid>-snd and
 // sbn-<pid>-scr) joined by a veth, and sends 64-byte UDP datagrams from

@@ -20,6 +20,7 @@ type options struct {
 	packets  int
 	duration time.Duration
 	spread   int
+	nice     int
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -29,6 +30,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.packets, "packets", 3_000_000, "packets per run (a run also stops at --duration)")
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "upper bound on one run")
 	fs.IntVar(&o.spread, "spread", maxSpread, "targets the packets go round-robin over (at most one per mitigation)")
+	fs.IntVar(&o.nice, "nice", -20, "nice value of the sending thread, which on veth also runs the filter (-20..19; 0: unchanged)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -43,6 +45,8 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--duration %v: use a positive duration up to %v", o.duration, maxDuration)
 	case o.spread < 1 || o.spread > maxSpread:
 		return nil, errors.New("--spread: use 1..256")
+	case o.nice < -20 || o.nice > 19:
+		return nil, fmt.Errorf("--nice %d: use -20..19", o.nice)
 	}
 	return o, nil
 }

@@ -85,6 +85,7 @@ type header struct {
 	runs     int
 	packets  int
 	duration time.Duration
+	nice     int
 	veth     string
 	loadFrom string
 	loadTo   string
@@ -95,8 +96,8 @@ type header struct {
 func report(w io.Writer, h header, rs []*result) {
 	fmt.Fprintf(w, "\nscrubber drop rate (AF_PACKET sendmmsg, %d-byte UDP, best of %d runs of ≤ %s packets or %v)\n",
 		payloadLen, h.runs, group(uint64(h.packets)), h.duration)
-	fmt.Fprintf(w, "  %s, ingress hook priority -500; load average %s at the start, %s at the end (%d CPUs)\n",
-		h.veth, h.loadFrom, h.loadTo, h.cpus)
+	fmt.Fprintf(w, "  %s, ingress hook priority -500, sender at nice %d; load average %s at the start, %s at the end (%d CPUs)\n",
+		h.veth, h.nice, h.loadFrom, h.loadTo, h.cpus)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  case\tmeasured\truns (Mpps)\tcounters\tratio\ttarget\tverdict\n")
 	byName := map[string]*result{}

@@ -17,7 +17,7 @@ func TestParseFlags(t *testing.T) {
 		want string // "" for valid
 	}{
 		{"defaults", nil, ""},
-		{"all set", []string{"--runs", "5", "--packets", "2000000", "--duration", "2s", "--spread", "1"}, ""},
+		{"all set", []string{"--runs", "5", "--packets", "2000000", "--duration", "2s", "--spread", "1", "--nice", "0"}, ""},
 		{"runs 0", []string{"--runs", "0"}, "--runs"},
 		{"runs over", []string{"--runs", "11"}, "--runs"},
 		{"packets few", []string{"--packets", "10"}, "--packets"},
@@ -25,6 +25,7 @@ func TestParseFlags(t *testing.T) {
 		{"duration over", []string{"--duration", "21s"}, "--duration"},
 		{"duration 0", []string{"--duration", "0s"}, "--duration"},
 		{"spread over", []string{"--spread", "257"}, "--spread"},
+		{"nice under", []string{"--nice", "-21"}, "--nice"},
 		{"argument", []string{"extra"}, "unexpected argument"},
 	}
 	for _, tc := range cases {
@@ -142,7 +143,7 @@ func results(floor, one, hundred, tenK []sample) []*result {
 }
 
 func TestReport(t *testing.T) {
-	h := header{runs: 3, packets: 3_000_000, duration: 3 * time.Second, veth: "veth sbn-a → sbn-b", loadFrom: "1.00 1.00 1.00", loadTo: "2.00 1.00 1.00", cpus: 2}
+	h := header{runs: 3, packets: 3_000_000, duration: 3 * time.Second, nice: -20, veth: "veth sbn-a → sbn-b", loadFrom: "1.00 1.00 1.00", loadTo: "2.00 1.00 1.00", cpus: 2}
 	cases := []struct {
 		name  string
 		rs    []*result
@@ -175,7 +176,7 @@ func TestReport(t *testing.T) {
 			var b bytes.Buffer
 			report(&b, h, tc.rs)
 			out := b.String()
-			if !strings.Contains(out, "best of 3 runs of ≤ 3,000,000 packets or 3s") || !strings.Contains(out, "at the end (2 CPUs)") {
+			if !strings.Contains(out, "best of 3 runs of ≤ 3,000,000 packets or 3s") || !strings.Contains(out, "sender at nice -20; load average 1.00 1.00 1.00 at the start, 2.00 1.00 1.00 at the end (2 CPUs)") {
 				t.Errorf("header missing:\n%s", out)
 			}
 			var got []string

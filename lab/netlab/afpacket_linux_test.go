@@ -35,7 +35,7 @@ func TestRawFloodValidate(t *testing.T) {
 	}{
 		{"valid", func(*RawFlood) {}, ""},
 		{"max bounds", func(f *RawFlood) {
-			f.Count, f.Duration, f.Size, f.Batch = MaxRawPackets, MaxRawDuration, MaxRawPayload, MaxRawBatch
+			f.Count, f.Duration, f.Size, f.Batch, f.Nice = MaxRawPackets, MaxRawDuration, MaxRawPayload, MaxRawBatch, -20
 		}, ""},
 		{"no mac", func(f *RawFlood) { f.DstMAC = nil }, "MAC"},
 		{"source not documentation", func(f *RawFlood) { f.Src = netip.MustParseAddrPort("10.0.0.1:123") }, "source"},
@@ -51,6 +51,8 @@ func TestRawFloodValidate(t *testing.T) {
 		{"duration over", func(f *RawFlood) { f.Duration = MaxRawDuration + time.Nanosecond }, "duration"},
 		{"payload over", func(f *RawFlood) { f.Size = MaxRawPayload + 1 }, "payload"},
 		{"batch over", func(f *RawFlood) { f.Batch = MaxRawBatch + 1 }, "batch"},
+		{"nice under", func(f *RawFlood) { f.Nice = -21 }, "nice"},
+		{"nice over", func(f *RawFlood) { f.Nice = 20 }, "nice"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,7 +193,7 @@ func TestSendRawCounted(t *testing.T) {
 	read := countDrops(t, l, dsts)
 	const n = 100_001
 	res, err := l.SendRaw(context.Background(), "snd", "ra", RawFlood{DstMAC: mac,
-		Src: netip.MustParseAddrPort("198.51.100.2:123"), Dsts: dsts, Size: 64, Count: n, Duration: 20 * time.Second})
+		Src: netip.MustParseAddrPort("198.51.100.2:123"), Dsts: dsts, Size: 64, Count: n, Duration: 20 * time.Second, Nice: -10})
 	if err != nil {
 		t.Fatal(err)
 	}
