@@ -7,8 +7,8 @@ import (
 	"errors"
 )
 
-// ErrUnsupported is returned by NewNFT on systems without nftables.
-var ErrUnsupported = errors.New("scrub: nftables needs Linux")
+// ErrUnsupported is returned by NewNFT and NewReturn outside Linux.
+var ErrUnsupported = errors.New("scrub: the data plane (nftables, netlink) needs Linux")
 
 // NFT is the nftables data plane; it exists only on Linux.
 type NFT struct{}

@@ -215,8 +215,19 @@ func checkInner(akey, gkey string, addr netip.Prefix, gw netip.Addr, v6 bool) er
 		return optErr(gkey, "%s is not inside %s %s", gw, akey, addr)
 	case gw == addr.Addr():
 		return optErr(gkey, "%s is this end's own address (%s)", gw, akey)
+	case !v6 && addr.Bits() <= 30 && (gw == addr.Masked().Addr() || gw == broadcastAddr(addr)):
+		return optErr(gkey, "%s is the network or broadcast address of %s %s", gw, akey, addr)
 	}
 	return nil
+}
+
+// broadcastAddr is the highest address of an IPv4 prefix.
+func broadcastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	for i := p.Bits(); i < 32; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return netip.AddrFrom4(b)
 }
 
 // Routed is a Node whose Set converges both the filter and the return path

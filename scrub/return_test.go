@@ -41,6 +41,11 @@ func TestReturnOptionsValidate(t *testing.T) {
 		{"port with gre", func(o *ReturnOptions) { o.Tunnel, o.VNI, o.Port = TunnelGRE, 0, 4789 }, "port", "only for tunnel vxlan"},
 		{"gateway outside", func(o *ReturnOptions) { o.Gateway = addr("192.0.2.99") }, "gateway", "192.0.2.99 is not inside address 192.0.2.13/30"},
 		{"gateway is own", func(o *ReturnOptions) { o.Gateway = addr("192.0.2.13") }, "gateway", "own address"},
+		{"gateway is the network", func(o *ReturnOptions) { o.Gateway = addr("192.0.2.12") }, "gateway", "network or broadcast"},
+		{"gateway is the broadcast", func(o *ReturnOptions) { o.Gateway = addr("192.0.2.15") }, "gateway", "network or broadcast"},
+		{"point-to-point /31", func(o *ReturnOptions) {
+			o.Address, o.Gateway = pfx("192.0.2.12/31"), addr("192.0.2.13")
+		}, "", ""},
 		{"address without length", func(o *ReturnOptions) { o.Address = pfx("192.0.2.13/32") }, "address", "prefix length"},
 		{"address6 is ipv4", func(o *ReturnOptions) {
 			o.Address6, o.Gateway6 = pfx("192.0.2.13/30"), addr("192.0.2.14")
