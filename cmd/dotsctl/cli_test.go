@@ -21,6 +21,7 @@ import (
 // ctlEnv is an in-process server with a development PKI and a dotsctl
 // configuration for the client alpha.
 type ctlEnv struct {
+	srv    *dotstest.Server
 	dir    string
 	config string // dotsctl.yaml of alpha
 	state  string // alpha's mid counter
@@ -32,7 +33,7 @@ func newCtlEnv(t *testing.T) *ctlEnv {
 	t.Setenv("DOTSCTL_CONFIG", "")
 	s := dotstest.Start(t, dotstest.Options{})
 	dir := s.Dir
-	e := &ctlEnv{dir: dir, addr: s.Addr, config: filepath.Join(dir, "dotsctl.yaml"), state: filepath.Join(dir, "state", "alpha.json")}
+	e := &ctlEnv{srv: s, dir: dir, addr: s.Addr, config: filepath.Join(dir, "dotsctl.yaml"), state: filepath.Join(dir, "state", "alpha.json")}
 	// Relative paths are relative to the configuration file (dotstest puts
 	// the PKI in dir/pki).
 	yml := fmt.Sprintf(`servers: [%q]
@@ -254,6 +255,9 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"withdraw"}, []string{"exactly one MID"}},
 		{[]string{"withdraw", "one"}, []string{`mid "one"`, "number"}},
 		{[]string{"status", "1", "2"}, []string{"at most one MID"}},
+		{[]string{"status", "--watch", "--interval", "500ms"}, []string{"-interval", "500ms is too short", "at least 1s"}},
+		{[]string{"status", "--watch", "--interval", "soon"}, []string{"-interval", "like 5s"}},
+		{[]string{"status", "--interval", "10s"}, []string{"--interval applies only with --watch"}},
 		{[]string{"efficacy", "1"}, []string{"under-attack or mitigated"}},
 		{[]string{"agent", "extra"}, []string{"no arguments"}},
 		{[]string{"session"}, []string{"get, set or reset"}},

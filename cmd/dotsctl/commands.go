@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"time"
 
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsclient"
@@ -86,6 +85,8 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(g.stderr)
 	watch := fs.Bool("watch", false, "follow changes (CoAP Observe) until interrupted")
+	interval := intervalFlag{d: defaultWatchInterval}
+	fs.Var(&interval, "interval", "with --watch: read the status again this often (at least 1s)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -101,48 +102,30 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 		}
 		mid = &m
 	}
+	if interval.set && !*watch {
+		return errors.New("status: --interval applies only with --watch (add --watch, or drop --interval)")
+	}
+	if *watch {
+		return watchStatus(ctx, g, mid, interval.d)
+	}
 	c, _, err := g.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if !*watch {
-		rctx, cancel := g.reqCtx(ctx)
-		defer cancel()
-		r, err := c.Status(rctx, mid, "")
-		if err != nil {
-			return err
-		}
-		if mid == nil && r.Code == dots.NotFound {
-			return printStatus(g, &dotsclient.Response{Code: dots.Content}, time.Time{})
-		}
-		if err := refused(r); err != nil {
-			return err
-		}
-		return printStatus(g, r, time.Time{})
-	}
-	updates := make(chan error, 16)
-	cancelObs, err := c.Observe(ctx, mid, "", func(r *dotsclient.Response) {
-		if err := refused(r); err != nil {
-			updates <- err
-			return
-		}
-		if err := printStatus(g, r, time.Now()); err != nil {
-			updates <- err
-		}
-	})
+	rctx, cancel := g.reqCtx(ctx)
+	defer cancel()
+	r, err := c.Status(rctx, mid, "")
 	if err != nil {
 		return err
 	}
-	defer cancelObs()
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-c.Done():
-		return errors.New("status --watch: the session to the server ended")
-	case err := <-updates:
+	if mid == nil && r.Code == dots.NotFound {
+		return printStatus(g, &dotsclient.Response{Code: dots.Content})
+	}
+	if err := refused(r); err != nil {
 		return err
 	}
+	return printStatus(g, r)
 }
 
 func cmdWithdraw(ctx context.Context, g *globals, args []string) error {

@@ -78,12 +78,9 @@ func conflict(ci *dots.ConflictInformation) string {
 	return strings.Join(parts, ", ")
 }
 
-func printStatus(g *globals, r *dotsclient.Response, at time.Time) error {
+func printStatus(g *globals, r *dotsclient.Response) error {
 	if g.output == "json" {
 		return printJSON(g, jsonAnswer{Code: r.Code.String(), Body: r.Body})
-	}
-	if !at.IsZero() {
-		fmt.Fprintf(g.stdout, "--- %s\n", at.Format(time.TimeOnly))
 	}
 	if r.Body == nil || r.Body.MitigationScope == nil {
 		_, err := fmt.Fprintln(g.stdout, "no mitigations")

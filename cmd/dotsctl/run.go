@@ -22,7 +22,11 @@ commands:
            [--fqdn NAME] [--uri URI] [--lifetime SECONDS|indefinite] [--on-signal-loss] [--mid N]
            [--countermeasure rtbh|flowspec|scrubbing]
                                    request a mitigation (prints the mid and the server's answer)
-  status [MID] [--watch]           show one or all mitigations; --watch follows them (Observe)
+  status [MID] [--watch [--interval 5s]]
+                                   show one or all mitigations; --watch follows them until Ctrl-C:
+                                   redrawn on every notification (CoAP Observe) and re-read every
+                                   --interval (at least 1s) for the drop counters and rates; with
+                                   -o json one JSON object a line
   withdraw MID                     withdraw a mitigation
   efficacy MID under-attack|mitigated
                                    report how well the mitigation works
