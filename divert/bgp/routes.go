@@ -123,19 +123,22 @@ func (b *Backend) addRefLocked(k divert.Key, r *route, pending *[]*route) error 
 	}
 	r.refs = map[divert.Key]bool{k: true}
 	b.routes[r.id] = r
+	b.nlri.add(r)
 	if isFlowSpec(r.family) {
 		b.flowCount++
 	}
 	return nil
 }
 
-// forgetRouteLocked removes a route from the books (not from the RIB).
-func (b *Backend) forgetRouteLocked(r *route) {
+// forgetRouteLocked removes a route from the books (not from the RIB). held
+// and next are as nlriIndex.remove returns them.
+func (b *Backend) forgetRouteLocked(r *route) (held bool, next *route) {
 	delete(b.routes, r.id)
 	if isFlowSpec(r.family) {
 		b.flowCount--
 		b.buckets.release(r)
 	}
+	return b.nlri.remove(r)
 }
 
 func (b *Backend) dropRefLocked(k divert.Key, id string) {
@@ -147,9 +150,26 @@ func (b *Backend) dropRefLocked(k divert.Key, id string) {
 	if len(r.refs) > 0 {
 		return
 	}
-	b.forgetRouteLocked(r)
+	held, next := b.forgetRouteLocked(r)
 	if b.cfg.DryRun {
 		b.log.Info("dry-run: would withdraw", "route", r.text)
+		return
+	}
+	switch {
+	case next != nil && !held:
+		// Another route with this NLRI replaced r in the RIB already
+		// (an escalation step: the on-ramp became RTBH).
+		b.log.Info("route replaced", "route", r.text, "by", next.text)
+		return
+	case next != nil:
+		// r was in the RIB over another route with its NLRI: that one
+		// is announced again instead of a withdrawal.
+		b.announceQueuedLocked(next)
+		if _, err := b.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{next.path}}); err != nil {
+			b.log.Error("announcing the remaining route failed", "route", next.text, "err", err)
+			return
+		}
+		b.log.Info("route replaced", "route", r.text, "by", next.text)
 		return
 	}
 	b.announcementsSentLocked()

@@ -28,6 +28,7 @@ type Backend struct {
 	mu      sync.Mutex
 	entries map[divert.Key]*entry
 	routes  map[string]*route
+	nlri    nlriIndex             // the routes of each NLRI
 	peers   map[string]*peerState // by neighbor address
 	started bool
 	cancel  context.CancelFunc
@@ -82,7 +83,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, updates divert.Updat
 	}
 	lv := new(slog.LevelVar)
 	lv.Set(slog.LevelWarn)
-	b := &Backend{cfg: cfg, log: log, updates: updates, entries: map[divert.Key]*entry{}, routes: map[string]*route{},
+	b := &Backend{cfg: cfg, log: log, updates: updates, entries: map[divert.Key]*entry{}, routes: map[string]*route{}, nlri: nlriIndex{},
 		peers: map[string]*peerState{}, domainRoutes: map[string]int{}}
 	b.gobgpLV = lv
 	gobgpLog := slog.New(levelHandler{lv, log.Handler()}).With("diverter", "bgp")
