@@ -99,7 +99,7 @@ func report(w io.Writer, h header, rs []*result) {
 	fmt.Fprintf(w, "  %s, ingress hook priority -500, sender at nice %d; load average %s at the start, %s at the end (%d CPUs)\n",
 		h.veth, h.nice, h.loadFrom, h.loadTo, h.cpus)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  case\tmeasured\truns (Mpps)\tcounters\tratio\ttarget\tverdict\n")
+	fmt.Fprintf(tw, "  case\tmeasured\truns (Mpps)\tdropped (counters)\tratio\ttarget\tverdict\n")
 	byName := map[string]*result{}
 	for _, r := range rs {
 		byName[r.c.name] = r
@@ -168,18 +168,20 @@ func runList(r *result) string {
 	return strings.Join(s, " ")
 }
 
-// counters says whether every run's counters confirmed what was sent, or
-// names the first that did not.
+// counters is what the drop counters counted in all runs when that is
+// exactly what was sent, or names the first run where it was not.
 func counters(r *result) string {
 	if len(r.runs) == 0 {
 		return ""
 	}
+	var total uint64
 	for i, x := range r.runs {
 		if !x.confirmed() {
 			return fmt.Sprintf("refused: run %d counted %s of %s sent", i+1, group(x.counted), group(uint64(x.sent)))
 		}
+		total += x.counted
 	}
-	return "= sent"
+	return group(total) + " = sent"
 }
 
 // loadavg is the machine's load average over 1, 5 and 15 minutes.

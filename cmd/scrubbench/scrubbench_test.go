@@ -151,14 +151,14 @@ func TestReport(t *testing.T) {
 	}{
 		{"pass", results([]sample{ok(1.80e6), ok(1.83e6), ok(1.79e6)}, []sample{ok(1.79e6), ok(1.70e6), ok(1.60e6)},
 			[]sample{ok(1.78e6), ok(1.7e6), ok(1.7e6)}, []sample{ok(1.76e6), ok(1.7e6), ok(1.7e6)}), []string{
-			"floor: hand-written nft 1 rule 1.83 Mpps 1.80 1.83 1.79 = sent",
-			"levee 1 rule 1.79 Mpps 1.79 1.70 1.60 = sent floor/1 rule = 1.02 ≤ 1.20 PASS",
-			"levee 100 rules (100 hit) 1.78 Mpps 1.78 1.70 1.70 = sent 1 rule/100 = 1.01",
-			"levee 10,000 rules (256 hit) 1.76 Mpps 1.76 1.70 1.70 = sent 1 rule/10k = 1.02 ≤ 1.20 PASS",
+			"floor: hand-written nft 1 rule 1.83 Mpps 1.80 1.83 1.79 9,000,000 = sent",
+			"levee 1 rule 1.79 Mpps 1.79 1.70 1.60 9,000,000 = sent floor/1 rule = 1.02 ≤ 1.20 PASS",
+			"levee 100 rules (100 hit) 1.78 Mpps 1.78 1.70 1.70 9,000,000 = sent 1 rule/100 = 1.01",
+			"levee 10,000 rules (256 hit) 1.76 Mpps 1.76 1.70 1.70 9,000,000 = sent 1 rule/10k = 1.02 ≤ 1.20 PASS",
 		}},
 		{"fail and refused", results([]sample{ok(2e6)}, []sample{ok(1e6)}, []sample{ok(1e6)},
 			[]sample{{sent: 3_000_000, counted: 2_999_999, elapsed: time.Second}}), []string{
-			"levee 1 rule 1.00 Mpps 1.00 = sent floor/1 rule = 2.00 ≤ 1.20 FAIL",
+			"levee 1 rule 1.00 Mpps 1.00 3,000,000 = sent floor/1 rule = 2.00 ≤ 1.20 FAIL",
 			"levee 10,000 rules (256 hit) no figure 3.00 refused: run 1 counted 2,999,999 of 3,000,000 sent 1 rule/10k = – ≤ 1.20 FAIL",
 		}},
 		{"floor skipped", func() []*result {
@@ -167,8 +167,8 @@ func TestReport(t *testing.T) {
 			return rs
 		}(), []string{
 			"floor: hand-written nft 1 rule skipped (nft CLI not found)",
-			"levee 1 rule 1.00 Mpps 1.00 = sent floor/1 rule = – ≤ 1.20 n/a",
-			"levee 10,000 rules (256 hit) 1.00 Mpps 1.00 = sent 1 rule/10k = 1.00 ≤ 1.20 PASS",
+			"levee 1 rule 1.00 Mpps 1.00 3,000,000 = sent floor/1 rule = – ≤ 1.20 n/a",
+			"levee 10,000 rules (256 hit) 1.00 Mpps 1.00 3,000,000 = sent 1 rule/10k = 1.00 ≤ 1.20 PASS",
 		}},
 	}
 	for _, tc := range cases {
