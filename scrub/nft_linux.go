@@ -203,6 +203,12 @@ func (n *NFT) Set(ctx context.Context, d Desired) error {
 	return nil
 }
 
+// check validates d as Set would, changing nothing.
+func (n *NFT) check(d Desired) error {
+	_, err := compile(d, n.opts.Bounds)
+	return err
+}
+
 // batch queues the whole transaction on c and returns the number of
 // top-level operations queued.
 func (n *NFT) batch(c *nftables.Conn, in installed, p *plan) (int, error) {

@@ -24,3 +24,5 @@ func (*NFT) Counters(context.Context) (Counters, error) { return Counters{}, Err
 
 // Close returns ErrUnsupported.
 func (*NFT) Close() error { return ErrUnsupported }
+
+func (*NFT) check(Desired) error { return ErrUnsupported }

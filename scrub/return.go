@@ -245,13 +245,22 @@ var _ Node = (*Routed)(nil)
 // NewRouted returns a node over filter and ret; it takes ownership of both.
 func NewRouted(filter Node, ret *Return) *Routed { return &Routed{filter: filter, ret: ret} }
 
+// checker is a filter that can refuse a state before anything is changed.
+type checker interface{ check(Desired) error }
+
 // Set routes the targets of d, converges the filter on d, then deletes the
-// routes of targets that left. When the filter fails the new routes stay
-// (harmless: nothing is diverted to them yet) and the old ones too; the
-// next Set converges both.
+// routes of targets that left. A state the filter refuses (NFT: invalid or
+// beyond its bounds) changes nothing. When the filter fails otherwise, the
+// new routes stay (harmless: nothing is diverted to them yet) and the old
+// ones too; the next Set converges both.
 func (r *Routed) Set(ctx context.Context, d Desired) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if c, ok := r.filter.(checker); ok {
+		if err := c.check(d); err != nil {
+			return err
+		}
+	}
 	if err := r.ret.add(ctx, d); err != nil {
 		return err
 	}

@@ -164,3 +164,35 @@ func TestRoutedOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestRoutedRefusesInvalid checks that a state the filter refuses changes
+// no route either.
+func TestRoutedRefusesInvalid(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	l := newReturnLab(t)
+	ctx := context.Background()
+	nft, err := NewNFT(NFTOptions{Interface: "sb", NetNS: int(l.scr), Bounds: Bounds{MaxMitigations: 2}})
+	must(t, err)
+	o := l.opts(false)
+	node := NewRouted(nft, l.newReturn(t, o))
+	defer func() { must(t, node.Close()) }()
+	must(t, node.Set(ctx, desired("203.0.113.10/32")))
+	const a = "203.0.113.10/32 via 192.0.2.14 dev vx-clean"
+	cases := []struct {
+		name string
+		d    Desired
+	}{
+		{"overlapping targets", desired("203.0.113.10/32", "203.0.113.0/24")},
+		{"beyond the filter's bounds", desired("203.0.113.10/32", "203.0.113.20/32", "203.0.113.30/32")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := node.Set(ctx, tc.d); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Set: %v, want ErrInvalid", err)
+			}
+			if got := readReturn(t, l.handle(t, l.scr), o).routes; !slices.Equal(got, []string{a}) {
+				t.Errorf("routes %q after a refused Set, want only %q", got, a)
+			}
+		})
+	}
+}
