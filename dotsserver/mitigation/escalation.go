@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/escalate"
 )
 
@@ -23,7 +24,7 @@ func (b *Book) Escalate(keys []Key, now time.Time, decide Decide) *Result {
 	if keys == nil {
 		for _, m := range b.byClient {
 			for _, r := range m {
-				if r.Escalation != nil && r.Active() {
+				if r.onLadder() {
 					todo = append(todo, r)
 				}
 			}
@@ -36,7 +37,7 @@ func (b *Book) Escalate(keys []Key, now time.Time, decide Decide) *Result {
 		})
 	} else {
 		for _, k := range keys {
-			if r, ok := b.byClient[k.CUID][k.MID]; ok && r.Escalation != nil && r.Active() {
+			if r, ok := b.byClient[k.CUID][k.MID]; ok && r.onLadder() {
 				todo = append(todo, r)
 			}
 		}
@@ -55,4 +56,15 @@ func (b *Book) Escalate(keys []Key, now time.Time, decide Decide) *Result {
 		res.Record = clone(r)
 	}
 	return res
+}
+
+// onLadder reports whether r may move on its ladder: it is diverting and
+// the client has not withdrawn it (a request in its active-but-terminating
+// period keeps its step until it ends).
+func (r *Record) onLadder() bool {
+	switch r.Status {
+	case dots.StatusInProgress, dots.StatusMitigated, dots.StatusExceededCapability:
+		return r.Escalation != nil
+	}
+	return false
 }
