@@ -6,6 +6,9 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -238,5 +241,32 @@ func TestWatchView(t *testing.T) {
 	}
 	if got := bitRate(800); got != "800 bit/s" {
 		t.Errorf("bitRate(800) = %q", got)
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	file, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	for name, w := range map[string]io.Writer{"buffer": &bytes.Buffer{}, os.DevNull: null, "a file": file} {
+		if isTerminal(w) {
+			t.Errorf("%s is taken for a terminal", name)
+		}
+	}
+	// The master side of a pseudo-terminal has terminal attributes.
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptm.Close()
+	if !isTerminal(ptm) {
+		t.Error("a pseudo-terminal is not taken for a terminal")
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsclient"
 )
@@ -38,14 +40,15 @@ func newView(g *globals, mid *uint32, interval time.Duration) *view {
 		rates:  newRateLog(interval / 2)}
 }
 
-// isTerminal reports whether w is a character device (a terminal).
+// isTerminal reports whether w is a terminal (it has terminal attributes;
+// /dev/null, files and pipes have none).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), ioctlReadTermios)
+	return err == nil
 }
 
 // watchRow is one mitigation of a refresh; it is also the -o json form.
