@@ -28,6 +28,10 @@ bench: build ## Go benchmarks, the scrubber's drop rate, then the load tool agai
 	$(BIN)/scrubbench
 	$(BIN)/dotsload --dotsd $(BIN)/dotsd
 
+.PHONY: lab
+lab: build ## run the scrubbing lab step by step (root: network namespaces; LAB_FLAGS=--keep leaves it up)
+	$(BIN)/dotslab run scrubbing --bin $(BIN) $(LAB_FLAGS)
+
 fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
 	@for pkg in $$($(GO) list $(PKGS)); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \

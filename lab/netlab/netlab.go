@@ -70,6 +70,20 @@ type Tunnel struct {
 	VNI  int
 	Port int // UDP port; 0: 4789
 	A, B TunnelEnd
+	// Only, if set, is the one node whose end the lab builds; the other
+	// end is someone else's (a daemon that builds its own, like scrubd's
+	// return path).
+	Only string
+}
+
+// builds reports whether the lab builds node's end of the tunnel.
+func (tu Tunnel) builds(node string) bool { return tu.Only == "" || tu.Only == node }
+
+func (tu Tunnel) port() int {
+	if tu.Port == 0 {
+		return 4789
+	}
+	return tu.Port
 }
 
 // TunnelEnd is one end of a tunnel: the underlay address it sends from
@@ -160,6 +174,9 @@ func (tu Tunnel) validate(nodes map[string]bool) error {
 		if !nodes[e.Node] || !Documentation(e.Local) || !docPrefix(e.Addr) {
 			return fmt.Errorf("netlab: tunnel %s end %+v: unknown node or not documentation addresses", tu.Name, e)
 		}
+	}
+	if tu.Only != "" && tu.Only != tu.A.Node && tu.Only != tu.B.Node {
+		return fmt.Errorf("netlab: tunnel %s: only %q is neither end", tu.Name, tu.Only)
 	}
 	return nil
 }

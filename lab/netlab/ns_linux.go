@@ -214,7 +214,8 @@ func (n *nsNode) linkUp(iface string, addr netip.Prefix) error {
 	return n.h.LinkSetUp(link)
 }
 
-// AddTunnel creates both ends of a VXLAN tunnel and brings them up.
+// AddTunnel creates both ends of a VXLAN tunnel (or the Only one) and
+// brings them up.
 func (l *Lab) AddTunnel(tu Tunnel) error {
 	nodes := map[string]bool{}
 	for k := range l.nodes {
@@ -223,11 +224,11 @@ func (l *Lab) AddTunnel(tu Tunnel) error {
 	if err := tu.validate(nodes); err != nil {
 		return err
 	}
-	port := tu.Port
-	if port == 0 {
-		port = 4789
-	}
+	port := tu.port()
 	for _, e := range [][2]TunnelEnd{{tu.A, tu.B}, {tu.B, tu.A}} {
+		if !tu.builds(e[0].Node) {
+			continue
+		}
 		n := l.nodes[e[0].Node]
 		vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: tu.Name}, VxlanId: tu.VNI,
 			SrcAddr: net.IP(e[0].Local.AsSlice()), Group: net.IP(e[1].Local.AsSlice()), Port: port}
@@ -241,10 +242,14 @@ func (l *Lab) AddTunnel(tu Tunnel) error {
 	return nil
 }
 
-// DelTunnel removes both ends of a tunnel (a missing end is not an error).
+// DelTunnel removes both ends of a tunnel (or the Only one; a missing end
+// is not an error).
 func (l *Lab) DelTunnel(tu Tunnel) error {
 	var errs []error
 	for _, e := range []TunnelEnd{tu.A, tu.B} {
+		if !tu.builds(e.Node) {
+			continue
+		}
 		n, err := l.node(e.Node)
 		if err != nil {
 			errs = append(errs, err)

@@ -7,7 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,7 +38,9 @@ func (o *Output) String() string {
 
 // Proc is a daemon started by the lab: in a node's namespace (through
 // ip netns exec, which execs it, so the process is the daemon) or in the
-// caller's. It is killed if the process that started it dies.
+// caller's. It runs in a process group of its own (a Ctrl-C at the
+// terminal reaches only the caller, which stops it in order) and is
+// killed if the process that started it dies.
 type Proc struct {
 	Name string
 	Out  Output
@@ -45,7 +50,8 @@ type Proc struct {
 }
 
 // Start runs bin with args in node's namespace ("" for the caller's) with
-// dir as its working directory.
+// dir as its working directory; its output is also appended to
+// dir/NAME.log.
 func (l *Lab) Start(node, dir, name, bin string, args ...string) (*Proc, error) {
 	if node != "" {
 		ns := l.Namespace(node)
@@ -55,15 +61,21 @@ func (l *Lab) Start(node, dir, name, bin string, args ...string) (*Proc, error) 
 		args = append([]string{"netns", "exec", ns, bin}, args...)
 		bin = "ip"
 	}
+	f, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("netlab: start %s: %w", name, err)
+	}
 	p := &Proc{Name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = &p.Out, &p.Out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	w := io.MultiWriter(&p.Out, f)
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("netlab: start %s: %w", name, err)
 	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	go func() { p.err = p.cmd.Wait(); f.Close(); close(p.done) }()
 	return p, nil
 }
 

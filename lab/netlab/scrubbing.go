@@ -4,6 +4,7 @@ package netlab
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 )
 
@@ -80,6 +81,33 @@ func ScrubbingDiversion() Diversion {
 	}
 }
 
+// The return path scrubd builds itself (its return: section): the
+// routes of the targets in ReturnTable, used by what arrives on
+// ScrubberIface through a rule at ReturnPriority.
+const (
+	ReturnTable    = 4680
+	ReturnPriority = 4680
+)
+
+// ScrubdDiversion is the diversion of TargetAddr with the scrubber's side
+// of the return path left to scrubd: the lab builds only the target's end
+// of the tunnel.
+func ScrubdDiversion() Diversion {
+	d := ScrubbingDiversion()
+	d.Tunnel.Only = d.Tunnel.B.Node
+	d.ScrubRoute = Route{}
+	return d
+}
+
+// ReturnSection is scrubd's return: section (YAML flow style) for the
+// scrubber's end of d's tunnel.
+func ReturnSection(d Diversion) string {
+	tu := d.Tunnel
+	gw := tu.B.Addr.Addr()
+	return fmt.Sprintf("{tunnel: auto, name: %s, local: %v, remote: %v, vni: %d, port: %d, address: %v, gateway: %v, table: %d, rule-priority: %d}",
+		tu.Name, tu.A.Local, tu.B.Local, tu.VNI, tu.port(), tu.A.Addr, gw, ReturnTable, ReturnPriority)
+}
+
 // Divert builds the return path, then moves the edge's route (in that
 // order, so no diverted packet finds the scrubber without a way back).
 // includeEdge false leaves the edge's route to someone else (a routing
@@ -91,8 +119,10 @@ func (l *Lab) Divert(d Diversion, includeEdge bool) error {
 	if err := l.Sysctl(d.Tunnel.B.Node, map[string]string{"net/ipv4/conf/" + d.Tunnel.Name + "/rp_filter": "0"}); err != nil {
 		return err
 	}
-	if err := l.AddRoute(d.Tunnel.A.Node, d.ScrubRoute); err != nil {
-		return err
+	if d.ScrubRoute.Dst.IsValid() {
+		if err := l.AddRoute(d.Tunnel.A.Node, d.ScrubRoute); err != nil {
+			return err
+		}
 	}
 	if includeEdge {
 		return l.AddRoute(Edge, d.EdgeRoute)
