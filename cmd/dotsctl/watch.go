@@ -51,14 +51,16 @@ type watcher struct {
 	mid      *uint32
 	interval time.Duration
 	view     *view
+	answered bool // the server has answered once (in any session)
 }
 
-// outputError is a failure to write the display: the watch ends with it
-// instead of reconnecting.
-type outputError struct{ err error }
+// endError ends the watch instead of reconnecting: the display cannot be
+// written, or the server refused the first request (the configuration
+// needs fixing, not a new session).
+type endError struct{ err error }
 
-func (e *outputError) Error() string { return "writing the status: " + e.err.Error() }
-func (e *outputError) Unwrap() error { return e.err }
+func (e *endError) Error() string { return e.err.Error() }
+func (e *endError) Unwrap() error { return e.err }
 
 func watchStatus(ctx context.Context, g *globals, mid *uint32, interval time.Duration) error {
 	cfg, err := loadCtlConfig(g.config)
@@ -82,14 +84,14 @@ func (w *watcher) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if oe := (*outputError)(nil); errors.As(err, &oe) {
-			return oe
+		if ee := (*endError)(nil); errors.As(err, &ee) {
+			return ee.err
 		}
 		if answered {
 			delay = firstReconnectDelay
 		}
 		if err := w.view.reconnecting(time.Now(), err, delay); err != nil {
-			return &outputError{err}
+			return fmt.Errorf("writing the status: %w", err)
 		}
 		t := time.NewTimer(delay)
 		select {
@@ -207,11 +209,18 @@ func (s *watchSession) register(ctx context.Context) bool {
 // show displays an answer. A 4.04 for the watched mid ends its observation
 // (RFC 7641 §3.2); the next refresh registers again, for a mid used anew.
 func (s *watchSession) show(r *dotsclient.Response) error {
+	first := !s.w.answered
+	s.w.answered = true
+	// A 4.xx other than 4.04 (nothing to show yet) will not change by
+	// itself; 5.xx may.
+	if first && r.Code >= dots.BadRequest && r.Code < dots.InternalServerError && r.Code != dots.NotFound {
+		return &endError{fmt.Errorf("status --watch: %w", refused(r))}
+	}
 	if r.Code == dots.NotFound && s.w.mid != nil {
 		s.deregister()
 	}
 	if err := s.w.view.show(time.Now(), r); err != nil {
-		return &outputError{err}
+		return &endError{fmt.Errorf("writing the status: %w", err)}
 	}
 	return nil
 }

@@ -270,3 +270,19 @@ func TestIsTerminal(t *testing.T) {
 		t.Error("a pseudo-terminal is not taken for a terminal")
 	}
 }
+
+// TestStatusWatchRefused: a refusal of the first request ends the watch
+// with the server's diagnostic; retrying would not change it.
+func TestStatusWatchRefused(t *testing.T) {
+	e := newCtlEnv(t)
+	b, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.config = filepath.Join(e.dir, "gamma.yaml") // gamma has no client domain
+	if err := os.WriteFile(e.config, bytes.ReplaceAll(b, []byte("alpha"), []byte("gamma")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = e.fails(t, "status", "--watch")
+	contains(t, "refused watch", err.Error(), "status --watch", "4.01", "not mapped to any client domain")
+}
