@@ -34,6 +34,8 @@ type RestartResult struct {
 	// The scrubber's ruleset (nft -j, without handles and counter values)
 	// before the kill and after dotsd sent its state again.
 	RulesBefore, RulesAfter string
+	// scrubd's return path before the kill and after the restart.
+	ReturnBefore, ReturnAfter ReturnState
 	ReachedAfter            int      // attack packets at the target after the restart
 	Samples                 []uint64 // every pkts-dropped dotsctl status reported, in order
 	Final                   uint64   // the last of them
@@ -53,6 +55,7 @@ func (r *RestartResult) Problems() []string {
 	add(r.TableHeldDown, "while scrubd was down nft list table no longer held the mitigation")
 	add(r.BootAfter != "" && r.BootAfter != r.BootBefore, "boot id %q before, %q after: not a new boot", r.BootBefore, r.BootAfter)
 	add(r.RulesBefore != "" && r.RulesBefore == r.RulesAfter, "the ruleset after the restart differs:\n%s", lineDiff(r.RulesBefore, r.RulesAfter))
+	add(r.ReturnBefore.String() == r.ReturnAfter.String(), "scrubd's return path before the kill: %s; after the restart: %s", r.ReturnBefore, r.ReturnAfter)
 	add(r.ReachedAfter == 0, "%d of %d attack packets reached the target after the restart", r.ReachedAfter, r.After)
 	for i := 1; i < len(r.Samples); i++ {
 		add(r.Samples[i] >= r.Samples[i-1], "pkts-dropped went back from %d to %d (samples %v)", r.Samples[i-1], r.Samples[i], r.Samples)
@@ -97,6 +100,9 @@ func (s *scenario) restart(ctx context.Context, o RestartOptions) error {
 	if r.RulesBefore, err = s.l.NFTRuleset(ctx, Scrubber); err != nil {
 		return err
 	}
+	if r.ReturnBefore, err = s.l.scrubberReturn(); err != nil {
+		return err
+	}
 	pid := s.scrubd.Pid()
 	if err := s.scrubd.Kill(); err != nil {
 		return err
@@ -115,11 +121,11 @@ func (s *scenario) restart(ctx context.Context, o RestartOptions) error {
 	if r.RulesAfter, err = s.l.NFTRuleset(ctx, Scrubber); err != nil {
 		return err
 	}
-	same := "the same as before the kill"
-	if r.RulesAfter != r.RulesBefore {
-		same = "DIFFERENT from before the kill"
+	if r.ReturnAfter, err = s.l.scrubberReturn(); err != nil {
+		return err
 	}
-	s.step("dotsd noticed the new boot %s and sent its state again; the scrubber's ruleset is %s", r.BootAfter, same)
+	s.step("dotsd noticed the new boot %s and sent its state again; the scrubber's ruleset is %s, its return path %s",
+		r.BootAfter, sameness(r.RulesBefore == r.RulesAfter), sameness(r.ReturnBefore.String() == r.ReturnAfter.String()))
 	if err := s.sample(ctx, r, r.P1+uint64(r.Down)); err != nil {
 		return err
 	}
@@ -132,6 +138,13 @@ func (s *scenario) restart(ctx context.Context, o RestartOptions) error {
 	s.step("after the restart: attack %d packets sent, %d reached the target; pkts-dropped %d = %d+%d+%d; samples %v",
 		o.After, r.ReachedAfter, r.Final, r.P1, r.Down, r.After, r.Samples)
 	return err
+}
+
+func sameness(same bool) string {
+	if same {
+		return "the same as before the kill"
+	}
+	return "DIFFERENT from before the kill"
 }
 
 // floodDown floods while scrubd is down and checks the kernel still
@@ -158,11 +171,14 @@ func (s *scenario) floodDown(ctx context.Context, r *RestartResult) error {
 	}
 	r.ScrubbedDown = c1.Packets - c0.Packets
 	r.ReachedDown = s.count.Count() - at
+	if err := s.ping("while scrubd is down", 5); err != nil {
+		return err
+	}
 	held := "still holds"
 	if !r.TableHeldDown {
 		held = "NO LONGER holds"
 	}
-	s.step("scrubd down: attack %d packets sent, %d reached the target, kernel counters dropped %d; nft list table %s the mitigation",
+	s.step("scrubd down: attack %d packets sent, %d reached the target, kernel counters dropped %d; nft list table %s the mitigation; legit echo 5/5 answered",
 		r.Down, r.ReachedDown, r.ScrubbedDown, held)
 	return nil
 }

@@ -87,12 +87,16 @@ type ScenarioResult struct {
 	Before       Traffic // the attack with no mitigation
 	MID          uint32
 	MitigateCode string
-	EdgeRoute    string  // the on-ramp in the edge's FIB
-	Attack       Traffic // under mitigation
+	EdgeRoute    string      // the on-ramp in the edge's FIB
+	Return       ReturnState // scrubd's return path in the scrubber, under mitigation
+	Attack       Traffic     // under mitigation
 	Legit        Echoes  // under mitigation
 	Restart      *RestartResult
 	WithdrawCode string
-	Left         Leftovers // after withdraw and scrubd's stop
+	// Withdrawn is scrubd's return path once it has the state without the
+	// mitigation (scrubd still running).
+	Withdrawn ReturnState
+	Left      Leftovers // after withdraw and scrubd's stop
 	After        Traffic   // after withdraw
 	Took         time.Duration
 }
@@ -119,6 +123,7 @@ type Leftovers struct {
 	Routes  []string // to the target's /32, at the edge or the scrubber
 	Tables  []string // nftables tables in the scrubber
 	Tunnels []string // nodes where the return tunnel still exists
+	Return  ReturnState // scrubd's rule, routes and tunnel in the scrubber
 }
 
 // scenario is one run of RunScrubbing.
@@ -145,7 +150,8 @@ type scenario struct {
 //
 //  1. the lab's namespaces; an echo service and a counter at the target;
 //  2. the attack with no mitigation reaches the target;
-//  3. the return path (VXLAN from the scrubber to the target);
+//  3. the target's end of the return path (VXLAN from the scrubber; scrubd
+//     builds the scrubber's end, its routing table and rule);
 //  4. BIRD, scrubd and dotsd start, BGP comes up;
 //  5. the client asks for a mitigation of 203.0.113.10/32 UDP port 123;
 //  6. the on-ramp reaches the edge's FIB;
@@ -196,7 +202,7 @@ func newScenario(o ScenarioOptions) (*scenario, error) {
 	if o.Attack <= 0 {
 		o.Attack = 5000
 	}
-	s := &scenario{o: o, dir: o.Dir, div: ScrubbingDiversion(), res: &ScenarioResult{}}
+	s := &scenario{o: o, dir: o.Dir, div: ScrubdDiversion(), res: &ScenarioResult{}}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "netlab-") // short: it holds BIRD's control socket
 		if err != nil {
@@ -323,7 +329,7 @@ func (s *scenario) configure() error {
 		return fmt.Errorf("netlab: scenario: pki: %w", err)
 	}
 	s.cfg = DaemonConfig{NodeAddr: "127.0.0.1:8443", SignalAddr: "127.0.0.1:4646", // inside the control namespace
-		Interface: ScrubberIface, NetNS: s.l.Namespace(Scrubber), BGP: s.o.OnRamp == OnRampBGP}
+		Interface: ScrubberIface, NetNS: s.l.Namespace(Scrubber), BGP: s.o.OnRamp == OnRampBGP, Return: ReturnSection(s.div)}
 	if s.daemons == "" {
 		if s.cfg.NodeAddr, err = freePort(); err != nil {
 			return err

@@ -60,15 +60,15 @@ func (s *scenario) direct(what string, n int) (Traffic, error) {
 	return tr, nil
 }
 
-// returnPath builds the tunnel from the scrubber back to the target before
-// anything is announced (and, OnRampRoute, the edge's /32).
+// returnPath builds the target's end of the return tunnel; scrubd builds
+// the scrubber's (its return: section) when it gets the mitigation.
 func (s *scenario) returnPath(context.Context) error {
 	tu := s.div.Tunnel
-	if err := s.l.Divert(s.div, s.o.OnRamp == OnRampRoute); err != nil {
+	if err := s.l.Divert(s.div, false); err != nil {
 		return err
 	}
-	s.step("return path: %s (VXLAN %d) %s → %s, scrubber route %v via %v", tu.Name, tu.VNI, tu.A.Local, tu.B.Local,
-		s.div.ScrubRoute.Dst, s.div.ScrubRoute.Via)
+	s.step("return path: the target's end of %s (VXLAN %d, %s ← %s, %v); scrubd builds the scrubber's end, table %d and rule %d",
+		tu.Name, tu.VNI, tu.B.Local, tu.A.Local, tu.B.Addr, ReturnTable, ReturnPriority)
 	return nil
 }
 
@@ -209,10 +209,22 @@ func (s *scenario) mitigate(ctx context.Context) error {
 	return nil
 }
 
-// onRamp waits for the edge's /32 toward the scrubber: BIRD's, learned
-// over BGP, or the lab's own.
+// onRamp reports scrubd's return path, then waits for the edge's /32
+// toward the scrubber: BIRD's, learned over BGP, or the lab's own (added
+// now that the scrubber has a way back).
 func (s *scenario) onRamp(context.Context) error {
+	st, err := s.l.scrubberReturn()
+	s.res.Return = st
+	if err != nil {
+		return err
+	}
+	s.step("scrubber, by scrubd: %s", st)
 	dst := s.div.EdgeRoute.Dst
+	if s.o.OnRamp == OnRampRoute {
+		if err := s.l.AddRoute(Edge, s.div.EdgeRoute); err != nil {
+			return err
+		}
+	}
 	for end := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		rs, err := s.l.Routes(Edge, dst)
 		if err == nil && len(rs) == 1 && rs[0].Gw.Equal(ScrubberAddr.AsSlice()) &&

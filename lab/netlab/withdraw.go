@@ -5,8 +5,10 @@ package netlab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,7 +30,7 @@ func (s *scenario) hold(ctx context.Context) {
 		ctl = ""
 	}
 	fmt.Fprintf(&b, "  %s%s --config %s status %d\n", ctl, s.o.Bins.Dotsctl, filepath.Join(s.dir, "dotsctl.yaml"), s.res.MID)
-	fmt.Fprintf(&b, "  logs: dotsd, scrubd and bird write to this terminal's buffer; files in %s\n", s.dir)
+	fmt.Fprintf(&b, "  tail -f %s\n", filepath.Join(s.dir, "*.log"))
 	b.WriteString("press Ctrl-C to withdraw the mitigation and remove the lab")
 	s.o.Logf("%s", b.String())
 	<-ctx.Done()
@@ -62,14 +64,19 @@ func (s *scenario) withdraw(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	s.step("scrubd got the state without the mitigation")
+	st, err := s.l.scrubberReturn()
+	s.res.Withdrawn = st
+	if err != nil {
+		return err
+	}
+	s.step("scrubd got the state without the mitigation; scrubber: %s", st)
 	if err := s.l.Undivert(s.div, s.o.OnRamp == OnRampRoute); err != nil {
 		return err
 	}
 	if err := s.scrubd.Stop(); err != nil {
 		return fmt.Errorf("netlab: scrubd exit: %w", err)
 	}
-	s.step("return path removed, scrubd stopped (SIGTERM)")
+	s.step("the target's end of %s removed; scrubd stopped (SIGTERM)", ReturnTunnel)
 	left, err := s.l.Leftovers(s.div)
 	s.res.Left = left
 	if err != nil {
@@ -99,6 +106,9 @@ func (l *Lab) Leftovers(d Diversion) (Leftovers, error) {
 		return left, err
 	}
 	left.Tables = ts
+	if left.Return, err = l.ReturnState(d.Tunnel.A.Node, d.Tunnel.Name, ReturnTable, ReturnPriority); err != nil {
+		return left, err
+	}
 	for _, n := range []string{d.Tunnel.A.Node, d.Tunnel.B.Node} {
 		if _, err := l.Handle(n).LinkByName(d.Tunnel.Name); err == nil {
 			left.Tunnels = append(left.Tunnels, n)
@@ -108,13 +118,16 @@ func (l *Lab) Leftovers(d Diversion) (Leftovers, error) {
 }
 
 // Empty reports whether nothing was left behind.
-func (l Leftovers) Empty() bool { return len(l.Routes)+len(l.Tables)+len(l.Tunnels) == 0 }
+func (l Leftovers) Empty() bool {
+	return len(l.Routes)+len(l.Tables)+len(l.Tunnels) == 0 && l.Return.Empty()
+}
 
 func (l Leftovers) String() string {
 	if l.Empty() {
-		return fmt.Sprintf("no route to %v at the edge or the scrubber, no nftables table in the scrubber, no %s at either end", TargetAddr, ReturnTunnel)
+		return fmt.Sprintf("no route to %v at the edge or the scrubber, no nftables table, no route in table %d and no rule %d in the scrubber, no %s at either end",
+			TargetAddr, ReturnTable, ReturnPriority, ReturnTunnel)
 	}
-	return fmt.Sprintf("left behind: routes %v, nftables tables %v, %s in %v", l.Routes, l.Tables, ReturnTunnel, l.Tunnels)
+	return fmt.Sprintf("left behind: routes %v, nftables tables %v, %s in %v, scrubber return path: %s", l.Routes, l.Tables, ReturnTunnel, l.Tunnels, l.Return)
 }
 
 // Problems lists, in plain words, where the result is not what the
@@ -134,6 +147,11 @@ func (r *ScenarioResult) Problems() []string {
 	add(a.PktsDropped == uint64(a.Sent), "dotsctl status pkts-dropped %d, %d attack packets were sent", a.PktsDropped, a.Sent)
 	add(a.BytesDropped == a.PktsDropped*attackIPBytes, "dotsctl status bytes-dropped %d, want %d (%d packets of %d IP bytes)",
 		a.BytesDropped, a.PktsDropped*attackIPBytes, a.PktsDropped, attackIPBytes)
+	wantRoute := fmt.Sprintf("%v via %v dev %s", netip.PrefixFrom(TargetAddr, 32), TunnelTarget, ReturnTunnel)
+	wantRule := fmt.Sprintf("%d: iif %s lookup %d", ReturnPriority, ScrubberIface, ReturnTable)
+	add(r.Return.Tunnel != "" && slices.Equal(r.Return.Routes, []string{wantRoute}) && slices.Contains(r.Return.Rules, wantRule),
+		"scrubd's return path under mitigation: %s; want %s, route %s, rule %s", r.Return, ReturnTunnel, wantRoute, wantRule)
+	add(len(r.Withdrawn.Routes) == 0, "after withdraw scrubd's table %d still routes %v", ReturnTable, r.Withdrawn.Routes)
 	add(r.Legit.Sent > 0 && r.Legit.Answered == r.Legit.Sent, "%d of %d legitimate echoes answered", r.Legit.Answered, r.Legit.Sent)
 	add(r.Legit.OverTunnel >= uint64(r.Legit.Sent), "%d packets came over %s, want the %d echoes", r.Legit.OverTunnel, ReturnTunnel, r.Legit.Sent)
 	if r.Restart != nil {
