@@ -45,11 +45,14 @@ type fileConfig struct {
 	// traffic (scrub.Return); absent, the operator routes it.
 	Return *returnConfig `yaml:"return"`
 	Bounds struct {
-		MaxMitigations int   `yaml:"max-mitigations"`
-		MaxRules       int   `yaml:"max-rules"`
-		MaxTargets     int   `yaml:"max-targets"`
-		MaxSources     int   `yaml:"max-sources"`
-		MaxBodyBytes   int64 `yaml:"max-body-bytes"`
+		MaxMitigations int `yaml:"max-mitigations"`
+		MaxRules       int `yaml:"max-rules"`
+		MaxTargets     int `yaml:"max-targets"`
+		// MaxMitigationTargets bounds the prefixes of one mitigation
+		// (MaxTargets bounds them over all mitigations).
+		MaxMitigationTargets int   `yaml:"max-targets-per-mitigation"`
+		MaxSources           int   `yaml:"max-sources"`
+		MaxBodyBytes         int64 `yaml:"max-body-bytes"`
 	} `yaml:"bounds"`
 	Log struct {
 		Level  string `yaml:"level"`
@@ -123,7 +126,8 @@ func (c *fileConfig) validate() error {
 		return errors.New("interface: the ingress device of the attack traffic is required (e.g. eth0)")
 	}
 	for key, v := range map[string]int64{"bounds.max-mitigations": int64(c.Bounds.MaxMitigations), "bounds.max-rules": int64(c.Bounds.MaxRules),
-		"bounds.max-targets": int64(c.Bounds.MaxTargets), "bounds.max-sources": int64(c.Bounds.MaxSources), "bounds.max-body-bytes": c.Bounds.MaxBodyBytes} {
+		"bounds.max-targets":                int64(c.Bounds.MaxTargets),
+		"bounds.max-targets-per-mitigation": int64(c.Bounds.MaxMitigationTargets), "bounds.max-sources": int64(c.Bounds.MaxSources), "bounds.max-body-bytes": c.Bounds.MaxBodyBytes} {
 		if v < 0 {
 			return fmt.Errorf("%s: %d must not be negative (leave it out for the default)", key, v)
 		}

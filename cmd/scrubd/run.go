@@ -87,7 +87,7 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	}
 	h, err := agent.New(agent.Options{Node: node, Logger: log, Authorize: authorize(cfg.TLS.ClientNames),
 		Bounds: agent.Bounds{MaxMitigations: cfg.Bounds.MaxMitigations, MaxRules: cfg.Bounds.MaxRules,
-			MaxTargets: cfg.Bounds.MaxTargets, MaxBodyBytes: cfg.Bounds.MaxBodyBytes}})
+			MaxTargets: cfg.Bounds.MaxMitigationTargets, MaxBodyBytes: cfg.Bounds.MaxBodyBytes}})
 	if err != nil {
 		return err
 	}
