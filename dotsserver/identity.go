@@ -112,7 +112,7 @@ func peerLeaf(nc net.Conn) ([]byte, string, error) {
 			return nil, "", fmt.Errorf("DTLS peer sent no certificate")
 		}
 		return st.PeerCertificates[0], "dtls", nil
-	case *tls.Conn:
+	case interface{ ConnectionState() tls.ConnectionState }: // *tls.Conn, frameGuard
 		st := c.ConnectionState()
 		if len(st.PeerCertificates) == 0 {
 			return nil, "", fmt.Errorf("TLS peer sent no certificate")

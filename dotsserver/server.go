@@ -83,12 +83,17 @@ type Options struct {
 	// Ticks drives heartbeats, loss detection and lifetimes; nil means a
 	// one-second ticker. Tests pass their own channel together with Now.
 	Ticks <-chan time.Time
+	// Limits bound request bodies, Observe registrations, sessions per
+	// client and unauthenticated TLS connections (zero fields: defaults).
+	Limits Limits
 }
 
 // Server is a DOTS signal-channel server: CoAP in, a call of the
 // mitigation service, CoAP out.
 type Server struct {
 	opts    Options
+	limits  Limits
+	rlog    *rateLog // rate-limited warnings about what peers send
 	log     *slog.Logger
 	now     func() time.Time
 	svc     *service.Service
@@ -127,7 +132,11 @@ func New(opts Options) (*Server, error) {
 	if opts.ConfigMaxAge == 0 {
 		opts.ConfigMaxAge = 3600
 	}
-	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, svc: opts.Service, stop: make(chan struct{})}
+	if err := opts.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("dotsserver: limits: %w", err)
+	}
+	s := &Server{opts: opts, limits: opts.Limits.withDefaults(), log: opts.Logger, now: opts.Now, svc: opts.Service, stop: make(chan struct{})}
+	s.rlog = newRateLog(opts.Logger, opts.Now, 10*time.Second)
 	if s.svc == nil {
 		if opts.Store == nil {
 			return nil, errors.New("dotsserver: a store is required")
@@ -189,7 +198,7 @@ func (s *Server) listen(addr string) error {
 			return err
 		}
 		udpPort := fmt.Sprint(dl.Addr().(*net.UDPAddr).Port)
-		tl, err := coapNet.NewTLSListener("tcp", net.JoinHostPort(host, udpPort), s.tlsConfig())
+		tl, err := s.listenTLS(net.JoinHostPort(host, udpPort))
 		if err != nil {
 			dl.Close()
 			if port == "0" && attempt < 5 {
@@ -235,6 +244,28 @@ func (s *Server) listenDTLS(addr string) (*coapNet.DTLSListener, error) {
 	return l, nil
 }
 
+func (s *Server) listenTLS(addr string) (*tlsListener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	maxMsg := s.limits.tcpMaxMessage()
+	l := newTLSListener(ln, s.tlsConfig(), s.limits, s.rlog, func(tc *tls.Conn) net.Conn {
+		return newFrameGuard(tc, maxMsg, s.limits.MaxBodyBytes, func(size uint64) {
+			s.bodyRefused(tc.RemoteAddr(), int64(size))
+		})
+	})
+	l.start()
+	return l, nil
+}
+
+// bodyRefused logs (rate-limited) a request refused for its body size.
+func (s *Server) bodyRefused(remote net.Addr, size int64) {
+	host, _, _ := net.SplitHostPort(remote.String())
+	s.rlog.warn("body:"+host, "request body over the limit refused with 4.13", "remote", remote.String(),
+		"bytes", size, "limit", s.limits.MaxBodyBytes)
+}
+
 func (s *Server) tlsConfig() *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{s.opts.Certificate},
@@ -248,7 +279,7 @@ func (s *Server) tlsConfig() *tls.Config {
 // idleLimit is go-coap's inactivity backstop; heartbeats decide liveness.
 const idleLimit = 2 * time.Hour
 
-func (s *Server) serve(dl *coapNet.DTLSListener, tl *coapNet.TLSListener) {
+func (s *Server) serve(dl *coapNet.DTLSListener, tl *tlsListener) {
 	handler := mux.HandlerFunc(s.serveCOAP)
 	ds := dtls.NewServer(
 		options.WithMux(handler),
@@ -257,6 +288,11 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *coapNet.TLSListener) {
 		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpClient.Conn](
 			func(req *pool.Message, cc *udpClient.Conn, h config.HandlerFunc[*udpClient.Conn]) {
 				s.live.received(cc, req)
+				if n, big := s.oversize(req); big {
+					s.bodyRefused(cc.RemoteAddr(), n)
+					cc.ProcessReceivedMessageWithHandler(req, s.udpTooLarge(n))
+					return
+				}
 				onFreshStack(func() { cc.ProcessReceivedMessageWithHandler(req, nonForNon(req, h)) })
 			})),
 		options.WithOnNewConn(func(cc *udpClient.Conn) { s.live.opened(cc, true) }),
@@ -266,11 +302,17 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *coapNet.TLSListener) {
 		options.WithMux(handler),
 		options.WithContext(context.Background()),
 		options.WithInactivityMonitor(idleLimit, func(cc *tcpClient.Conn) { _ = cc.Close() }),
-		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*tcpClient.Conn](
-			func(req *pool.Message, cc *tcpClient.Conn, h config.HandlerFunc[*tcpClient.Conn]) {
-				s.live.received(cc, req)
-				onFreshStack(func() { cc.ProcessReceivedMessageWithHandler(req, h) })
-			})),
+		options.WithMaxMessageSize(s.limits.tcpMaxMessage()),
+		// go-coap's TCP server does not apply WithProcessReceivedMessageFunc;
+		// its request monitor sees every message before it is queued.
+		options.WithRequestMonitor(tcpClient.RequestMonitorFunc(func(cc *tcpClient.Conn, req *pool.Message) (bool, error) {
+			s.live.received(cc, req)
+			if n, big := s.oversize(req); big {
+				s.bodyRefused(cc.RemoteAddr(), n)
+				return true, s.tcpTooLarge(cc, req, n)
+			}
+			return false, nil
+		})),
 		options.WithOnNewConn(func(cc *tcpClient.Conn) { s.live.opened(cc, false) }),
 		options.WithErrors(func(err error) { s.log.Debug("tls", "err", err) }),
 	)
