@@ -78,7 +78,10 @@ func runScrubbing(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		return fmt.Errorf("scrubbing: %d problems", len(ps))
 	}
-	fmt.Fprintf(stdout, "PASS: scrubbing scenario in %v; everything it built is removed\n", res.Took.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "PASS: scrubbing scenario in %v; its namespaces and daemons are gone\n", res.Took.Round(time.Millisecond))
+	if *dir != "" {
+		fmt.Fprintf(stdout, "configurations, PKI and logs: %s\n", *dir)
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@
 package netlab
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"slices"
@@ -84,11 +85,16 @@ func Containerlab(topo Topology, o ClabOptions) ([]byte, error) {
 		c.Topology.Nodes[n.Name] = ClabNode{Kind: "linux", Image: o.Image, Binds: o.Binds[n.Name],
 			Exec: append(ex, o.Exec[n.Name]...)}
 	}
-	out, err := yaml.Marshal(c)
-	if err != nil {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
 		return nil, fmt.Errorf("netlab: containerlab: %w", err)
 	}
-	return out, nil
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("netlab: containerlab: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 // clabExec is the commands that give node n its network.

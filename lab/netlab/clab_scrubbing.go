@@ -23,6 +23,7 @@ const ClabImage = "levee-lab:dev"
 func ScrubbingClabTopology() Topology {
 	t := ScrubbingWithControl()
 	t.Name = "levee-scrubbing"
+	ScrubdForwards(&t)
 	d := ScrubdDiversion()
 	t.Tunnels = append(t.Tunnels, d.Tunnel)
 	for i := range t.Nodes {

@@ -70,6 +70,9 @@ func TestContainerlabRoundTrip(t *testing.T) {
 				t.Errorf("%s: no exec line %q in %q", n.Name, want, cn.Exec)
 			}
 		}
+		if n.Name == Scrubber && slices.ContainsFunc(cn.Exec, func(l string) bool { return strings.Contains(l, ReturnTunnel) }) {
+			t.Errorf("scrubber: exec lines for %s, which scrubd builds: %q", ReturnTunnel, cn.Exec)
+		}
 		for _, line := range cn.Exec {
 			for _, m := range devRE.FindAllStringSubmatch(line, -1) {
 				if dev := m[1]; dev != "lo" && dev != ReturnTunnel && !slices.Contains(ifaces[n.Name], dev) {

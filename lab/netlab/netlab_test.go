@@ -30,6 +30,11 @@ func TestValidate(t *testing.T) {
 		{"unknown node", func(tp *Topology) { tp.Links[0].B.Node = "nowhere" }, "unknown node"},
 		{"repeated node", func(tp *Topology) { tp.Nodes[1].Name = Attacker }, "repeated"},
 		{"route off the lab", func(tp *Topology) { tp.Nodes[0].Routes[0].Via = netip.MustParseAddr("10.0.0.1") }, "gateway"},
+		{"tunnel end of no side", func(tp *Topology) {
+			tu := ScrubdDiversion().Tunnel
+			tu.Only = Edge
+			tp.Tunnels = append(tp.Tunnels, tu)
+		}, "neither end"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tp := Scrubbing()

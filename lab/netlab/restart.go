@@ -36,9 +36,9 @@ type RestartResult struct {
 	RulesBefore, RulesAfter string
 	// scrubd's return path before the kill and after the restart.
 	ReturnBefore, ReturnAfter ReturnState
-	ReachedAfter            int      // attack packets at the target after the restart
-	Samples                 []uint64 // every pkts-dropped dotsctl status reported, in order
-	Final                   uint64   // the last of them
+	ReachedAfter              int      // attack packets at the target after the restart
+	Samples                   []uint64 // every pkts-dropped dotsctl status reported, in order
+	Final                     uint64   // the last of them
 }
 
 // Problems lists where the restart broke a promise: a packet let through,

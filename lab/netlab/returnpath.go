@@ -4,17 +4,21 @@ package netlab
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 )
 
-// ReturnState is a return path as a node's kernel has it: the tunnel, the
-// routes of its table and the policy rules at its priority, as text.
+// ReturnState is a return path as a node's kernel has it: the tunnel (with
+// its alias, where scrubd keeps the sysctls to restore), the routes of its
+// table and the policy rules at its priority, as text; and the node's
+// net.ipv4.ip_forward.
 type ReturnState struct {
-	Tunnel string // "" when there is none
-	Routes []string
-	Rules  []string
+	Tunnel  string // "" when there is none
+	Routes  []string
+	Rules   []string
+	Forward string
 }
 
 // ReturnState reads the return path of tunnel, table and priority in
@@ -31,7 +35,18 @@ func (l *Lab) ReturnState(node, tunnel string, table, priority int) (ReturnState
 		if vx, ok := link.(*netlink.Vxlan); ok {
 			st.Tunnel += fmt.Sprintf(" vni %d local %v remote %v", vx.VxlanId, vx.SrcAddr, vx.Group)
 		}
+		if a.Alias != "" {
+			st.Tunnel += fmt.Sprintf(" alias %q", a.Alias)
+		}
 	}
+	if err := InNS(n.ns, func() error {
+		b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+		st.Forward = strings.TrimSpace(string(b))
+		return err
+	}); err != nil {
+		return st, fmt.Errorf("netlab: %s: ip_forward: %w", node, err)
+	}
+
 	rs, err := n.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return st, fmt.Errorf("netlab: %s: routes of table %d: %w", node, table, err)
@@ -63,13 +78,13 @@ func (st ReturnState) Empty() bool { return st.Tunnel == "" && len(st.Routes)+le
 
 func (st ReturnState) String() string {
 	if st.Empty() {
-		return "no tunnel, no route, no rule"
+		return "no tunnel, no route, no rule; ip_forward " + st.Forward
 	}
 	tu := st.Tunnel
 	if tu == "" {
 		tu = "no tunnel"
 	}
-	return fmt.Sprintf("%s; table %d: [%s]; rules: [%s]", tu, ReturnTable, strings.Join(st.Routes, ", "), strings.Join(st.Rules, ", "))
+	return fmt.Sprintf("%s; table %d: [%s]; rules: [%s]; ip_forward %s", tu, ReturnTable, strings.Join(st.Routes, ", "), strings.Join(st.Rules, ", "), st.Forward)
 }
 
 // scrubberReturn is scrubd's return path in the scrubber.

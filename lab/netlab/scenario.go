@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -90,15 +91,15 @@ type ScenarioResult struct {
 	EdgeRoute    string      // the on-ramp in the edge's FIB
 	Return       ReturnState // scrubd's return path in the scrubber, under mitigation
 	Attack       Traffic     // under mitigation
-	Legit        Echoes  // under mitigation
+	Legit        Echoes      // under mitigation
 	Restart      *RestartResult
 	WithdrawCode string
 	// Withdrawn is scrubd's return path once it has the state without the
 	// mitigation (scrubd still running).
 	Withdrawn ReturnState
 	Left      Leftovers // after withdraw and scrubd's stop
-	After        Traffic   // after withdraw
-	Took         time.Duration
+	After     Traffic   // after withdraw
+	Took      time.Duration
 }
 
 // Traffic is one bounded flood and what became of it.
@@ -120,9 +121,9 @@ type Echoes struct {
 // Leftovers is what the diversion left behind after withdraw (all empty
 // when it cleaned up).
 type Leftovers struct {
-	Routes  []string // to the target's /32, at the edge or the scrubber
-	Tables  []string // nftables tables in the scrubber
-	Tunnels []string // nodes where the return tunnel still exists
+	Routes  []string    // to the target's /32, at the edge or the scrubber
+	Tables  []string    // nftables tables in the scrubber
+	Tunnels []string    // nodes where the return tunnel still exists
 	Return  ReturnState // scrubd's rule, routes and tunnel in the scrubber
 }
 
@@ -250,6 +251,7 @@ func (s *scenario) build(context.Context) error {
 	if s.o.OnRamp == OnRampBGP {
 		topo, s.daemons = ScrubbingWithControl(), Control
 	}
+	ScrubdForwards(&topo)
 	l, err := New(topo)
 	if err != nil {
 		return err
@@ -275,7 +277,7 @@ func (s *scenario) close() error {
 	var errs []error
 	for _, p := range []*Proc{s.dotsd, s.scrubd, s.bird} {
 		if p != nil {
-			errs = append(errs, p.Kill())
+			errs = append(errs, p.Stop())
 		}
 	}
 	if s.echo != nil {
@@ -322,8 +324,15 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// configure writes the PKI and the daemons' configurations.
+// configure writes the PKI and the daemons' configurations, and removes
+// the state of an earlier run in the same directory (dotsd's store,
+// dotsctl's mids, the daemons' logs).
 func (s *scenario) configure() error {
+	for _, name := range []string{"levee.db", "alpha-state.json", "dotsd.log", "scrubd.log", "bird.log"} {
+		if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("netlab: scenario: %w", err)
+		}
+	}
 	dev, err := pki.Dev(s.dir, []string{"alpha", "dotsd"})
 	if err != nil {
 		return fmt.Errorf("netlab: scenario: pki: %w", err)

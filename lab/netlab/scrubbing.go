@@ -99,6 +99,16 @@ func ScrubdDiversion() Diversion {
 	return d
 }
 
+// ScrubdForwards turns the scrubber's forwarding off in t, for scrubd's
+// return path to turn on (and restore at its stop).
+func ScrubdForwards(t *Topology) {
+	for i := range t.Nodes {
+		if t.Nodes[i].Name == Scrubber {
+			t.Nodes[i].Forward = false
+		}
+	}
+}
+
 // ReturnSection is scrubd's return: section (YAML flow style) for the
 // scrubber's end of d's tunnel.
 func ReturnSection(d Diversion) string {

@@ -124,8 +124,8 @@ func (l Leftovers) Empty() bool {
 
 func (l Leftovers) String() string {
 	if l.Empty() {
-		return fmt.Sprintf("no route to %v at the edge or the scrubber, no nftables table, no route in table %d and no rule %d in the scrubber, no %s at either end",
-			TargetAddr, ReturnTable, ReturnPriority, ReturnTunnel)
+		return fmt.Sprintf("no route to %v at the edge or the scrubber, no nftables table, no route in table %d and no rule %d in the scrubber (ip_forward %s), no %s at either end",
+			TargetAddr, ReturnTable, ReturnPriority, l.Return.Forward, ReturnTunnel)
 	}
 	return fmt.Sprintf("left behind: routes %v, nftables tables %v, %s in %v, scrubber return path: %s", l.Routes, l.Tables, ReturnTunnel, l.Tunnels, l.Return)
 }
@@ -151,6 +151,8 @@ func (r *ScenarioResult) Problems() []string {
 	wantRule := fmt.Sprintf("%d: iif %s lookup %d", ReturnPriority, ScrubberIface, ReturnTable)
 	add(r.Return.Tunnel != "" && slices.Equal(r.Return.Routes, []string{wantRoute}) && slices.Contains(r.Return.Rules, wantRule),
 		"scrubd's return path under mitigation: %s; want %s, route %s, rule %s", r.Return, ReturnTunnel, wantRoute, wantRule)
+	add(r.Return.Forward == "1", "under mitigation the scrubber's ip_forward is %q; scrubd's return path turns it on", r.Return.Forward)
+	add(r.Left.Return.Forward == "0", "after scrubd's stop the scrubber's ip_forward is %q, want 0 as before scrubd turned it on", r.Left.Return.Forward)
 	add(len(r.Withdrawn.Routes) == 0, "after withdraw scrubd's table %d still routes %v", ReturnTable, r.Withdrawn.Routes)
 	add(r.Legit.Sent > 0 && r.Legit.Answered == r.Legit.Sent, "%d of %d legitimate echoes answered", r.Legit.Answered, r.Legit.Sent)
 	add(r.Legit.OverTunnel >= uint64(r.Legit.Sent), "%d packets came over %s, want the %d echoes", r.Legit.OverTunnel, ReturnTunnel, r.Legit.Sent)
