@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -92,6 +93,18 @@ func FuzzParseMitigationRequest(f *testing.F) {
 	} {
 		f.Add(h(f, s))
 	}
+	// At and one past the attribute bounds.
+	for _, mod := range []func(*Scope){
+		func(s *Scope) { s.TargetFQDN = []string{fqdnOfLen(253)} },
+		func(s *Scope) { s.TargetFQDN = []string{fqdnOfLen(254)} },
+		func(s *Scope) { s.TargetURI = []string{"https://h.example/" + strings.Repeat("p", 2030)} },
+		func(s *Scope) { s.TargetPrefix = prefixes(257) },
+		func(s *Scope) { s.AliasName = repeat("alias", 65) },
+		func(s *Scope) { s.Countermeasure = strings.Repeat("c", 65) },
+		func(s *Scope) { s.ACLList = []ACLControl{{ACLName: strings.Repeat("n", 256)}} },
+	} {
+		f.Add(MustEncode(req(mod)))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data)
 		if err != nil {
@@ -107,6 +120,9 @@ func FuzzParseMitigationRequest(f *testing.F) {
 		}
 		if r.Lifetime == 0 && r.Scope.AttackStatus == nil || r.Lifetime < -1 {
 			t.Fatalf("accepted lifetime %d", r.Lifetime)
+		}
+		if err := checkBounds(&r.Scope); err != nil {
+			t.Fatalf("accepted a scope over a bound: %v", err)
 		}
 		if len(r.Prefixes) != len(r.Scope.TargetPrefix) {
 			t.Fatalf("%d prefixes for %d target-prefix values", len(r.Prefixes), len(r.Scope.TargetPrefix))

@@ -26,8 +26,9 @@ type Request struct {
 
 // ParseMitigationRequest validates the body of a PUT /mitigate request
 // against RFC 9132 §4.4.1: one scope, at least one target, a lifetime that
-// is not 0, no server-only or path attributes, well-formed targets. Every
-// failure is a 4.00 *Error naming the attribute.
+// is not 0, no server-only or path attributes, well-formed targets, and
+// every list and string within AttributeLimits. Every failure is a 4.00
+// *Error naming the attribute.
 func ParseMitigationRequest(m *Message) (*Request, error) {
 	if m == nil || m.MitigationScope == nil || m.SignalConfig != nil || m.Heartbeat != nil || m.RedirectedSignal != nil {
 		return nil, Errorf(BadRequest, "body must hold ietf-dots-signal-channel:mitigation-scope and nothing else")
@@ -36,6 +37,9 @@ func ParseMitigationRequest(m *Message) (*Request, error) {
 		return nil, Errorf(BadRequest, "mitigation-scope must hold exactly one scope, got %d", n)
 	}
 	s := m.MitigationScope.Scope[0]
+	if err := checkBounds(&s); err != nil {
+		return nil, err
+	}
 	switch {
 	case s.MID != nil:
 		return nil, Errorf(BadRequest, "mid belongs in the Uri-Path, not in the body")

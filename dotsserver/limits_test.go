@@ -72,3 +72,35 @@ func TestBodySizeLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestAttributeBoundsOverSignalChannel: an over-long string in a
+// mitigation request is refused 4.00 naming the attribute and the bound,
+// over DTLS and TLS, and nothing is stored.
+func TestAttributeBoundsOverSignalChannel(t *testing.T) {
+	e := newEnv(t, "127.0.0.1:0", nil)
+	tests := []struct {
+		name  string
+		scope dots.Scope
+		diag  string
+	}{
+		{"countermeasure of 10,000 bytes", dots.Scope{TargetPrefix: []string{"203.0.113.50/32"}, Lifetime: dots.Ptr[int64](3600),
+			Countermeasure: strings.Repeat("c", 10000)}, "levee:countermeasure: 10000 bytes, at most 64"},
+		{"target-fqdn of 300 characters", dots.Scope{TargetFQDN: []string{"www.example.com", strings.Repeat("a", 300)},
+			Lifetime: dots.Ptr[int64](3600)}, "target-fqdn[1]: 300 bytes, at most 253"},
+		{"target-uri of 3,000 characters", dots.Scope{TargetURI: []string{"https://www.example.com/" + strings.Repeat("u", 2976)},
+			Lifetime: dots.Ptr[int64](3600)}, "target-uri[0]: 3000 bytes, at most 2048"},
+	}
+	for _, transport := range []string{"dtls", "tls"} {
+		c := e.client(t, "alpha", transport)
+		for i, tc := range tests {
+			t.Run(transport+"/"+tc.name, func(t *testing.T) {
+				mid := uint32(600 + i)
+				r := expect(t, dots.BadRequest)(c.Mitigate(ctx(t), mid, tc.scope))
+				if !strings.Contains(r.Diag, tc.diag) {
+					t.Fatalf("diagnostic %q, want %q", r.Diag, tc.diag)
+				}
+				expect(t, dots.NotFound)(c.Status(ctx(t), dots.Ptr(mid), ""))
+			})
+		}
+	}
+}
