@@ -82,7 +82,7 @@ func (b *bench) rounds(ctx context.Context) ([]*result, error) {
 				err = b.leveeRun(ctx, r)
 			}
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, fmt.Errorf("interrupted: %w", ctx.Err())
 			}
 			if err != nil {
 				r.err = err

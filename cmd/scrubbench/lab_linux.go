@@ -155,10 +155,27 @@ func removeStale() {
 		if !ok || err != nil || (suffix != "snd" && suffix != "scr") || pid == os.Getpid() {
 			continue
 		}
-		if unix.Kill(pid, 0) == unix.ESRCH {
+		if !alive(pid) {
 			_ = netns.DeleteNamed(e.Name())
 		}
 	}
+}
+
+// alive reports whether process pid runs: it exists and is not a zombie
+// (a killed bench whose parent has not reaped it yet).
+func alive(pid int) bool {
+	if unix.Kill(pid, 0) == unix.ESRCH {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z'
+	}
+	return true
 }
 
 func linkUp(h *netlink.Handle, iface string, addr netip.Prefix) error {
