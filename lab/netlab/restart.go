@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/levee-dots/levee/dots"
 )
 
 // RestartOptions: under mitigation, scrubd is killed with SIGKILL, Down
@@ -39,6 +41,8 @@ type RestartResult struct {
 	ReachedAfter              int      // attack packets at the target after the restart
 	Samples                   []uint64 // every pkts-dropped dotsctl status reported, in order
 	Final                     uint64   // the last of them
+	// The mitigation's status while scrubd was down, and at the end.
+	StatusDown, StatusAfter string
 }
 
 // Problems lists where the restart broke a promise: a packet let through,
@@ -56,6 +60,7 @@ func (r *RestartResult) Problems() []string {
 	add(r.BootAfter != "" && r.BootAfter != r.BootBefore, "boot id %q before, %q after: not a new boot", r.BootBefore, r.BootAfter)
 	add(r.RulesBefore != "" && r.RulesBefore == r.RulesAfter, "the ruleset after the restart differs:\n%s", lineDiff(r.RulesBefore, r.RulesAfter))
 	add(r.ReturnBefore.String() == r.ReturnAfter.String(), "scrubd's return path before the kill: %s; after the restart: %s", r.ReturnBefore, r.ReturnAfter)
+	add(r.StatusAfter == statusText(dots.Scope{Status: dots.Ptr(dots.StatusMitigated)}), "after the restart the status is %s, want 2", r.StatusAfter)
 	add(r.ReachedAfter == 0, "%d of %d attack packets reached the target after the restart", r.ReachedAfter, r.After)
 	for i := 1; i < len(r.Samples); i++ {
 		add(r.Samples[i] >= r.Samples[i-1], "pkts-dropped went back from %d to %d (samples %v)", r.Samples[i-1], r.Samples[i], r.Samples)
@@ -133,10 +138,14 @@ func (s *scenario) restart(ctx context.Context, o RestartOptions) error {
 	if _, err := s.flood(o.After, 0); err != nil {
 		return err
 	}
-	err = s.sample(ctx, r, r.P1+uint64(r.Down+r.After))
+	if err := s.sample(ctx, r, r.P1+uint64(r.Down+r.After)); err != nil {
+		return err
+	}
 	r.ReachedAfter = s.count.Count() - at
-	s.step("after the restart: attack %d packets sent, %d reached the target; pkts-dropped %d = %d+%d+%d; samples %v",
-		o.After, r.ReachedAfter, r.Final, r.P1, r.Down, r.After, r.Samples)
+	sc, err := s.status(ctx, "mitigated again", func(sc dots.Scope) bool { return sc.Status != nil && *sc.Status == dots.StatusMitigated })
+	r.StatusAfter = statusText(sc)
+	s.step("after the restart: attack %d packets sent, %d reached the target; pkts-dropped %d = %d+%d+%d; samples %v; status %s",
+		o.After, r.ReachedAfter, r.Final, r.P1, r.Down, r.After, r.Samples, r.StatusAfter)
 	return err
 }
 
@@ -161,9 +170,15 @@ func (s *scenario) floodDown(ctx context.Context, r *RestartResult) error {
 		return err
 	}
 	sc, err := s.client.Status(ctx, s.res.MID) // dotsd answers while the node is down
+	down := fmt.Sprintf("%s status: %v", s.who, err)
 	if err == nil {
 		p, _ := dropped(sc)
 		r.Samples = append(r.Samples, p)
+		r.StatusDown = statusText(sc)
+		down = fmt.Sprintf("%s status: %s", s.who, scopeText(sc))
+		if sc.Note != "" {
+			down += fmt.Sprintf(" (note %q)", sc.Note)
+		}
 	}
 	c1, err := s.l.ScrubberDropped()
 	if err != nil {
@@ -178,8 +193,8 @@ func (s *scenario) floodDown(ctx context.Context, r *RestartResult) error {
 	if !r.TableHeldDown {
 		held = "NO LONGER holds"
 	}
-	s.step("scrubd down: attack %d packets sent, %d reached the target, kernel counters dropped %d; nft list table %s the mitigation; legit echo 5/5 answered",
-		r.Down, r.ReachedDown, r.ScrubbedDown, held)
+	s.step("scrubd down: attack %d packets sent, %d reached the target, kernel counters dropped %d; nft list table %s the mitigation; legit echo 5/5 answered; %s",
+		r.Down, r.ReachedDown, r.ScrubbedDown, held, down)
 	return nil
 }
 

@@ -182,12 +182,16 @@ func (s *scenario) status(ctx context.Context, what string, ok func(dots.Scope) 
 }
 
 func scopeText(sc dots.Scope) string {
-	st := "none"
-	if sc.Status != nil {
-		st = fmt.Sprintf("%d (%s)", *sc.Status, *sc.Status)
-	}
 	p, b := dropped(sc)
-	return fmt.Sprintf("status %s, pkts-dropped %d, bytes-dropped %d", st, p, b)
+	return fmt.Sprintf("status %s, pkts-dropped %d, bytes-dropped %d", statusText(sc), p, b)
+}
+
+// statusText is a scope's status as "2 (attack-successfully-mitigated)".
+func statusText(sc dots.Scope) string {
+	if sc.Status == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%d (%s)", *sc.Status, *sc.Status)
 }
 
 func (s *scenario) mitigate(ctx context.Context) error {
