@@ -172,8 +172,8 @@ func RunScrubbing(ctx context.Context, o ScenarioOptions) (res *ScenarioResult, 
 	}
 	defer func() { err = errors.Join(err, s.close()) }()
 	began := time.Now()
-	if err = s.run(ctx); err != nil {
-		err = fmt.Errorf("%w\n%s", err, s.logs())
+	if err = s.run(ctx); err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("%w\n%s", err, s.logs()) // a failure, not an interruption: the daemons' side of it
 	}
 	s.res.Took = time.Since(began)
 	return s.res, err
