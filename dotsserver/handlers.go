@@ -45,6 +45,10 @@ func (s *Server) serveCOAP(w mux.ResponseWriter, r *mux.Message) {
 
 func (s *Server) parse(conn mux.Conn, r *mux.Message) (*request, error) {
 	p, err := s.live.peer(conn)
+	var ce *sessionCapError
+	if errors.As(err, &ce) {
+		return nil, &dots.Error{Code: dots.ServiceUnavailable, Diag: ce.Error()}
+	}
 	if err != nil {
 		s.log.Warn("request refused", "remote", conn.RemoteAddr(), "err", err)
 		return nil, &dots.Error{Code: dots.Unauthorized, Diag: err.Error()}
@@ -219,7 +223,12 @@ func (s *Server) getMitigation(w mux.ResponseWriter, req *request) error {
 			if err != nil {
 				return err
 			}
-			seq := s.obs.add(req.conn, req.msg.Token(), req.client(cuid), midp, c)
+			seq, err := s.obs.add(req.conn, req.msg.Token(), req.client(cuid), midp, c)
+			if err != nil {
+				s.rlog.warn("observe:"+cuid, "Observe registration refused: the session has the most allowed", "cuid", cuid,
+					"limit", s.limits.MaxObservePerSession, "remote", req.conn.RemoteAddr().String())
+				return err
+			}
 			if err := reply(w, dots.Content, m); err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package dotsserver
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/mux"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	tcpClient "github.com/plgd-dev/go-coap/v3/tcp/client"
@@ -151,25 +153,36 @@ func tooLargeDiag(size, limit int64) string {
 
 // tcpTooLarge answers an oversize TLS request with 4.13 and Size1.
 func (s *Server) tcpTooLarge(cc *tcpClient.Conn, req *pool.Message, size int64) error {
+	return tcpReply(cc, req, codes.RequestEntityTooLarge, tooLargeDiag(size, s.limits.MaxBodyBytes), message.Size1, uint32(s.limits.MaxBodyBytes))
+}
+
+// udpTooLarge answers an oversize DTLS request with 4.13 and Size1.
+func (s *Server) udpTooLarge(size int64) func(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
+	return udpReply(codes.RequestEntityTooLarge, tooLargeDiag(size, s.limits.MaxBodyBytes), message.Size1, uint32(s.limits.MaxBodyBytes))
+}
+
+// tcpReply writes an error response with a diagnostic and one uint option
+// (Size1, Max-Age) from go-coap's TLS reader, before the request is queued.
+func tcpReply(cc *tcpClient.Conn, req *pool.Message, code codes.Code, diag string, opt message.OptionID, v uint32) error {
 	resp := cc.AcquireMessage(cc.Context())
 	defer cc.ReleaseMessage(resp)
-	resp.SetCode(codes.RequestEntityTooLarge)
+	resp.SetCode(code)
 	resp.SetToken(req.Token())
 	resp.SetContentFormat(message.TextPlain)
-	resp.SetOptionUint32(message.Size1, uint32(s.limits.MaxBodyBytes))
-	resp.SetBody(strings.NewReader(tooLargeDiag(size, s.limits.MaxBodyBytes)))
+	resp.SetOptionUint32(opt, v)
+	resp.SetBody(strings.NewReader(diag))
 	if err := cc.Session().WriteMessage(resp); err != nil {
-		return fmt.Errorf("writing 4.13: %w", err)
+		return fmt.Errorf("writing %v: %w", code, err)
 	}
 	return nil
 }
 
-// udpTooLarge answers an oversize DTLS request with 4.13: in the
-// acknowledgement of a Confirmable request, Non-confirmable otherwise.
-func (s *Server) udpTooLarge(size int64) func(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
+// udpReply is tcpReply for DTLS: the answer rides in the acknowledgement
+// of a Confirmable request and is Non-confirmable otherwise.
+func udpReply(code codes.Code, diag string, opt message.OptionID, v uint32) func(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
 	return func(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
-		_ = w.SetResponse(codes.RequestEntityTooLarge, message.TextPlain, strings.NewReader(tooLargeDiag(size, s.limits.MaxBodyBytes)))
-		w.Message().SetOptionUint32(message.Size1, uint32(s.limits.MaxBodyBytes))
+		_ = w.SetResponse(code, message.TextPlain, strings.NewReader(diag))
+		w.Message().SetOptionUint32(opt, v)
 		if r.Type() == message.Confirmable {
 			w.Message().SetType(message.Acknowledgement)
 			w.Message().SetMessageID(r.MessageID())
@@ -179,6 +192,27 @@ func (s *Server) udpTooLarge(size int64) func(w *responsewriter.ResponseWriter[*
 		}
 	}
 }
+
+// isRequest tells request codes (0.01 to 0.31) from responses, empty
+// messages and signals.
+func isRequest(c codes.Code) bool { return c >= codes.GET && c < 32 }
+
+// sessionRefused checks, from a session's first message on, that its
+// client is within MaxSessionsPerClient; it returns the refusal, or nil.
+// A certificate that maps to no client is left to the request (4.01).
+func (s *Server) sessionRefused(conn mux.Conn) *sessionCapError {
+	_, err := s.live.peer(conn)
+	var ce *sessionCapError
+	if !errors.As(err, &ce) {
+		return nil
+	}
+	s.rlog.warn("sessions:"+ce.cuid, "signal-channel session refused: the client has the most sessions allowed",
+		"cuid", ce.cuid, "limit", ce.limit, "remote", conn.RemoteAddr().String())
+	return ce
+}
+
+// sessionRetry is the Max-Age of a 5.03 refusing a session: when to retry.
+const sessionRetry = 60
 
 // rateLog writes at most one line per key and interval, and says how many
 // were held back since the last one; it keeps a bounded number of keys.

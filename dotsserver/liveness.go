@@ -3,6 +3,7 @@ package dotsserver
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -33,14 +34,15 @@ type clientState struct {
 }
 
 type liveness struct {
-	s       *Server
-	mu      sync.Mutex
-	conns   map[mux.Conn]*connState
-	clients map[string]*clientState
+	s        *Server
+	mu       sync.Mutex
+	conns    map[mux.Conn]*connState
+	clients  map[string]*clientState
+	sessions map[string]int // identified sessions by cuid
 }
 
 func newLiveness(s *Server) *liveness {
-	return &liveness{s: s, conns: map[mux.Conn]*connState{}, clients: map[string]*clientState{}}
+	return &liveness{s: s, conns: map[mux.Conn]*connState{}, clients: map[string]*clientState{}, sessions: map[string]int{}}
 }
 
 func (l *liveness) opened(conn mux.Conn, udp bool) {
@@ -49,9 +51,24 @@ func (l *liveness) opened(conn mux.Conn, udp bool) {
 	l.mu.Unlock()
 	conn.AddOnClose(func() {
 		l.mu.Lock()
+		if cs := l.conns[conn]; cs != nil && cs.peer != nil {
+			if l.sessions[cs.peer.cuid]--; l.sessions[cs.peer.cuid] <= 0 {
+				delete(l.sessions, cs.peer.cuid)
+			}
+		}
 		delete(l.conns, conn)
 		l.mu.Unlock()
 	})
+}
+
+// sessionCapError refuses a session beyond Limits.MaxSessionsPerClient.
+type sessionCapError struct {
+	cuid  string
+	limit int
+}
+
+func (e *sessionCapError) Error() string {
+	return fmt.Sprintf("client %s already has %d signal-channel sessions, the most this server allows: this session is closed; end another session first", e.cuid, e.limit)
 }
 
 // received notes any message from the peer (requests and responses alike).
@@ -114,8 +131,18 @@ func (l *liveness) peer(conn mux.Conn) (*peer, error) {
 	}
 	now := l.s.now()
 	l.mu.Lock()
+	if cs != nil && cs.peer != nil {
+		p = cs.peer // identified meanwhile by a concurrent request
+		l.mu.Unlock()
+		return p, nil
+	}
 	if cs != nil {
+		if n := l.sessions[p.cuid]; n >= l.s.limits.MaxSessionsPerClient {
+			l.mu.Unlock()
+			return nil, &sessionCapError{cuid: p.cuid, limit: n}
+		}
 		cs.peer = p
+		l.sessions[p.cuid]++
 	}
 	l.clientLocked(p.cuid).seen(now)
 	l.mu.Unlock()

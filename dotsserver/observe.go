@@ -37,11 +37,17 @@ func newObservers(s *Server) *observers {
 	return &observers{s: s, byConn: map[mux.Conn]map[string]*observer{}}
 }
 
-// add registers (or re-registers) an observation and returns its first sequence number.
-func (o *observers) add(conn mux.Conn, token message.Token, client service.Client, mid *uint32, c string) uint32 {
+// add registers (or re-registers) an observation and returns its first
+// sequence number. A new registration on a session that holds
+// Limits.MaxObservePerSession already is refused: 5.03, not registered.
+func (o *observers) add(conn mux.Conn, token message.Token, client service.Client, mid *uint32, c string) (uint32, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	m := o.byConn[conn]
+	if _, again := m[string(token)]; !again && len(m) >= o.s.limits.MaxObservePerSession {
+		return 0, dots.Errorf(dots.ServiceUnavailable, "this session holds %d Observe registrations, the most this server allows: "+
+			"cancel one (GET with Observe 1, or observe all requests on /mitigate) before registering another", len(m))
+	}
 	if m == nil {
 		m = map[string]*observer{}
 		o.byConn[conn] = m
@@ -49,7 +55,7 @@ func (o *observers) add(conn mux.Conn, token message.Token, client service.Clien
 	}
 	ob := &observer{conn: conn, token: string(token), client: client, mid: mid, c: c, seq: 2}
 	m[ob.token] = ob
-	return ob.seq
+	return ob.seq, nil
 }
 
 func (o *observers) cancel(conn mux.Conn, token message.Token) {

@@ -242,3 +242,27 @@ func optUint(m message.Message, id message.OptionID) (uint32, bool) {
 }
 
 func diagOf(m message.Message) string { return strings.TrimSpace(string(m.Payload)) }
+
+// get is a GET on /.well-known/dots/<segs...>, with Observe if obs >= 0.
+func (rc *rawConn) get(tok message.Token, obs int, segs ...string) message.Message {
+	var opts message.Options
+	if obs >= 0 {
+		opts = append(opts, uintOpt(message.Observe, uint32(obs)))
+	}
+	for _, seg := range append([]string{".well-known", "dots"}, segs...) {
+		opts = append(opts, message.Option{ID: message.URIPath, Value: []byte(seg)})
+	}
+	return message.Message{Code: codes.GET, Token: tok, Options: opts}
+}
+
+// closedByServer waits until the server ends the session.
+func (rc *rawConn) closedByServer(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := rc.read(deadline); err != nil {
+			return
+		}
+	}
+	t.Fatal("the server did not close the session")
+}

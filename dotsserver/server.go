@@ -288,6 +288,11 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *tlsListener) {
 		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpClient.Conn](
 			func(req *pool.Message, cc *udpClient.Conn, h config.HandlerFunc[*udpClient.Conn]) {
 				s.live.received(cc, req)
+				if ce := s.sessionRefused(cc); ce != nil && isRequest(req.Code()) {
+					cc.ProcessReceivedMessageWithHandler(req, udpReply(codes.ServiceUnavailable, ce.Error(), message.MaxAge, sessionRetry))
+					_ = cc.Close()
+					return
+				}
 				if n, big := s.oversize(req); big {
 					s.bodyRefused(cc.RemoteAddr(), n)
 					cc.ProcessReceivedMessageWithHandler(req, s.udpTooLarge(n))
@@ -307,6 +312,12 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *tlsListener) {
 		// its request monitor sees every message before it is queued.
 		options.WithRequestMonitor(tcpClient.RequestMonitorFunc(func(cc *tcpClient.Conn, req *pool.Message) (bool, error) {
 			s.live.received(cc, req)
+			if ce := s.sessionRefused(cc); ce != nil && isRequest(req.Code()) {
+				if err := tcpReply(cc, req, codes.ServiceUnavailable, ce.Error(), message.MaxAge, sessionRetry); err != nil {
+					return true, err
+				}
+				return true, ce // go-coap closes the session
+			}
 			if n, big := s.oversize(req); big {
 				s.bodyRefused(cc.RemoteAddr(), n)
 				return true, s.tcpTooLarge(cc, req, n)
