@@ -187,19 +187,7 @@ func (s *RawSender) Send(ctx context.Context, f RawFlood) (RawResult, error) {
 	for i, d := range f.Dsts {
 		frames[i] = RawFrame(s.srcMAC, f.DstMAC, f.Src, d, f.Size, uint16(i))
 	}
-	// A ring of messages, a whole number of rounds over the frames and at
-	// least two batches long, so each call takes a contiguous slice of it
-	// and the round-robin order carries on across calls.
-	ring := len(frames) * ((2*batch + len(frames) - 1) / len(frames))
-	iovs := make([]unix.Iovec, ring)
-	msgs := make([]mmsghdr, ring)
-	for i := range msgs {
-		fr := frames[i%len(frames)]
-		iovs[i].Base = &fr[0]
-		iovs[i].SetLen(len(fr))
-		msgs[i].hdr.Iov = &iovs[i]
-		msgs[i].hdr.SetIovlen(1)
-	}
+	msgs, iovs := ring(frames, batch)
 	var res RawResult
 	var err error
 	done := make(chan struct{})
@@ -224,6 +212,24 @@ func (s *RawSender) Send(ctx context.Context, f RawFlood) (RawResult, error) {
 		return res, fmt.Errorf("netlab: raw flood on %s: %w", s.iface, err)
 	}
 	return res, nil
+}
+
+// ring is a ring of messages over frames, a whole number of rounds over
+// them and at least two batches long, so that each sendmmsg takes a
+// contiguous slice of it and the round-robin order carries on across calls.
+// The messages point into iovs and frames, which must stay alive as long.
+func ring(frames [][]byte, batch int) ([]mmsghdr, []unix.Iovec) {
+	n := len(frames) * ((2*batch + len(frames) - 1) / len(frames))
+	iovs := make([]unix.Iovec, n)
+	msgs := make([]mmsghdr, n)
+	for i := range msgs {
+		fr := frames[i%len(frames)]
+		iovs[i].Base = &fr[0]
+		iovs[i].SetLen(len(fr))
+		msgs[i].hdr.Iov = &iovs[i]
+		msgs[i].hdr.SetIovlen(1)
+	}
+	return msgs, iovs
 }
 
 // loop sends count messages from the ring msgs, at most batch per call,

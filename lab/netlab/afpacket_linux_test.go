@@ -265,3 +265,22 @@ func TestSendRawBounded(t *testing.T) {
 		t.Fatalf("with a done context: sent %d, err %v", res.Sent, err)
 	}
 }
+
+func TestRing(t *testing.T) {
+	for _, tc := range []struct{ frames, batch int }{{1, 64}, {3, 2}, {256, 64}, {10_000, 64}, {5, 1024}} {
+		frames := make([][]byte, tc.frames)
+		for i := range frames {
+			frames[i] = make([]byte, 1+i%7)
+		}
+		msgs, iovs := ring(frames, tc.batch)
+		if len(msgs)%tc.frames != 0 || len(msgs) < 2*tc.batch || len(iovs) != len(msgs) {
+			t.Fatalf("%d frames, batch %d: ring of %d", tc.frames, tc.batch, len(msgs))
+		}
+		for i := range msgs {
+			fr := frames[i%tc.frames]
+			if msgs[i].hdr.Iov != &iovs[i] || iovs[i].Base != &fr[0] || int(iovs[i].Len) != len(fr) {
+				t.Fatalf("%d frames, batch %d: message %d does not send frame %d", tc.frames, tc.batch, i, i%tc.frames)
+			}
+		}
+	}
+}
