@@ -54,6 +54,8 @@ type fileConfig struct {
 		RejectOtherClients      bool          `yaml:"reject-overlap-with-other-clients"`
 		MaxRequestsPerClient    int           `yaml:"max-requests-per-client"`
 	} `yaml:"policy"`
+	// Limits bound what one peer can make dotsd hold (limits.go).
+	Limits limitsConfig `yaml:"limits"`
 	// MemoryLimitMiB is a soft limit for the Go runtime (debug.SetMemoryLimit):
 	// the collector works harder as the heap nears it. 0: none (GOMEMLIMIT
 	// in the environment still applies).
@@ -231,6 +233,9 @@ func (c *fileConfig) validate(file string) error {
 	}
 	if c.Policy.MaxRequestsPerClient < 0 {
 		return bad("policy.max-requests-per-client", "%d: must not be negative", c.Policy.MaxRequestsPerClient)
+	}
+	if err := c.Limits.validate(bad); err != nil {
+		return err
 	}
 	if len(c.Clients) == 0 {
 		return bad("clients", "at least one client domain is required")
@@ -498,6 +503,9 @@ func checkExplicitValues(file string, root *yaml.Node) error {
 			return
 		}
 		why, ok := explicitKeys[e.pattern]
+		if !ok {
+			why, ok = limitsExplicitKeys[e.pattern]
+		}
 		if !ok || e.value.Kind != yaml.ScalarNode {
 			return
 		}

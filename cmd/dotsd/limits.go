@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/levee-dots/levee/dotsserver"
+)
+
+// limitsConfig is the limits section: what one peer can make dotsd hold
+// (dotsserver.Limits). A key left out takes its default.
+type limitsConfig struct {
+	MaxBodyBytes                  int64         `yaml:"max-body-bytes"`
+	MaxObservePerSession          int           `yaml:"max-observe-per-session"`
+	MaxSessionsPerClient          int           `yaml:"max-sessions-per-client"`
+	TLSHandshakeTimeout           time.Duration `yaml:"tls-handshake-timeout"`
+	MaxUnauthenticatedConnections int           `yaml:"max-unauthenticated-connections"`
+}
+
+// server is the section as the signal channel takes it.
+func (l limitsConfig) server() dotsserver.Limits {
+	return dotsserver.Limits{
+		MaxBodyBytes:            l.MaxBodyBytes,
+		MaxObservePerSession:    l.MaxObservePerSession,
+		MaxSessionsPerClient:    l.MaxSessionsPerClient,
+		TLSHandshakeTimeout:     l.TLSHandshakeTimeout,
+		MaxUnauthenticatedConns: l.MaxUnauthenticatedConnections,
+	}
+}
+
+// limitsExplicitKeys join explicitKeys: written as 0 they would silently
+// mean the default.
+var limitsExplicitKeys = map[string]string{
+	"limits.max-body-bytes":                  fmt.Sprintf("must be %d to %d (bytes); leave the key out for the default %d", dotsserver.MinBodyBytes, 16<<20, dotsserver.DefaultMaxBodyBytes),
+	"limits.max-observe-per-session":         fmt.Sprintf("must be at least 1; leave the key out for the default %d", dotsserver.DefaultMaxObservePerSession),
+	"limits.max-sessions-per-client":         fmt.Sprintf("must be at least 1; leave the key out for the default %d", dotsserver.DefaultMaxSessionsPerClient),
+	"limits.tls-handshake-timeout":           fmt.Sprintf("must be positive; leave the key out for the default %v", dotsserver.DefaultTLSHandshakeTimeout),
+	"limits.max-unauthenticated-connections": fmt.Sprintf("must be at least 1; leave the key out for the default %d", dotsserver.DefaultMaxUnauthenticatedConns),
+}
+
+// validate names the first key out of range.
+func (l limitsConfig) validate(bad func(key, format string, args ...any) error) error {
+	switch {
+	case l.MaxBodyBytes != 0 && (l.MaxBodyBytes < dotsserver.MinBodyBytes || l.MaxBodyBytes > 16<<20):
+		return bad("limits.max-body-bytes", "%d: %s", l.MaxBodyBytes, limitsExplicitKeys["limits.max-body-bytes"])
+	case l.MaxObservePerSession < 0:
+		return bad("limits.max-observe-per-session", "%d: %s", l.MaxObservePerSession, limitsExplicitKeys["limits.max-observe-per-session"])
+	case l.MaxSessionsPerClient < 0:
+		return bad("limits.max-sessions-per-client", "%d: %s", l.MaxSessionsPerClient, limitsExplicitKeys["limits.max-sessions-per-client"])
+	case l.TLSHandshakeTimeout < 0:
+		return bad("limits.tls-handshake-timeout", "%v: %s", l.TLSHandshakeTimeout, limitsExplicitKeys["limits.tls-handshake-timeout"])
+	case l.MaxUnauthenticatedConnections < 0:
+		return bad("limits.max-unauthenticated-connections", "%d: %s", l.MaxUnauthenticatedConnections, limitsExplicitKeys["limits.max-unauthenticated-connections"])
+	}
+	return nil
+}
