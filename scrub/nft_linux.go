@@ -22,8 +22,10 @@ const (
 	// basePrefix + Interface names the ingress chain, so a node started on
 	// another device replaces the chain instead of filtering the old one.
 	basePrefix = "in_"
-	set4Name   = "targets4"
+	set4Name   = "targets4" // interval maps: prefixes shorter than a host
 	set6Name   = "targets6"
+	hosts4Name = "hosts4" // hash maps: host addresses
+	hosts6Name = "hosts6"
 	// ingressPriority runs before everything else on the device.
 	ingressPriority = -500
 	// sockBuf is forced on the netlink socket: a large Set is one batch
@@ -269,11 +271,7 @@ func (n *NFT) batch(c *nftables.Conn, in installed, p *plan) (int, error) {
 		}
 	}
 	b := &builder{table: t}
-	set4 := &nftables.Set{Table: t, ID: b.id(), Name: set4Name, Interval: true, IsMap: true,
-		KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}
-	set6 := &nftables.Set{Table: t, ID: b.id(), Name: set6Name, Interval: true, IsMap: true,
-		KeyType: nftables.TypeIP6Addr, DataType: nftables.TypeVerdict}
-	var el4, el6 []nftables.SetElement
+	maps := targetMaps(t, b)
 	for i := range p.mits {
 		m := &p.mits[i]
 		for _, ch := range []string{m.chain4, m.chain6} {
@@ -282,27 +280,26 @@ func (n *NFT) batch(c *nftables.Conn, in installed, p *plan) (int, error) {
 				ops++
 			}
 		}
-		el4 = append(el4, vmapElems(m.targets4, m.chain4)...)
-		el6 = append(el6, vmapElems(m.targets6, m.chain6)...)
+		maps.add(m)
 		k, err := n.mitigationRules(c, b, m)
 		if err != nil {
 			return 0, err
 		}
 		ops += k
 	}
-	for _, s := range []struct {
-		set *nftables.Set
-		el  []nftables.SetElement
-	}{{set4, el4}, {set6, el6}} {
-		if err := c.AddSet(s.set, nil); err != nil {
-			return 0, fmt.Errorf("scrub: set %s: %w", s.set.Name, err)
+	for _, tm := range maps {
+		if len(tm.el) == 0 {
+			continue // no lookup at all for a map that would be empty
+		}
+		if err := c.AddSet(tm.set, nil); err != nil {
+			return 0, fmt.Errorf("scrub: set %s: %w", tm.set.Name, err)
 		}
 		ops++
-		if err := addElems(c, s.set, s.el); err != nil {
+		if err := addElems(c, tm.set, tm.el); err != nil {
 			return 0, err
 		}
-		ops += len(s.el)/elemChunk + 1
-		c.AddRule(&nftables.Rule{Table: t, Chain: base, Exprs: dispatch(s.set, s.set == set6)})
+		ops += len(tm.el)/elemChunk + 1
+		c.AddRule(&nftables.Rule{Table: t, Chain: base, Exprs: dispatch(tm.set, tm.v6)})
 		ops++
 	}
 	if n.opts.NoTrack {
@@ -317,15 +314,58 @@ func (n *NFT) batch(c *nftables.Conn, in installed, p *plan) (int, error) {
 	return ops, nil
 }
 
-// vmapElems map every target to a jump into chain.
-func vmapElems(ps []netip.Prefix, chain string) []nftables.SetElement {
-	el := prefixElems(ps)
-	for i := range el {
-		if !el[i].IntervalEnd {
-			el[i].VerdictData = &expr.Verdict{Kind: expr.VerdictJump, Chain: chain}
+// targetMap is one verdict map of the ingress chain and its elements.
+type targetMap struct {
+	set *nftables.Set
+	v6  bool
+	el  []nftables.SetElement
+}
+
+// targetMapList holds the ingress chain's maps in lookup order: the host
+// addresses (/32, /128) in hash maps, one lookup whatever their number, then
+// the shorter prefixes in interval maps (a tree walk that grows with their
+// number). Targets never overlap (compile refuses it), so a packet matches
+// at most one element.
+type targetMapList []*targetMap
+
+func targetMaps(t *nftables.Table, b *builder) targetMapList {
+	m := func(name string, v6, interval bool) *targetMap {
+		key := nftables.TypeIPAddr
+		if v6 {
+			key = nftables.TypeIP6Addr
 		}
+		return &targetMap{v6: v6, set: &nftables.Set{Table: t, ID: b.id(), Name: name, Interval: interval, IsMap: true,
+			KeyType: key, DataType: nftables.TypeVerdict}}
 	}
-	return el
+	return targetMapList{m(hosts4Name, false, false), m(hosts6Name, true, false), m(set4Name, false, true), m(set6Name, true, true)}
+}
+
+// add maps every target of m to a goto into its chain: when the chain ends
+// without a verdict the packet takes the ingress chain's policy (accept),
+// with no further lookup.
+func (l targetMapList) add(m *mitPlan) {
+	for _, fam := range []struct {
+		targets    []netip.Prefix
+		chain      string
+		hosts, net *targetMap
+	}{{m.targets4, m.chain4, l[0], l[2]}, {m.targets6, m.chain6, l[1], l[3]}} {
+		v := &expr.Verdict{Kind: expr.VerdictGoto, Chain: fam.chain}
+		var nets []netip.Prefix
+		for _, p := range fam.targets {
+			if p.IsSingleIP() {
+				fam.hosts.el = append(fam.hosts.el, nftables.SetElement{Key: p.Addr().AsSlice(), VerdictData: v})
+			} else {
+				nets = append(nets, p)
+			}
+		}
+		el := prefixElems(nets)
+		for i := range el {
+			if !el[i].IntervalEnd {
+				el[i].VerdictData = v
+			}
+		}
+		fam.net.el = append(fam.net.el, el...)
+	}
 }
 
 // mitigationRules fills the mitigation's two chains: its counter first, then
