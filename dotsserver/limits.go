@@ -211,6 +211,44 @@ func (s *Server) sessionRefused(conn mux.Conn) *sessionCapError {
 	return ce
 }
 
+// blockTransfersPerSession bounds the Block1 transfers one session may
+// have in progress, so a session holds at most that many times
+// MaxBodyBytes (go-coap's default is 4096 transfers).
+const blockTransfersPerSession = 8
+
+// libraryDiag is the diagnostic for an error answer go-coap's block-wise
+// layer sends without one (RFC 9132 §9: every 4.xx and 5.xx carries one).
+func libraryDiag(c codes.Code) string {
+	switch c {
+	case codes.RequestEntityIncomplete:
+		return "block-wise transfer incomplete: a block is missing or out of order (RFC 7959 §2.9.2); send the body again from block 0"
+	case codes.ServiceUnavailable:
+		return fmt.Sprintf("too many block-wise transfers in progress on this session (at most %d): retry after Max-Age", blockTransfersPerSession)
+	case codes.RequestEntityTooLarge:
+		return "request body too large (see Size1)"
+	}
+	return fmt.Sprintf("%v: the request was not processed", c)
+}
+
+// libraryRetry is the Max-Age of a 5.03 from the block-wise layer.
+const libraryRetry = 5
+
+// backfillDiag gives an error answer without a payload its diagnostic
+// (and a 5.03 its Max-Age).
+func backfillDiag(m *pool.Message) {
+	if m.Code() < codes.BadRequest {
+		return
+	}
+	if n, err := m.BodySize(); err == nil && n > 0 {
+		return
+	}
+	m.SetContentFormat(message.TextPlain)
+	m.SetBody(strings.NewReader(libraryDiag(m.Code())))
+	if m.Code() == codes.ServiceUnavailable && !m.HasOption(message.MaxAge) {
+		m.SetOptionUint32(message.MaxAge, libraryRetry)
+	}
+}
+
 // sessionRetry is the Max-Age of a 5.03 refusing a session: when to retry.
 const sessionRetry = 60
 

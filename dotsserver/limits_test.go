@@ -104,3 +104,34 @@ func TestAttributeBoundsOverSignalChannel(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockwiseErrorsCarryDiagnostics: the answers of the block-wise layer
+// itself carry a diagnostic too (RFC 9132 §9): 4.08 for a block without
+// its transfer, and 5.03 with Max-Age once a session has as many transfers
+// in progress as it may.
+func TestBlockwiseErrorsCarryDiagnostics(t *testing.T) {
+	e := newEnv(t, "127.0.0.1:0", nil)
+	block := bytes.Repeat([]byte{0xa5}, 1024)
+	for _, transport := range []string{"dtls", "tls"} {
+		t.Run(transport, func(t *testing.T) {
+			rc := dialRaw(t, e, "alpha", transport)
+			r := rc.roundTrip(t, rc.mitigatePut(rc.token(), 800, []message.Option{blockOpt(message.Block1, 3, true, 6)}, block))
+			if r.Code != codes.RequestEntityIncomplete || !strings.Contains(diagOf(r), "block 0") {
+				t.Fatalf("block 3 without a transfer: %v %q, want 4.08 with a diagnostic", r.Code, diagOf(r))
+			}
+			var last message.Message
+			for i := uint32(0); i < 20; i++ {
+				last = rc.roundTrip(t, rc.mitigatePut(rc.token(), 810+i, []message.Option{blockOpt(message.Block1, 0, true, 6)}, block))
+				if last.Code != codes.Continue {
+					break
+				}
+			}
+			if last.Code != codes.ServiceUnavailable || !strings.Contains(diagOf(last), "transfers in progress") {
+				t.Fatalf("transfers past the bound: %v %q, want 5.03 with a diagnostic", last.Code, diagOf(last))
+			}
+			if _, ok := optUint(last, message.MaxAge); !ok {
+				t.Fatal("5.03 without Max-Age")
+			}
+		})
+	}
+}

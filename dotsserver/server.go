@@ -285,6 +285,7 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *tlsListener) {
 		options.WithMux(handler),
 		options.WithContext(context.Background()),
 		options.WithInactivityMonitor(idleLimit, func(cc *udpClient.Conn) { _ = cc.Close() }),
+		options.WithBlockwiseReceivingMessagesCacheMaxEntries(blockTransfersPerSession),
 		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpClient.Conn](
 			func(req *pool.Message, cc *udpClient.Conn, h config.HandlerFunc[*udpClient.Conn]) {
 				s.live.received(cc, req)
@@ -308,6 +309,7 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *tlsListener) {
 		options.WithContext(context.Background()),
 		options.WithInactivityMonitor(idleLimit, func(cc *tcpClient.Conn) { _ = cc.Close() }),
 		options.WithMaxMessageSize(s.limits.tcpMaxMessage()),
+		options.WithBlockwiseReceivingMessagesCacheMaxEntries(blockTransfersPerSession),
 		// go-coap's TCP server does not apply WithProcessReceivedMessageFunc;
 		// its request monitor sees every message before it is queued.
 		options.WithRequestMonitor(tcpClient.RequestMonitorFunc(func(cc *tcpClient.Conn, req *pool.Message) (bool, error) {
@@ -361,13 +363,18 @@ func (s *Server) Close() {
 // nonForNon makes the answer to a Non-confirmable request Non-confirmable
 // (RFC 7252 §5.2.3; RFC 9132 §4.4: mitigation requests and responses are
 // NON). go-coap would otherwise send it as a separate Confirmable response.
+// It also gives the block-wise layer's error answers their diagnostic.
+// The request is read before h runs: a response handed to a waiting
+// caller may be released by it.
 func nonForNon(req *pool.Message, h config.HandlerFunc[*udpClient.Conn]) config.HandlerFunc[*udpClient.Conn] {
-	if req.Type() != message.NonConfirmable {
-		return h
-	}
+	non := req.Type() == message.NonConfirmable
 	return func(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
 		h(w, r)
-		if w.Message().IsModified() && w.Message().Type() == message.Confirmable {
+		if !w.Message().IsModified() {
+			return
+		}
+		backfillDiag(w.Message())
+		if non && w.Message().Type() == message.Confirmable {
 			w.Message().SetType(message.NonConfirmable)
 		}
 	}

@@ -55,10 +55,52 @@ func (g *frameGuard) ConnectionState() tls.ConnectionState {
 	return tls.ConnectionState{}
 }
 
+// Write sends one message (go-coap writes a message per call); an error
+// answer of go-coap's block-wise layer gets its diagnostic on the way.
 func (g *frameGuard) Write(b []byte) (int, error) {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
+	if out, ok := withDiagnostic(b); ok {
+		if _, err := g.Conn.Write(out); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
 	return g.Conn.Write(b)
+}
+
+// withDiagnostic re-encodes b when it is exactly one CoAP-over-TCP error
+// answer without a payload, adding the diagnostic of backfillDiag.
+func withDiagnostic(b []byte) ([]byte, bool) {
+	var h coder.MessageHeader
+	if _, err := coder.DefaultCoder.DecodeHeader(b, &h); err != nil || h.Code < codes.BadRequest || h.Code >= codes.CSM {
+		return nil, false // the common case: no decoding
+	}
+	m := message.Message{Options: make(message.Options, 0, 16)}
+	n, err := coder.DefaultCoder.Decode(b, &m)
+	if err != nil || n != len(b) || m.Code < codes.BadRequest || m.Code >= codes.CSM || len(m.Payload) > 0 {
+		return nil, false
+	}
+	var err2 error
+	m.Options, _, err2 = m.Options.SetContentFormat(make([]byte, 4), message.TextPlain)
+	if err2 != nil {
+		return nil, false
+	}
+	if m.Code == codes.ServiceUnavailable && !m.Options.HasOption(message.MaxAge) {
+		if m.Options, _, err2 = m.Options.SetUint32(make([]byte, 4), message.MaxAge, libraryRetry); err2 != nil {
+			return nil, false
+		}
+	}
+	m.Payload = []byte(libraryDiag(m.Code))
+	size, err := coder.DefaultCoder.Size(m)
+	if err != nil {
+		return nil, false
+	}
+	out := make([]byte, size)
+	if _, err := coder.DefaultCoder.Encode(m, out); err != nil {
+		return nil, false
+	}
+	return out, true
 }
 
 func (g *frameGuard) Read(p []byte) (int, error) {
