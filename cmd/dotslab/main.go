@@ -2,6 +2,7 @@
 // a terminal, and exports them for containerlab.
 //
 //	dotslab run scrubbing [--bin DIR] [--dir DIR] [--keep]
+//	dotslab run escalation [--bin DIR] [--dir DIR] [--keep]
 //	dotslab export containerlab [--out FILE] [--image IMAGE]
 //
 // It builds nothing: `make lab` builds bin/ and runs

@@ -21,6 +21,10 @@ const usage = `usage:
       build the scrubbing lab in network namespaces, run the scenario step by
       step with real dotsd, scrubd, dotsctl, BIRD and packets, and remove it
       (--keep: leave it up with the mitigation active until Ctrl-C)
+  dotslab run escalation [--bin DIR] [--dir DIR] [--keep]
+      the same lab with an escalation ladder: FlowSpec first, scrubbing after
+      the client reports under-attack, FlowSpec again after it reports the
+      attack mitigated (--keep: leave it up at the end, back at FlowSpec)
   dotslab export containerlab [--out FILE] [--image IMAGE]
       write the same lab as a containerlab topology, with its configurations
       and a development PKI beside it
@@ -36,7 +40,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd := args[0] + " " + args[1]; cmd {
 	case "run scrubbing":
-		return runScrubbing(ctx, args[2:], stdout, stderr)
+		return runScenario(ctx, "scrubbing", netlab.RunScrubbing, args[2:], stdout, stderr)
+	case "run escalation":
+		return runScenario(ctx, "escalation", netlab.RunEscalation, args[2:], stdout, stderr)
 	case "export containerlab":
 		return exportContainerlab(args[2:], stdout, stderr)
 	default:
@@ -45,8 +51,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-func runScrubbing(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("dotslab run scrubbing", flag.ContinueOnError)
+// runScenario runs the lab's scenario (netlab.RunScrubbing or
+// netlab.RunEscalation) for a person: every step on stdout, then PASS or
+// each problem.
+func runScenario(ctx context.Context, name string, scenario func(context.Context, netlab.ScenarioOptions) (*netlab.ScenarioResult, error),
+	args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dotslab run "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bin := fs.String("bin", "bin", "directory with dotsd, scrubd and dotsctl (make build)")
 	dir := fs.String("dir", "", "directory for configurations, PKI and logs (default: a temporary one, removed)")
@@ -55,7 +65,7 @@ func runScrubbing(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("run scrubbing: unexpected %q", fs.Args())
+		return fmt.Errorf("run %s: unexpected %q", name, fs.Args())
 	}
 	if os.Geteuid() != 0 {
 		return errNotRoot
@@ -65,7 +75,7 @@ func runScrubbing(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
-	res, err := netlab.RunScrubbing(ctx, netlab.ScenarioOptions{Bins: bins, Dir: *dir, Logf: logf, Keep: *keep})
+	res, err := scenario(ctx, netlab.ScenarioOptions{Bins: bins, Dir: *dir, Logf: logf, Keep: *keep})
 	if err != nil {
 		if errors.Is(err, netlab.ErrNotRoot) {
 			return errNotRoot
@@ -76,9 +86,9 @@ func runScrubbing(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		for _, p := range ps {
 			fmt.Fprintln(stdout, "FAIL:", p)
 		}
-		return fmt.Errorf("scrubbing: %d problems", len(ps))
+		return fmt.Errorf("%s: %d problems", name, len(ps))
 	}
-	fmt.Fprintf(stdout, "PASS: scrubbing scenario in %v; its namespaces and daemons are gone\n", res.Took.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "PASS: %s scenario in %v; its namespaces and daemons are gone\n", name, res.Took.Round(time.Millisecond))
 	if *dir != "" {
 		fmt.Fprintf(stdout, "configurations, PKI and logs: %s\n", *dir)
 	}

@@ -30,12 +30,22 @@ type ClientFiles struct {
 	Cert, Key, CAs string
 }
 
+// Reporter is a Client that also sends efficacy updates (RFC 9132
+// §4.4.3): how the client sees the attack under the mitigation.
+type Reporter interface {
+	Client
+	// Efficacy returns dotsd's response code (e.g. "2.04").
+	Efficacy(ctx context.Context, mid uint32, attack dots.AttackStatus) (code string, err error)
+}
+
 // dotsctl is the Client that runs the dotsctl command (with -o json) in a
-// node's namespace.
+// node's namespace; it asks for countermeasure ("": none, the server
+// chooses).
 type dotsctl struct {
-	l         *Lab
-	node, bin string
-	cfg       string
+	l              *Lab
+	node, bin      string
+	cfg            string
+	countermeasure string
 }
 
 func (c dotsctl) run(ctx context.Context, v any, args ...string) error {
@@ -58,9 +68,12 @@ type ctlAnswer struct {
 }
 
 func (c dotsctl) Mitigate(ctx context.Context, target netip.Prefix, port uint16) (uint32, string, error) {
+	args := []string{"mitigate", "--target", target.String(), "--port", strconv.Itoa(int(port)), "--proto", "udp"}
+	if c.countermeasure != "" {
+		args = append(args, "--countermeasure", c.countermeasure)
+	}
 	var a ctlAnswer
-	if err := c.run(ctx, &a, "mitigate", "--target", target.String(), "--port", strconv.Itoa(int(port)),
-		"--proto", "udp", "--countermeasure", "scrubbing"); err != nil {
+	if err := c.run(ctx, &a, args...); err != nil {
 		return 0, "", err
 	}
 	if a.MID == nil {
@@ -81,8 +94,26 @@ func (c dotsctl) Status(ctx context.Context, mid uint32) (dots.Scope, error) {
 }
 
 func (c dotsctl) Withdraw(ctx context.Context, mid uint32) (string, error) {
+	return c.code(ctx, "withdraw", strconv.FormatUint(uint64(mid), 10))
+}
+
+// Efficacy runs `dotsctl efficacy MID under-attack|mitigated`.
+func (c dotsctl) Efficacy(ctx context.Context, mid uint32, attack dots.AttackStatus) (string, error) {
+	word := "under-attack"
+	switch attack {
+	case dots.AttackUnderAttack:
+	case dots.AttackMitigated:
+		word = "mitigated"
+	default:
+		return "", fmt.Errorf("dotsctl efficacy: %s: only under-attack and attack-successfully-mitigated", attack)
+	}
+	return c.code(ctx, "efficacy", strconv.FormatUint(uint64(mid), 10), word)
+}
+
+// code runs a dotsctl command and returns dotsd's response code.
+func (c dotsctl) code(ctx context.Context, args ...string) (string, error) {
 	var a ctlAnswer
-	if err := c.run(ctx, &a, "withdraw", strconv.FormatUint(uint64(mid), 10)); err != nil {
+	if err := c.run(ctx, &a, args...); err != nil {
 		return "", err
 	}
 	return a.Code, nil

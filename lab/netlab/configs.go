@@ -5,6 +5,8 @@ package netlab
 import (
 	"fmt"
 	"strings"
+
+	"github.com/levee-dots/levee/escalate"
 )
 
 // LabTable is the nftables table scrubd installs in the scrubber.
@@ -31,6 +33,10 @@ type DaemonConfig struct {
 	// Return, if set, is scrubd's return: section (scrubd builds its end
 	// of the clean-traffic tunnel).
 	Return string
+	// Escalation, if set, is client alpha's escalation ladder; with BGP
+	// the edge then also receives FlowSpec (ipv4-flowspec), which its
+	// BIRD keeps in FlowTable.
+	Escalation *escalate.Ladder
 }
 
 // Scrubd is scrubd.yaml; paths are relative to the file (the PKI of
@@ -53,7 +59,9 @@ table: %s
 
 // Dotsd is dotsd.yaml: client alpha may ask for 203.0.113.0/25; its
 // mitigations go to scrubd (polled every 200 ms) and, with BGP, the
-// on-ramp is announced to the edge with the scrubber as next hop.
+// on-ramp is announced to the edge with the scrubber as next hop. With an
+// escalation ladder the ladder picks the countermeasure, and the edge
+// receives FlowSpec rules too.
 func (c DaemonConfig) Dotsd() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `signal: {listen: [%q]}
@@ -67,14 +75,17 @@ clients:
 divert:
 `, c.SignalAddr)
 	if c.BGP {
+		families, receives, domains := "ipv4-unicast", "scrubbing", "\n    domains: {alpha: {countermeasure: scrubbing}}"
+		if c.Escalation != nil {
+			families, receives, domains = "ipv4-unicast, ipv4-flowspec", "flowspec, scrubbing", "" // the ladder picks
+		}
 		fmt.Fprintf(&b, `  bgp:
     local-as: %d
     router-id: %s
     neighbors:
-      - {name: edge, address: %s, peer-as: %d, local-address: %s, families: [ipv4-unicast], receives: [scrubbing]}
-    scrubbing: {next-hop-v4: %s}
-    domains: {alpha: {countermeasure: scrubbing}}
-`, DotsdAS, ControlAddr, EdgeBGPAddr, EdgeAS, ControlAddr, ScrubberAddr)
+      - {name: edge, address: %s, peer-as: %d, local-address: %s, families: [%s], receives: [%s]}
+    scrubbing: {next-hop-v4: %s}%s
+`, DotsdAS, ControlAddr, EdgeBGPAddr, EdgeAS, ControlAddr, families, receives, ScrubberAddr, domains)
 	}
 	fmt.Fprintf(&b, `  scrub:
     domains: [alpha]
@@ -83,6 +94,9 @@ divert:
     poll-interval: 200ms
     nodes: [{name: scrubber, url: "https://%s", ca: ca.pem}]
 `, c.NodeAddr)
+	if l := c.Escalation; l != nil {
+		fmt.Fprintf(&b, "escalation:\n  alpha: {steps: [%s], up-after: %v, down-after: %v}\n", strings.Join(l.Steps, ", "), l.Up, l.Down)
+	}
 	return b.String()
 }
 
@@ -96,17 +110,31 @@ state: alpha-state.json
 `, c.SignalAddr)
 }
 
+// FlowTable is the edge BIRD's table of FlowSpec rules (BIRD keeps them;
+// it does not install them into the kernel).
+const FlowTable = "flowtab4"
+
 // EdgeBIRD is the edge router's bird.conf: one eBGP session to dotsd, and
 // the kernel protocol exporting what it learns into the edge's FIB.
-func EdgeBIRD() string {
+func EdgeBIRD() string { return DaemonConfig{BGP: true}.BIRD() }
+
+// BIRD is the edge router's bird.conf for c: EdgeBIRD, and with an
+// escalation ladder a flow4 channel that accepts dotsd's FlowSpec rules
+// into FlowTable.
+func (c DaemonConfig) BIRD() string {
+	table, channel := "", ""
+	if c.Escalation != nil {
+		table = fmt.Sprintf("flow4 table %s;\n", FlowTable)
+		channel = fmt.Sprintf("  flow4 { table %s; import all; export none; };\n", FlowTable)
+	}
 	return fmt.Sprintf(`router id %s;
 log stderr all;
-protocol device { }
+%sprotocol device { }
 protocol kernel { ipv4 { export where proto = "dotsd"; }; }
 protocol bgp dotsd {
   local %s as %d;
   neighbor %s as %d;
   ipv4 { import all; export none; };
-}
-`, EdgeBGPAddr, EdgeBGPAddr, EdgeAS, ControlAddr, DotsdAS)
+%s}
+`, EdgeBGPAddr, table, EdgeBGPAddr, EdgeAS, ControlAddr, DotsdAS, channel)
 }

@@ -86,6 +86,14 @@ func (l *Lab) ScrubberDropped() (NFTCount, error) {
 	return sum, err
 }
 
+// labTableHolds reports whether `nft list table netdev levee_lab` in the
+// scrubber names the target and a drop rule's counter: scrubd's table
+// holds the mitigation.
+func (l *Lab) labTableHolds(ctx context.Context) bool {
+	out, err := l.Exec(ctx, Scrubber, "nft", "list", "table", "netdev", LabTable)
+	return err == nil && strings.Contains(out, TargetAddr.String()) && strings.Contains(out, ruleCounterPrefix)
+}
+
 // NFTRuleset is `nft -j list ruleset` in node's namespace with what
 // changes while nothing is changed left out: handles, counter values and
 // the metainfo header. Objects are sorted, one JSON text per line, so two

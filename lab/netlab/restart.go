@@ -159,8 +159,7 @@ func sameness(same bool) string {
 // floodDown floods while scrubd is down and checks the kernel still
 // filters.
 func (s *scenario) floodDown(ctx context.Context, r *RestartResult) error {
-	out, err := s.l.Exec(ctx, Scrubber, "nft", "list", "table", "netdev", LabTable)
-	r.TableHeldDown = err == nil && strings.Contains(out, TargetAddr.String()) && strings.Contains(out, ruleCounterPrefix)
+	r.TableHeldDown = s.l.labTableHolds(ctx)
 	c0, err := s.l.ScrubberDropped()
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/levee-dots/levee/escalate"
 	"github.com/levee-dots/levee/pki"
 )
 
@@ -93,6 +94,7 @@ type ScenarioResult struct {
 	Attack       Traffic     // under mitigation
 	Legit        Echoes      // under mitigation
 	Restart      *RestartResult
+	Escalation   *EscalationResult // RunEscalation's
 	WithdrawCode string
 	// Withdrawn is scrubd's return path once it has the state without the
 	// mitigation (scrubd still running).
@@ -107,8 +109,8 @@ type Traffic struct {
 	Sent, Reached int      // packets sent; received at the target
 	Scrubbed      NFTCount // the scrubber's drop counters' increase
 	// PktsDropped and BytesDropped are the mitigation's totals in dotsctl
-	// status after the flood.
-	PktsDropped, BytesDropped uint64
+	// status after the flood, PktsBefore its pkts-dropped before it.
+	PktsDropped, BytesDropped, PktsBefore uint64
 }
 
 // Echoes is the legitimate flow: requests sent, answered, and packets that
@@ -125,9 +127,10 @@ type Leftovers struct {
 	Tables  []string    // nftables tables in the scrubber
 	Tunnels []string    // nodes where the return tunnel still exists
 	Return  ReturnState // scrubd's rule, routes and tunnel in the scrubber
+	BIRD    []string    // BIRD's routes and FlowSpec rules from dotsd (OnRampBGP)
 }
 
-// scenario is one run of RunScrubbing.
+// scenario is one run of RunScrubbing or RunEscalation.
 type scenario struct {
 	o                   ScenarioOptions
 	l                   *Lab
@@ -144,6 +147,7 @@ type scenario struct {
 	div                 Diversion
 	res                 *ScenarioResult
 	n                   int
+	ladder              *escalate.Ladder // RunEscalation's; nil: RunScrubbing
 }
 
 // RunScrubbing runs the scrubbing scenario with real packets, real dotsd,
@@ -165,11 +169,17 @@ type scenario struct {
 // Every step is reported through Logf. Everything it started and built is
 // removed before it returns; the result is returned also with an error,
 // as far as the scenario got.
-func RunScrubbing(ctx context.Context, o ScenarioOptions) (res *ScenarioResult, err error) {
+func RunScrubbing(ctx context.Context, o ScenarioOptions) (*ScenarioResult, error) {
+	return execute(ctx, o, nil)
+}
+
+// execute runs a scenario: RunScrubbing's, or with ladder RunEscalation's.
+func execute(ctx context.Context, o ScenarioOptions, ladder *escalate.Ladder) (res *ScenarioResult, err error) {
 	s, err := newScenario(o)
 	if err != nil {
 		return nil, err
 	}
+	s.ladder = ladder
 	defer func() { err = errors.Join(err, s.close()) }()
 	began := time.Now()
 	if err = s.run(ctx); err != nil && ctx.Err() == nil {
@@ -180,28 +190,14 @@ func RunScrubbing(ctx context.Context, o ScenarioOptions) (res *ScenarioResult, 
 }
 
 func newScenario(o ScenarioOptions) (*scenario, error) {
-	for name, p := range map[string]string{"dotsd": o.Bins.Dotsd, "scrubd": o.Bins.Scrubd, "dotsctl": o.Bins.Dotsctl} {
-		if p == "" {
-			return nil, fmt.Errorf("netlab: scenario: no %s binary", name)
-		}
-		if _, err := exec.LookPath(p); err != nil {
-			return nil, fmt.Errorf("netlab: scenario: %s: %w", name, err)
-		}
-	}
-	tools := []string{"ip", "nft"}
-	if o.OnRamp == OnRampBGP {
-		tools = append(tools, "bird", "birdc")
-	}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("netlab: scenario needs %s (Debian packages iproute2, nftables, bird2): %w", tool, err)
-		}
-	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
 	if o.Attack <= 0 {
 		o.Attack = 5000
+	}
+	if err := checkTools(o); err != nil {
+		return nil, err
 	}
 	s := &scenario{o: o, dir: o.Dir, div: ScrubdDiversion(), res: &ScenarioResult{}}
 	if s.dir == "" {
@@ -217,14 +213,45 @@ func newScenario(o ScenarioOptions) (*scenario, error) {
 	return s, nil
 }
 
+// checkTools checks for the binaries and the tools a scenario runs.
+func checkTools(o ScenarioOptions) error {
+	for name, p := range map[string]string{"dotsd": o.Bins.Dotsd, "scrubd": o.Bins.Scrubd, "dotsctl": o.Bins.Dotsctl} {
+		if p == "" {
+			return fmt.Errorf("netlab: scenario: no %s binary", name)
+		}
+		if _, err := exec.LookPath(p); err != nil {
+			return fmt.Errorf("netlab: scenario: %s: %w", name, err)
+		}
+	}
+	tools := []string{"ip", "nft"}
+	if o.OnRamp == OnRampBGP {
+		tools = append(tools, "bird", "birdc")
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("netlab: scenario needs %s (Debian packages iproute2, nftables, bird2): %w", tool, err)
+		}
+	}
+	return nil
+}
+
 // step reports one step.
 func (s *scenario) step(format string, args ...any) {
 	s.n++
 	s.o.Logf("step %d: %s", s.n, fmt.Sprintf(format, args...))
 }
 
+// steps are the scenario's steps up to the withdrawal.
+func (s *scenario) steps() []func(context.Context) error {
+	steps := []func(context.Context) error{s.build, s.baseline, s.returnPath, s.start, s.mitigate}
+	if s.ladder != nil {
+		return append(steps, s.firstStep, s.escalateUp, s.onRamp, s.attack, s.escalateDown)
+	}
+	return append(steps, s.onRamp, s.attack)
+}
+
 func (s *scenario) run(ctx context.Context) error {
-	for _, f := range []func(context.Context) error{s.build, s.baseline, s.returnPath, s.start, s.mitigate, s.onRamp, s.attack} {
+	for _, f := range s.steps() {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("netlab: scenario interrupted: %w", err)
 		}
@@ -338,7 +365,8 @@ func (s *scenario) configure() error {
 		return fmt.Errorf("netlab: scenario: pki: %w", err)
 	}
 	s.cfg = DaemonConfig{NodeAddr: "127.0.0.1:8443", SignalAddr: "127.0.0.1:4646", // inside the control namespace
-		Interface: ScrubberIface, NetNS: s.l.Namespace(Scrubber), BGP: s.o.OnRamp == OnRampBGP, Return: ReturnSection(s.div)}
+		Interface: ScrubberIface, NetNS: s.l.Namespace(Scrubber), BGP: s.o.OnRamp == OnRampBGP, Return: ReturnSection(s.div),
+		Escalation: s.ladder}
 	if s.daemons == "" {
 		if s.cfg.NodeAddr, err = freePort(); err != nil {
 			return err
@@ -348,7 +376,7 @@ func (s *scenario) configure() error {
 		}
 	}
 	for name, text := range map[string]string{"scrubd.yaml": s.cfg.Scrubd(), "dotsd.yaml": s.cfg.Dotsd(),
-		"dotsctl.yaml": s.cfg.Dotsctl(), "bird.conf": EdgeBIRD()} {
+		"dotsctl.yaml": s.cfg.Dotsctl(), "bird.conf": s.cfg.BIRD()} {
 		if _, err := s.write(name, text); err != nil {
 			return err
 		}
@@ -361,7 +389,11 @@ func (s *scenario) configure() error {
 // connect makes the client, once dotsd is ready.
 func (s *scenario) connect() error {
 	if s.o.Client == nil {
-		s.client, s.who = dotsctl{l: s.l, node: s.daemons, bin: s.o.Bins.Dotsctl, cfg: filepath.Join(s.dir, "dotsctl.yaml")}, "dotsctl"
+		c := dotsctl{l: s.l, node: s.daemons, bin: s.o.Bins.Dotsctl, cfg: filepath.Join(s.dir, "dotsctl.yaml"), countermeasure: "scrubbing"}
+		if s.ladder != nil {
+			c.countermeasure = "" // the ladder chooses
+		}
+		s.client, s.who = c, "dotsctl"
 		return nil
 	}
 	c, err := s.o.Client(s.files)

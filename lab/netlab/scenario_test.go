@@ -48,15 +48,21 @@ func requireBIRD(t *testing.T) {
 	}
 }
 
-// runScenario runs the scenario with o, its steps in the test's log, and
-// fails the test on an error or any of the result's problems.
+// runScenario runs the scrubbing scenario with o, its steps in the test's
+// log, and fails the test on an error or any of the result's problems.
 func runScenario(t *testing.T, o ScenarioOptions) *ScenarioResult {
+	t.Helper()
+	return runWith(t, RunScrubbing, o)
+}
+
+// runWith runs scenario with o as runScenario does.
+func runWith(t *testing.T, scenario func(context.Context, ScenarioOptions) (*ScenarioResult, error), o ScenarioOptions) *ScenarioResult {
 	t.Helper()
 	requireRoot(t)
 	o.Bins, o.Logf = scenarioBins(t), t.Logf
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, err := RunScrubbing(ctx, o)
+	res, err := scenario(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}

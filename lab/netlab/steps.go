@@ -117,6 +117,27 @@ func (s *scenario) birdc(args ...string) string {
 	return out
 }
 
+// birdRoutes is what BIRD holds from dotsd in table ("all": in every
+// table), a line a route or FlowSpec rule: "TABLE: NET ATTRIBUTES"; a
+// failed birdc is a line too.
+func (s *scenario) birdRoutes(table string) []string {
+	var rs []string
+	in := ""
+	for _, line := range strings.Split(s.birdc("show", "route", "table", table, "protocol", "dotsd"), "\n") {
+		switch {
+		case strings.TrimSpace(line) == "", strings.HasPrefix(line, "BIRD "), line[0] == ' ', line[0] == '\t':
+		case strings.HasPrefix(line, "Table "):
+			in = strings.TrimSuffix(strings.TrimPrefix(line, "Table "), ":")
+		default:
+			rs = append(rs, in+": "+strings.Join(strings.Fields(line), " "))
+		}
+	}
+	return rs
+}
+
+// flowRules is BIRD's FlowTable.
+func (s *scenario) flowRules() []string { return s.birdRoutes(FlowTable) }
+
 func (s *scenario) startBIRD() error {
 	p, err := s.l.Start(Edge, s.dir, "bird", "bird", "-f", "-c", filepath.Join(s.dir, "bird.conf"),
 		"-s", s.birdSocket(), "-P", filepath.Join(s.dir, "bird.pid"))
@@ -273,12 +294,13 @@ func (s *scenario) attack(ctx context.Context) error {
 	s.res.Legit = Echoes{Sent: 25, Answered: 25, OverTunnel: s.tunnelRx() - rx0}
 	sc, err := s.status(ctx, "attack counted", func(sc dots.Scope) bool { p, _ := dropped(sc); return p >= p0+uint64(tr.Sent) })
 	tr.PktsDropped, tr.BytesDropped = dropped(sc)
+	tr.PktsBefore = p0
 	tr.Reached = s.count.Count() - at0 // after the wait: late arrivals count too
 	scr, rerr := s.l.ScrubberDropped()
 	tr.Scrubbed = NFTCount{scr.Packets - scr0.Packets, scr.Bytes - scr0.Bytes}
 	s.res.Attack = tr
-	s.step("attack %d packets sent, %d reached the target, scrubber dropped %d, %s status pkts-dropped %d bytes-dropped %d",
-		tr.Sent, tr.Reached, tr.Scrubbed.Packets, s.who, tr.PktsDropped, tr.BytesDropped)
+	s.step("attack %d packets sent, %d reached the target, scrubber dropped %d, %s status pkts-dropped %d (+%d) bytes-dropped %d",
+		tr.Sent, tr.Reached, tr.Scrubbed.Packets, s.who, tr.PktsDropped, tr.PktsDropped-tr.PktsBefore, tr.BytesDropped)
 	s.step("legit echo %d/%d answered through %s (%d packets over the tunnel)", s.res.Legit.Answered, s.res.Legit.Sent, ReturnTunnel, s.res.Legit.OverTunnel)
 	if err != nil {
 		return err

@@ -22,6 +22,9 @@ func (s *scenario) hold(ctx context.Context) {
 	if s.o.OnRamp == OnRampBGP {
 		fmt.Fprintf(&b, "  ip netns exec %s birdc -s %s show route\n", ns[Edge], s.birdSocket())
 	}
+	if s.ladder != nil {
+		fmt.Fprintf(&b, "  ip netns exec %s birdc -s %s show route table %s\n", ns[Edge], s.birdSocket(), FlowTable)
+	}
 	fmt.Fprintf(&b, "  ip -n %s route show %v\n", ns[Edge], TargetAddr)
 	fmt.Fprintf(&b, "  ip netns exec %s nft list table netdev %s\n", ns[Scrubber], LabTable)
 	fmt.Fprintf(&b, "  ip -n %s -s link show %s\n", ns[Target], ReturnTunnel)
@@ -48,20 +51,19 @@ func (s *scenario) withdraw(ctx context.Context) error {
 		return fmt.Errorf("netlab: withdraw: %w", err)
 	}
 	s.step("%s withdraw %d → %s", s.who, s.res.MID, code)
-	dst := s.div.EdgeRoute.Dst
-	if s.o.OnRamp == OnRampBGP {
-		err := s.bird.WaitFor("route withdrawn", 10*time.Second, func() bool {
-			rs, err := s.l.Routes(Edge, dst)
-			return err == nil && len(rs) == 0
-		})
-		if err != nil {
+	switch {
+	case s.ladder != nil:
+		if err := s.bird.WaitFor("FlowSpec rule withdrawn", 10*time.Second, func() bool { return len(s.flowRules()) == 0 }); err != nil {
 			return err
 		}
-		s.step("edge FIB: %v withdrawn over BGP (after dotsd's active-but-terminating second)", dst)
+		s.step("BIRD: %s empty, the FlowSpec rule withdrawn over BGP (after dotsd's active-but-terminating second)", FlowTable)
+	case s.o.OnRamp == OnRampBGP:
+		if err := s.edgeRouteGone(); err != nil {
+			return err
+		}
+		s.step("edge FIB: %v withdrawn over BGP (after dotsd's active-but-terminating second)", s.div.EdgeRoute.Dst)
 	}
-	if err := s.scrubd.WaitFor("state without the mitigation", 10*time.Second, func() bool {
-		return stateWithout.MatchString(s.scrubd.Out.String())
-	}); err != nil {
+	if err := s.scrubdState(stateWithout, 0); err != nil {
 		return err
 	}
 	st, err := s.l.scrubberReturn()
@@ -78,13 +80,39 @@ func (s *scenario) withdraw(ctx context.Context) error {
 	}
 	s.step("the target's end of %s removed; scrubd stopped (SIGTERM)", ReturnTunnel)
 	left, err := s.l.Leftovers(s.div)
+	if s.o.OnRamp == OnRampBGP {
+		left.BIRD = s.birdRoutes("all")
+	}
 	s.res.Left = left
 	if err != nil {
 		return err
 	}
 	s.step("after withdraw: %s", left)
+	if s.o.OnRamp == OnRampBGP && len(left.BIRD) == 0 {
+		s.step("BIRD: no route and no FlowSpec rule from dotsd in any table (birdc show route table all protocol dotsd)")
+	}
 	s.res.After, err = s.direct("after withdraw", afterWithdraw)
 	return err
+}
+
+// edgeRouteGone waits until the edge's FIB has no route to the target's
+// /32 (BIRD removed the one it learned over BGP).
+func (s *scenario) edgeRouteGone() error {
+	return s.bird.WaitFor("route withdrawn", 10*time.Second, func() bool {
+		rs, err := s.l.Routes(Edge, s.div.EdgeRoute.Dst)
+		return err == nil && len(rs) == 0
+	})
+}
+
+// scrubdState waits until scrubd's output after its first from bytes
+// matches re (the "state set" line of a state with or without the
+// mitigation).
+func (s *scenario) scrubdState(re *regexp.Regexp, from int) error {
+	what := "state with the mitigation"
+	if re == stateWithout {
+		what = "state without the mitigation"
+	}
+	return s.scrubd.WaitFor(what, 10*time.Second, func() bool { return re.MatchString(s.scrubd.Out.String()[from:]) })
 }
 
 // Leftovers looks inside the namespaces for what diversion d adds: its /32
@@ -119,7 +147,7 @@ func (l *Lab) Leftovers(d Diversion) (Leftovers, error) {
 
 // Empty reports whether nothing was left behind.
 func (l Leftovers) Empty() bool {
-	return len(l.Routes)+len(l.Tables)+len(l.Tunnels) == 0 && l.Return.Empty()
+	return len(l.Routes)+len(l.Tables)+len(l.Tunnels)+len(l.BIRD) == 0 && l.Return.Empty()
 }
 
 func (l Leftovers) String() string {
@@ -127,7 +155,8 @@ func (l Leftovers) String() string {
 		return fmt.Sprintf("no route to %v at the edge or the scrubber, no nftables table, no route in table %d and no rule %d in the scrubber (ip_forward %s), no %s at either end",
 			TargetAddr, ReturnTable, ReturnPriority, l.Return.Forward, ReturnTunnel)
 	}
-	return fmt.Sprintf("left behind: routes %v, nftables tables %v, %s in %v, scrubber return path: %s", l.Routes, l.Tables, ReturnTunnel, l.Tunnels, l.Return)
+	return fmt.Sprintf("left behind: routes %v, nftables tables %v, %s in %v, scrubber return path: %s, in BIRD %v",
+		l.Routes, l.Tables, ReturnTunnel, l.Tunnels, l.Return, l.BIRD)
 }
 
 // Problems lists, in plain words, where the result is not what the
@@ -144,7 +173,8 @@ func (r *ScenarioResult) Problems() []string {
 	add(a.Sent > 0 && a.Reached == 0, "under mitigation %d of %d attack packets reached the target", a.Reached, a.Sent)
 	add(a.Scrubbed.Packets == uint64(a.Sent), "the scrubber's drop counters rose by %d, %d attack packets were sent", a.Scrubbed.Packets, a.Sent)
 	add(a.Scrubbed.Bytes == a.Scrubbed.Packets*attackIPBytes, "the scrubber's drop counters rose by %d bytes, want %d", a.Scrubbed.Bytes, a.Scrubbed.Packets*attackIPBytes)
-	add(a.PktsDropped == uint64(a.Sent), "dotsctl status pkts-dropped %d, %d attack packets were sent", a.PktsDropped, a.Sent)
+	add(a.PktsDropped-a.PktsBefore == uint64(a.Sent), "dotsctl status pkts-dropped rose by %d (%d to %d), %d attack packets were sent",
+		a.PktsDropped-a.PktsBefore, a.PktsBefore, a.PktsDropped, a.Sent)
 	add(a.BytesDropped == a.PktsDropped*attackIPBytes, "dotsctl status bytes-dropped %d, want %d (%d packets of %d IP bytes)",
 		a.BytesDropped, a.PktsDropped*attackIPBytes, a.PktsDropped, attackIPBytes)
 	wantRoute := fmt.Sprintf("%v via %v dev %s", netip.PrefixFrom(TargetAddr, 32), TunnelTarget, ReturnTunnel)
@@ -158,6 +188,9 @@ func (r *ScenarioResult) Problems() []string {
 	add(r.Legit.OverTunnel >= uint64(r.Legit.Sent), "%d packets came over %s, want the %d echoes", r.Legit.OverTunnel, ReturnTunnel, r.Legit.Sent)
 	if r.Restart != nil {
 		p = append(p, r.Restart.Problems()...)
+	}
+	if r.Escalation != nil {
+		p = append(p, r.Escalation.Problems(r.EdgeRoute)...)
 	}
 	add(r.WithdrawCode == "2.02", "withdraw answered %q, want 2.02 (Deleted)", r.WithdrawCode)
 	add(r.Left.Empty(), "after withdraw: %s", r.Left)
