@@ -8,4 +8,10 @@
 // is acknowledged and diverts: CoAP and CBOR in, a service call, CoAP out.
 // A handler that panics answers 5.00 with a short diagnostic; no internal
 // error text reaches a client.
+//
+// Limits bound what a peer can make the server hold: request bodies (4.13
+// with Size1, RFC 7959 §2.9.3, also for an oversize CoAP-over-TCP frame),
+// Observe registrations per session and sessions per client (5.03 with
+// Max-Age), and, before authentication, TLS connections in their handshake
+// (a deadline, a bound that closes the oldest, accept backoff on EMFILE).
 package dotsserver
