@@ -255,8 +255,11 @@ func TestSendRawBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Sent == 0 || res.Sent >= MaxRawPackets || res.Elapsed > 2*time.Second {
-		t.Fatalf("sent %d in %v, want a stop at about 200ms", res.Sent, res.Elapsed)
+	// The duration stopped it, not the count. How soon after the 200 ms
+	// the last batch returns depends on the machine's load (a loaded CI
+	// host has taken seconds): only a flood that ran on is a failure.
+	if res.Sent == 0 || res.Sent >= MaxRawPackets || res.Elapsed > MaxRawDuration {
+		t.Fatalf("sent %d in %v, want a stop by the 200ms duration", res.Sent, res.Elapsed)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
