@@ -154,13 +154,6 @@ func (l *tlsListener) handshake(c net.Conn) {
 	}()
 }
 
-// unauthenticated counts the connections in their handshake.
-func (l *tlsListener) unauthenticated() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.pending.Len()
-}
-
 // AcceptWithContext returns the next connection with a completed
 // handshake (go-coap's tcp server Listener).
 func (l *tlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) {
