@@ -31,6 +31,9 @@ type ClientDomain struct {
 	SPKIPins    []string
 	CommonNames []string
 	DNSNames    []string
+	// RateLimit, when set, is the rate limit of each client identity of the
+	// domain; its zero fields are the server's (Options.RateLimit).
+	RateLimit *RateLimit
 
 	once sync.Once
 	sd   *service.Domain

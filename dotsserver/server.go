@@ -86,6 +86,10 @@ type Options struct {
 	// Limits bound request bodies, Observe registrations, sessions per
 	// client and unauthenticated TLS connections (zero fields: defaults).
 	Limits Limits
+	// RateLimit is the request rate limit of each client identity, unless
+	// its domain sets its own (ClientDomain.RateLimit); zero fields:
+	// DefaultRequestsPerSecond, DefaultRequestBurst.
+	RateLimit RateLimit
 }
 
 // Server is a DOTS signal-channel server: CoAP in, a call of the
@@ -94,6 +98,7 @@ type Server struct {
 	opts    Options
 	limits  Limits
 	rlog    *rateLog // rate-limited warnings about what peers send
+	rate    *rateLimiter
 	log     *slog.Logger
 	now     func() time.Time
 	svc     *service.Service
@@ -135,7 +140,11 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Limits.Validate(); err != nil {
 		return nil, fmt.Errorf("dotsserver: limits: %w", err)
 	}
+	if err := validateRates(opts); err != nil {
+		return nil, fmt.Errorf("dotsserver: %w", err)
+	}
 	s := &Server{opts: opts, limits: opts.Limits.withDefaults(), log: opts.Logger, now: opts.Now, svc: opts.Service, stop: make(chan struct{})}
+	s.rate = newRateLimiter(opts.RateLimit)
 	s.rlog = newRateLog(opts.Logger, opts.Now, 10*time.Second)
 	if s.svc == nil {
 		if opts.Store == nil {
@@ -294,6 +303,10 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *tlsListener) {
 					_ = cc.Close()
 					return
 				}
+				if th := s.throttle(cc, req); th != nil {
+					cc.ProcessReceivedMessageWithHandler(req, udpReply(codes.TooManyRequests, th.diag, message.MaxAge, th.maxAge))
+					return
+				}
 				if n, big := s.oversize(req); big {
 					s.bodyRefused(cc.RemoteAddr(), n)
 					cc.ProcessReceivedMessageWithHandler(req, s.udpTooLarge(n))
@@ -319,6 +332,9 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *tlsListener) {
 					return true, err
 				}
 				return true, ce // go-coap closes the session
+			}
+			if th := s.throttle(cc, req); th != nil {
+				return true, tcpReply(cc, req, codes.TooManyRequests, th.diag, message.MaxAge, th.maxAge)
 			}
 			if n, big := s.oversize(req); big {
 				s.bodyRefused(cc.RemoteAddr(), n)

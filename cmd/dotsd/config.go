@@ -91,6 +91,8 @@ type clientConfig struct {
 		DNSNames    []string `yaml:"dns-names"`
 		SPKIPins    []string `yaml:"spki-pins"`
 	} `yaml:"match"`
+	// Limits is the domain's own request rate limit (limits_rate.go).
+	Limits *rateConfig `yaml:"limits"`
 }
 
 // configError names the key at fault and says what to fix.
@@ -261,6 +263,11 @@ func (c *fileConfig) validate(file string) error {
 		if len(cl.Match.CommonNames)+len(cl.Match.DNSNames)+len(cl.Match.SPKIPins) == 0 {
 			return bad(key+".match", "client %q needs common-names, dns-names or spki-pins to recognise its certificate", cl.Name)
 		}
+		if r := cl.rateLimit(); r != nil {
+			if err := validateRate(key+".limits", *r, bad); err != nil {
+				return err
+			}
+		}
 	}
 	if b := c.Divert.BGP; b != nil {
 		if err := b.Validate(); err != nil {
@@ -299,7 +306,8 @@ func isHostPort(s string) bool {
 func (c *fileConfig) domains() []*dotsserver.ClientDomain {
 	var out []*dotsserver.ClientDomain
 	for _, cl := range c.Clients {
-		d := &dotsserver.ClientDomain{Name: cl.Name, CommonNames: cl.Match.CommonNames, DNSNames: cl.Match.DNSNames, SPKIPins: cl.Match.SPKIPins}
+		d := &dotsserver.ClientDomain{Name: cl.Name, CommonNames: cl.Match.CommonNames, DNSNames: cl.Match.DNSNames, SPKIPins: cl.Match.SPKIPins,
+			RateLimit: cl.rateLimit()}
 		for _, p := range cl.Prefixes {
 			d.Prefixes = append(d.Prefixes, netip.MustParsePrefix(p).Masked())
 		}

@@ -15,6 +15,9 @@ type limitsConfig struct {
 	MaxSessionsPerClient          int           `yaml:"max-sessions-per-client"`
 	TLSHandshakeTimeout           time.Duration `yaml:"tls-handshake-timeout"`
 	MaxUnauthenticatedConnections int           `yaml:"max-unauthenticated-connections"`
+	// The request rate limit of each client identity (limits_rate.go).
+	RequestsPerSecond float64 `yaml:"requests-per-second"`
+	RequestBurst      int     `yaml:"request-burst"`
 }
 
 // server is the section as the signal channel takes it.
@@ -36,6 +39,11 @@ var limitsExplicitKeys = map[string]string{
 	"limits.max-sessions-per-client":         fmt.Sprintf("must be at least 1; leave the key out for the default %d", dotsserver.DefaultMaxSessionsPerClient),
 	"limits.tls-handshake-timeout":           fmt.Sprintf("must be positive; leave the key out for the default %v", dotsserver.DefaultTLSHandshakeTimeout),
 	"limits.max-unauthenticated-connections": fmt.Sprintf("must be at least 1; leave the key out for the default %d", dotsserver.DefaultMaxUnauthenticatedConns),
+
+	"limits.requests-per-second":           fmt.Sprintf("must be more than 0; leave the key out for the default %d", dotsserver.DefaultRequestsPerSecond),
+	"limits.request-burst":                 fmt.Sprintf("must be at least 1; leave the key out for the default %d", dotsserver.DefaultRequestBurst),
+	"clients[].limits.requests-per-second": "must be more than 0; leave the key out for the server's limits.requests-per-second",
+	"clients[].limits.request-burst":       "must be at least 1; leave the key out for the server's limits.request-burst",
 }
 
 // validate names the first key out of range.
@@ -52,5 +60,5 @@ func (l limitsConfig) validate(bad func(key, format string, args ...any) error) 
 	case l.MaxUnauthenticatedConnections < 0:
 		return bad("limits.max-unauthenticated-connections", "%d: %s", l.MaxUnauthenticatedConnections, limitsExplicitKeys["limits.max-unauthenticated-connections"])
 	}
-	return nil
+	return validateRate("limits", l.rate(), bad)
 }

@@ -189,7 +189,7 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		Logger: log, Listen: cfg.Signal.Listen, Certificate: cert, ClientCAs: cas, Domains: cfg.domains(),
 		Service: svc, UDPReceiveBuffer: cfg.Signal.UDPReceiveBuffer,
 		NotifyInterval: cfg.Signal.NotifyInterval, ConfigMaxAge: cfg.Signal.ConfigMaxAge,
-		Limits: cfg.Limits.server(),
+		Limits: cfg.Limits.server(), RateLimit: cfg.Limits.rate(),
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,206 @@
+package dotsserver
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/mux"
+)
+
+// RateLimit is a token bucket of one client identity (cuid): it may send
+// Burst requests at once and RequestsPerSecond on average. A request over
+// it is answered 4.29 Too Many Requests with Max-Age set to the seconds
+// until a token is available (RFC 8516) and a diagnostic, before its body
+// is read, so it costs none of the resources shared with other clients
+// (the service's state lock, the journal, the notification workers).
+//
+// Heartbeats (PUT /.well-known/dots/hb, RFC 9132 §4.7) are never refused
+// and take no token: they are how a session survives an attack. Responses,
+// empty messages and CoAP-over-TCP signals are not requests and are not
+// counted either; every message still counts as traffic from the client
+// for loss detection.
+//
+// A zero field means the server's value (Options.RateLimit), and there the
+// default.
+type RateLimit struct {
+	RequestsPerSecond float64
+	Burst             int
+}
+
+// Default rate limit: far above what a DOTS client needs in an attack (a
+// mitigation request per target, a GET per Observe refresh), far below
+// what one client would need to slow the others.
+const (
+	DefaultRequestsPerSecond = 50
+	DefaultRequestBurst      = 100
+	// MaxRequestsPerSecond and MaxRequestBurst bound what Validate accepts.
+	MaxRequestsPerSecond = 1e6
+	MaxRequestBurst      = 1e6
+)
+
+// Validate reports a rate limit out of range (zero fields are defaults).
+func (r RateLimit) Validate() error {
+	switch {
+	case math.IsNaN(r.RequestsPerSecond) || r.RequestsPerSecond < 0 || r.RequestsPerSecond > MaxRequestsPerSecond:
+		return fmt.Errorf("requests-per-second %g: want more than 0, at most %g", r.RequestsPerSecond, float64(MaxRequestsPerSecond))
+	case r.Burst < 0 || r.Burst > MaxRequestBurst:
+		return fmt.Errorf("request-burst %d: want 1 to %d", r.Burst, int(MaxRequestBurst))
+	}
+	return nil
+}
+
+// or fills the zero fields of r from d.
+func (r RateLimit) or(d RateLimit) RateLimit {
+	if r.RequestsPerSecond == 0 {
+		r.RequestsPerSecond = d.RequestsPerSecond
+	}
+	if r.Burst == 0 {
+		r.Burst = d.Burst
+	}
+	return r
+}
+
+var defaultRateLimit = RateLimit{RequestsPerSecond: DefaultRequestsPerSecond, Burst: DefaultRequestBurst}
+
+// bucket is one client's token bucket.
+type bucket struct {
+	rate   RateLimit
+	tokens float64
+	at     time.Time
+}
+
+// refill brings the bucket to now.
+func (b *bucket) refill(now time.Time) {
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(float64(b.rate.Burst), b.tokens+d.Seconds()*b.rate.RequestsPerSecond)
+		b.at = now
+	}
+}
+
+// take spends a token, or tells how long until one is available.
+func (b *bucket) take(now time.Time) (bool, time.Duration) {
+	b.refill(now)
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	wait := (1 - b.tokens) / b.rate.RequestsPerSecond
+	return false, time.Duration(math.Ceil(wait * float64(time.Second)))
+}
+
+// rateLimiter keeps the buckets of the client identities seen; a bucket
+// that has refilled is forgotten (it would start full anyway).
+type rateLimiter struct {
+	def   RateLimit
+	mu    sync.Mutex
+	byID  map[string]*bucket
+	swept time.Time
+}
+
+// rateSweepEvery is how often full buckets are dropped.
+const rateSweepEvery = time.Minute
+
+func newRateLimiter(def RateLimit) *rateLimiter {
+	return &rateLimiter{def: def.or(defaultRateLimit), byID: map[string]*bucket{}}
+}
+
+// allow spends one of the identity's tokens; when none is left it returns
+// false and the wait until one is.
+func (l *rateLimiter) allow(id string, rate *RateLimit, now time.Time) (bool, time.Duration, RateLimit) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.swept) >= rateSweepEvery {
+		l.sweepLocked(now)
+	}
+	b := l.byID[id]
+	if b == nil {
+		r := l.def
+		if rate != nil {
+			r = rate.or(l.def)
+		}
+		b = &bucket{rate: r, tokens: float64(r.Burst), at: now}
+		l.byID[id] = b
+	}
+	ok, wait := b.take(now)
+	return ok, wait, b.rate
+}
+
+func (l *rateLimiter) sweepLocked(now time.Time) {
+	l.swept = now
+	for id, b := range l.byID {
+		if b.refill(now); b.tokens >= float64(b.rate.Burst) {
+			delete(l.byID, id)
+		}
+	}
+}
+
+// isHeartbeat reports a client heartbeat: PUT on exactly
+// /.well-known/dots/hb.
+func isHeartbeat(req *pool.Message) bool {
+	if req.Code() != codes.PUT {
+		return false
+	}
+	want := [...]string{".well-known", "dots", "hb"}
+	n := 0
+	for _, o := range req.Options() {
+		if o.ID != message.URIPath {
+			continue
+		}
+		if n >= len(want) || string(o.Value) != want[n] {
+			return false
+		}
+		n++
+	}
+	return n == len(want)
+}
+
+// throttled is a request refused by the client's rate limit.
+type throttled struct {
+	diag   string
+	maxAge uint32 // seconds until a token is available, at least 1
+}
+
+// throttle spends a token of the request's client, or returns the 4.29
+// answer. Requests of sessions not (yet) identified are left to the
+// handler, which refuses them.
+func (s *Server) throttle(conn mux.Conn, req *pool.Message) *throttled {
+	if !isRequest(req.Code()) || isHeartbeat(req) {
+		return nil
+	}
+	p, err := s.live.peer(conn)
+	if err != nil {
+		return nil
+	}
+	ok, wait, rate := s.rate.allow(p.cuid, p.domain.RateLimit, s.now())
+	if ok {
+		return nil
+	}
+	secs := uint32(min(math.Ceil(wait.Seconds()), math.MaxUint32))
+	secs = max(secs, 1)
+	s.rlog.warn("rate:"+p.cuid, "request over the client's rate limit refused with 4.29", "cuid", p.cuid,
+		"domain", p.domain.Name, "requests-per-second", rate.RequestsPerSecond, "request-burst", rate.Burst,
+		"remote", conn.RemoteAddr().String())
+	return &throttled{maxAge: secs, diag: fmt.Sprintf("too many requests: client %s may send %g requests per second (bursts of %d); "+
+		"retry after %d s (Max-Age); heartbeats are never limited", p.cuid, rate.RequestsPerSecond, rate.Burst, secs)}
+}
+
+// validateRates checks the server's and the domains' rate limits.
+func validateRates(o Options) error {
+	if err := o.RateLimit.Validate(); err != nil {
+		return fmt.Errorf("rate limit: %w", err)
+	}
+	for _, d := range o.Domains {
+		if d.RateLimit == nil {
+			continue
+		}
+		if err := d.RateLimit.Validate(); err != nil {
+			return fmt.Errorf("client domain %q: rate limit: %w", d.Name, err)
+		}
+	}
+	return nil
+}
