@@ -26,7 +26,7 @@ test: ## vet, check formatting and run every test with the race detector
 bench: build ## Go benchmarks, the scrubber's drop rate, then the load tool against a real dotsd (prints figures beside targets)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(BIN)/scrubbench
-	$(BIN)/dotsload --dotsd $(BIN)/dotsd
+	$(BIN)/dotsload --dotsd $(BIN)/dotsd --phases 12345678
 
 .PHONY: lab
 lab: build ## run the scrubbing lab step by step (root: network namespaces; LAB_FLAGS=--keep leaves it up)

@@ -40,7 +40,10 @@ func newIssuer(dir string) (*issuer, error) {
 // client issues the certificate of load client n: ECDSA P-256, CN load-n,
 // DNS SAN load.levee.test, client authentication. Each has its own key, so
 // each is its own DOTS client (own cuid).
-func (is *issuer) client(n int) (tls.Certificate, error) {
+func (is *issuer) client(n int) (tls.Certificate, error) { return is.clientFor(n, loadDNSName) }
+
+// clientFor is client with dnsName as the DNS SAN.
+func (is *issuer) clientFor(n int, dnsName string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
@@ -53,7 +56,7 @@ func (is *issuer) client(n int) (tls.Certificate, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial.Add(serial, big.NewInt(1)),
 		Subject:               pkix.Name{CommonName: fmt.Sprintf("load-%d", n)},
-		DNSNames:              []string{loadDNSName},
+		DNSNames:              []string{dnsName},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature,

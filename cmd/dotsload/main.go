@@ -2,12 +2,16 @@
 // of 'make bench': mitigation request latency on one session (phase 1),
 // request cycles over many sessions (2), DTLS handshake rate (3), the memory
 // of many heartbeating sessions (4), the time from a PUT to the route at a
-// real ExaBGP (5), and a kill -9 and restart with many active FlowSpec
-// mitigations at real FRR, BIRD and ExaBGP routers (6).
+// real ExaBGP (5), a kill -9 and restart with many active FlowSpec
+// mitigations at real FRR, BIRD and ExaBGP routers (6), a legitimate
+// client's handshakes and PUTs during a flood of ClientHellos from spoofed
+// sources in 127.0.0.0/8, with the server's RSS (7, root), and one
+// client's PUT latency while another sends as fast as it can (8).
 //
 //	dotsload --dotsd PATH [--phases 123456] [--sessions 20000] [--cycle-sessions 100]
 //	         [--duration 5s] [--hb-window 40s] [--transport dtls]
 //	         [--route-requests 200] [--restart-mitigations 10000] [--restart-bound 120s]
+//	         [--flood-rate 20000] [--flood-duration 30s] [--flood-sources 10000]
 //	         [--figures FILE]
 //
 // It provisions a throw-away development PKI with 'dotsd dev', writes its own
@@ -15,6 +19,10 @@
 // 127.0.0.1 for phases 1-4. Phases 5 and 6 each run a dotsd of their own with
 // a divert.bgp section whose neighbors are lab's routers (package lab),
 // started on 127.0.0.x; a phase whose router is not installed is skipped.
+// Phases 7 and 8 each run a fresh dotsd of their own too; phase 7 is
+// skipped without root (raw sockets). The default phases leave 7 and 8
+// out ('make bench' names them: together they take about a minute and a
+// half).
 // It exits non-zero only when the tool itself fails; missed targets are
 // reported as FAIL. --figures writes the headline figures as "name value"
 // lines, for scripts such as ab.sh.
@@ -69,6 +77,9 @@ type options struct {
 	restartN                int
 	restartBound            time.Duration
 	figures                 string
+	floodRate, floodSources int
+	floodDuration           time.Duration
+	floodRSSCapMiB          int
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -90,6 +101,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.routeRequests, "route-requests", 200, "sequential RTBH requests of phase 5")
 	fs.IntVar(&o.restartN, "restart-mitigations", 10000, "active FlowSpec mitigations of phase 6 (≤ 65536)")
 	fs.DurationVar(&o.restartBound, "restart-bound", 120*time.Second, "upper bound on the whole of phase 6")
+	fs.IntVar(&o.floodRate, "flood-rate", targetFloodRate, "spoofed ClientHellos per second of phase 7")
+	fs.DurationVar(&o.floodDuration, "flood-duration", targetFloodDuration, "length of phase 7's flood")
+	fs.IntVar(&o.floodSources, "flood-sources", targetFloodSources, "spoofed source addresses of phase 7 (127.64.0.1 …)")
+	fs.IntVar(&o.floodRSSCapMiB, "flood-rss-cap-mib", 3072, "phase 7's flood stops early if dotsd's RSS goes over this (protects the machine)")
 	fs.StringVar(&o.figures, "figures", "", "also write the headline figures to this file, one \"name value\" a line")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -107,8 +122,16 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--duration %v: use a positive duration up to 10m", o.duration)
 	case o.hbWindow <= 0 || o.hbWindow > 30*time.Minute:
 		return nil, fmt.Errorf("--hb-window %v: use a positive duration up to 30m", o.hbWindow)
-	case strings.Trim(o.phases, "123456") != "" || o.phases == "":
-		return nil, fmt.Errorf("--phases %q: use digits 1-6", o.phases)
+	case strings.Trim(o.phases, "12345678") != "" || o.phases == "":
+		return nil, fmt.Errorf("--phases %q: use digits 1-8", o.phases)
+	case o.floodRate < 1 || o.floodRate > 100000:
+		return nil, fmt.Errorf("--flood-rate %d: use 1..100000", o.floodRate)
+	case o.floodDuration < time.Second || o.floodDuration > 5*time.Minute || int64(o.floodRate)*int64(o.floodDuration/time.Second) > 10_000_000:
+		return nil, fmt.Errorf("--flood-duration %v: use 1s..5m, at most 10,000,000 packets", o.floodDuration)
+	case o.floodSources < 1 || o.floodSources > 65000:
+		return nil, fmt.Errorf("--flood-sources %d: use 1..65000", o.floodSources)
+	case o.floodRSSCapMiB < 64:
+		return nil, fmt.Errorf("--flood-rss-cap-mib %d: use at least 64", o.floodRSSCapMiB)
 	case o.routeRequests < 1 || o.routeRequests > 5000:
 		return nil, fmt.Errorf("--route-requests %d: use 1..5000", o.routeRequests)
 	case o.restartN < 1 || o.restartN > 65536:
@@ -210,6 +233,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if strings.Contains(o.phases, "6") {
 		if sum.p6, err = phase6(ctx, e); err != nil {
 			return fmt.Errorf("phase 6: %w", err)
+		}
+	}
+	if strings.Contains(o.phases, "7") {
+		if sum.p7, err = phase7(ctx, e); err != nil {
+			return fmt.Errorf("phase 7: %w", err)
+		}
+	}
+	if strings.Contains(o.phases, "8") {
+		if sum.p8, err = phase8(ctx, e); err != nil {
+			return fmt.Errorf("phase 8: %w", err)
 		}
 	}
 	fmt.Fprintf(out, "machine load average at the end: %s (%d CPUs)\n", loadavg(), runtime.NumCPU())

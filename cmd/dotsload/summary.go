@@ -16,6 +16,8 @@ type summary struct {
 	p4 *phase4Result
 	p5 *phase5Result
 	p6 *phase6Result
+	p7 *phase7Result
+	p8 *phase8Result
 }
 
 // The targets of 'make bench'.
@@ -82,6 +84,19 @@ func (s *summary) print(w io.Writer) {
 		fmt.Fprintf(tw, "restart: first answer\t(skipped: %s)\t\t\n", s.p6.skipped)
 	default:
 		s.printP6(row)
+	}
+	switch {
+	case s.p7 == nil:
+		skipped("spoofed flood: dotsd RSS growth")
+	case s.p7.skipped != "":
+		fmt.Fprintf(tw, "spoofed flood: dotsd RSS growth\t(skipped: %s)\t\t\n", s.p7.skipped)
+	default:
+		s.printP7(tw, row)
+	}
+	if s.p8 == nil {
+		skipped("fairness: B's PUT p50")
+	} else {
+		s.printP8(tw, row)
 	}
 	tw.Flush()
 }
@@ -197,5 +212,6 @@ func (s *summary) figures() string {
 			f("restart_"+name+"_ms", v)
 		}
 	}
+	s.figures78(f)
 	return b.String()
 }
