@@ -62,13 +62,7 @@ func TestAuthorization(t *testing.T) {
 			t.Fatalf("beta's mitigation was touched: %+v", sc)
 		}
 	})
-	t.Run("certificate of no domain", func(t *testing.T) {
-		gamma := e.client(t, "gamma", "dtls")
-		r := expect(t, dots.Unauthorized)(gamma.Status(ctx(t), nil, ""))
-		if !strings.Contains(r.Diag, "not mapped to any client domain") {
-			t.Fatalf("diagnostic %q", r.Diag)
-		}
-	})
+	// A certificate of no domain: TestUnmappedCertificateRefused.
 	t.Run("certificate from another CA", func(t *testing.T) {
 		other, err := pki.Dev(t.TempDir(), []string{"alpha"})
 		if err != nil {

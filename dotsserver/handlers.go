@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -50,7 +51,8 @@ func (s *Server) parse(conn mux.Conn, r *mux.Message) (*request, error) {
 		return nil, &dots.Error{Code: dots.ServiceUnavailable, Diag: ce.Error()}
 	}
 	if err != nil {
-		s.log.Warn("request refused", "remote", conn.RemoteAddr(), "err", err)
+		host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+		s.rlog.warn("unauthorized:"+host, "request refused", "remote", conn.RemoteAddr().String(), "err", err)
 		return nil, &dots.Error{Code: dots.Unauthorized, Diag: err.Error()}
 	}
 	var segs []string

@@ -79,6 +79,7 @@ type peer struct {
 	domain    *ClientDomain
 	subject   string
 	transport string // "dtls" or "tls"
+	cert      *x509.Certificate
 }
 
 // identify finds the client domain of a peer certificate chain (already
@@ -88,7 +89,21 @@ func identify(domains []*ClientDomain, leafDER []byte, transport string) (*peer,
 	if err != nil {
 		return nil, fmt.Errorf("client certificate: %w", err)
 	}
-	p := &peer{cuid: dots.CUIDFromSPKI(c.RawSubjectPublicKeyInfo), subject: c.Subject.String(), transport: transport}
+	return identifyCert(domains, c, transport)
+}
+
+// unmappedError is a certificate of a configured CA that maps to no client
+// domain.
+type unmappedError struct {
+	subject, cuid string
+}
+
+func (e *unmappedError) Error() string {
+	return fmt.Sprintf("certificate %q (cuid %s) is not mapped to any client domain", e.subject, e.cuid)
+}
+
+func identifyCert(domains []*ClientDomain, c *x509.Certificate, transport string) (*peer, error) {
+	p := &peer{cuid: dots.CUIDFromSPKI(c.RawSubjectPublicKeyInfo), subject: c.Subject.String(), transport: transport, cert: c}
 	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 	p.spki = hex.EncodeToString(sum[:])
 	for _, d := range domains {
@@ -103,7 +118,7 @@ func identify(domains []*ClientDomain, leafDER []byte, transport string) (*peer,
 			return p, nil
 		}
 	}
-	return nil, fmt.Errorf("certificate %q (cuid %s) is not mapped to any client domain", p.subject, p.cuid)
+	return nil, &unmappedError{subject: p.subject, cuid: p.cuid}
 }
 
 // peerLeaf extracts the client's leaf certificate from a DTLS or TLS connection.

@@ -243,6 +243,7 @@ func (s *Server) listenDTLS(addr string) (*coapNet.DTLSListener, error) {
 		piondtls.WithCertificates(s.opts.Certificate),
 		piondtls.WithClientAuth(piondtls.RequireAndVerifyClientCert),
 		piondtls.WithClientCAs(s.opts.ClientCAs),
+		piondtls.WithVerifyPeerCertificate(s.verifyDTLSPeer),
 		piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret),
 		piondtls.WithListenConfig(lc),
 	)
@@ -277,11 +278,12 @@ func (s *Server) bodyRefused(remote net.Addr, size int64) {
 
 func (s *Server) tlsConfig() *tls.Config {
 	return &tls.Config{
-		Certificates: []tls.Certificate{s.opts.Certificate},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    s.opts.ClientCAs,
-		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"coap"},
+		Certificates:     []tls.Certificate{s.opts.Certificate},
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		ClientCAs:        s.opts.ClientCAs,
+		VerifyConnection: s.verifyTLSConn,
+		MinVersion:       tls.VersionTLS12,
+		NextProtos:       []string{"coap"},
 	}
 }
 
@@ -301,6 +303,10 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *tlsListener) {
 				if ce := s.sessionRefused(cc); ce != nil && isRequest(req.Code()) {
 					cc.ProcessReceivedMessageWithHandler(req, udpReply(codes.ServiceUnavailable, ce.Error(), message.MaxAge, sessionRetry))
 					_ = cc.Close()
+					return
+				}
+				if diag, bad := s.unmappedSession(cc, req); bad {
+					s.udpUnauthorized(cc, req, diag)
 					return
 				}
 				if th := s.throttle(cc, req); th != nil {
@@ -332,6 +338,9 @@ func (s *Server) serve(dl *coapNet.DTLSListener, tl *tlsListener) {
 					return true, err
 				}
 				return true, ce // go-coap closes the session
+			}
+			if diag, bad := s.unmappedSession(cc, req); bad {
+				return true, tcpUnauthorized(cc, req, diag)
 			}
 			if th := s.throttle(cc, req); th != nil {
 				return true, tcpReply(cc, req, codes.TooManyRequests, th.diag, message.MaxAge, th.maxAge)
