@@ -52,7 +52,7 @@ type window struct {
 	hsFirst  string
 	put      opStats
 	putCodes map[dots.Code]int // answers other than 2.01
-	elapsed  time.Duration
+	elapsed  time.Duration     // until the window closed (handshakes in flight then may end later)
 }
 
 // hsLat and putLat count a failure at its bound, so that a p99 is never
@@ -81,7 +81,13 @@ func (w *window) print(e *env, name string) {
 	}
 	fmt.Fprintf(e.out, " PUT %s", summarize(w.put.lat))
 	if n := w.put.timeouts + w.put.errors; n > 0 {
-		fmt.Fprintf(e.out, ", %d timeouts, %d errors, answers %s (first: %s)", w.put.timeouts, w.put.errors, codeCounts(w.putCodes), w.put.firstErr)
+		fmt.Fprintf(e.out, ", %d timeouts, %d errors", w.put.timeouts, w.put.errors)
+		if len(w.putCodes) > 0 {
+			fmt.Fprintf(e.out, ", answers %s", codeCounts(w.putCodes))
+		}
+		if w.put.firstErr != "" {
+			fmt.Fprintf(e.out, " (first: %s)", w.put.firstErr)
+		}
 	}
 	fmt.Fprintln(e.out)
 }
@@ -266,8 +272,8 @@ func (lc *legitClient) measure(ctx context.Context, done <-chan struct{}) window
 		}
 		break
 	}
-	wg.Wait()
 	w.elapsed = time.Since(start)
+	wg.Wait()
 	return w
 }
 
