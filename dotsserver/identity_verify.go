@@ -17,9 +17,15 @@ import (
 )
 
 // verifyClientCert is the handshake's last check of a client certificate
-// that chains to a configured CA: it must map to a client domain. Refusing here, rather than answering 4.01 to
+// that chains to a configured CA: it must not be revoked (CRL) and must map
+// to a client domain. Refusing here, rather than answering 4.01 to
 // every request of a session, keeps such a peer from holding sessions.
 func (s *Server) verifyClientCert(c *x509.Certificate, transport string) error {
+	if err := s.crl.check(c); err != nil {
+		s.rlog.warn("revoked:"+serialHex(c), "revoked client certificate: handshake refused",
+			"serial", serialHex(c), "subject", c.Subject.String(), "transport", transport)
+		return err
+	}
 	if _, err := identifyCert(s.opts.Domains, c, transport); err != nil {
 		var ue *unmappedError
 		if errors.As(err, &ue) {

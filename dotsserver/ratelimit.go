@@ -36,8 +36,8 @@ type RateLimit struct {
 // mitigation request per target, a GET per Observe refresh), far below
 // what one client would need to slow the others.
 const (
-	DefaultRequestsPerSecond = 50
-	DefaultRequestBurst      = 100
+	DefaultRequestsPerSecond = 100
+	DefaultRequestBurst      = 1000
 	// MaxRequestsPerSecond and MaxRequestBurst bound what Validate accepts.
 	MaxRequestsPerSecond = 1e6
 	MaxRequestBurst      = 1e6

@@ -90,6 +90,8 @@ type Options struct {
 	// its domain sets its own (ClientDomain.RateLimit); zero fields:
 	// DefaultRequestsPerSecond, DefaultRequestBurst.
 	RateLimit RateLimit
+	// CRL lists revoked client certificates (none: no revocation check).
+	CRL CRL
 }
 
 // Server is a DOTS signal-channel server: CoAP in, a call of the
@@ -99,6 +101,7 @@ type Server struct {
 	limits  Limits
 	rlog    *rateLog // rate-limited warnings about what peers send
 	rate    *rateLimiter
+	crl     *revocations // nil: no CRL
 	log     *slog.Logger
 	now     func() time.Time
 	svc     *service.Service
@@ -145,6 +148,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, limits: opts.Limits.withDefaults(), log: opts.Logger, now: opts.Now, svc: opts.Service, stop: make(chan struct{})}
 	s.rate = newRateLimiter(opts.RateLimit)
+	crl, err := newRevocations(opts.CRL, opts.Logger, opts.Now)
+	if err != nil {
+		return nil, fmt.Errorf("dotsserver: %w", err)
+	}
+	s.crl = crl
 	s.rlog = newRateLog(opts.Logger, opts.Now, 10*time.Second)
 	if s.svc == nil {
 		if opts.Store == nil {
@@ -188,6 +196,7 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.live.run(s.stop)
 	}()
+	s.watchCRL()
 	return nil
 }
 

@@ -279,10 +279,13 @@ func TestStatusWatchRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.config = filepath.Join(e.dir, "gamma.yaml") // gamma has no client domain
-	if err := os.WriteFile(e.config, bytes.ReplaceAll(b, []byte("alpha"), []byte("gamma")), 0o600); err != nil {
+	// alpha speaking with beta's cuid: 4.03 (a certificate of no client
+	// domain is refused in the handshake and gets no answer at all).
+	beta := e.srv.Dev.Clients["beta"].CUID
+	e.config = filepath.Join(e.dir, "spoof.yaml")
+	if err := os.WriteFile(e.config, append(b, []byte("cuid: "+beta+"\n")...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	err = e.fails(t, "status", "--watch")
-	contains(t, "refused watch", err.Error(), "status --watch", "4.01", "not mapped to any client domain")
+	contains(t, "refused watch", err.Error(), "status --watch", "4.03", beta)
 }

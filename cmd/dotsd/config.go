@@ -38,6 +38,8 @@ type fileConfig struct {
 		Certificate string   `yaml:"certificate"`
 		Key         string   `yaml:"key"`
 		ClientCAs   []string `yaml:"client-cas"`
+		// CRL lists certificate revocation lists of the client CAs (crl.go).
+		CRL []string `yaml:"crl"`
 	} `yaml:"tls"`
 	Store struct {
 		Path string `yaml:"path"`
@@ -146,6 +148,9 @@ func loadConfig(path string) (*fileConfig, error) {
 	c.TLS.Certificate, c.TLS.Key, c.Store.Path = rel(c.TLS.Certificate), rel(c.TLS.Key), rel(c.Store.Path)
 	for i := range c.TLS.ClientCAs {
 		c.TLS.ClientCAs[i] = rel(c.TLS.ClientCAs[i])
+	}
+	for i := range c.TLS.CRL {
+		c.TLS.CRL[i] = rel(c.TLS.CRL[i])
 	}
 	c.Admin.Socket = rel(c.Admin.Socket)
 	if sc := c.Divert.Scrub; sc != nil {

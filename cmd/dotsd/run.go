@@ -99,6 +99,10 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("tls.client-cas: %w", err)
 	}
+	crl, err := cfg.crl()
+	if err != nil {
+		return err
+	}
 	db, err := store.Open(cfg.Store.Path, store.Options{})
 	if err != nil {
 		return fmt.Errorf("store.path: %w", err)
@@ -189,7 +193,7 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		Logger: log, Listen: cfg.Signal.Listen, Certificate: cert, ClientCAs: cas, Domains: cfg.domains(),
 		Service: svc, UDPReceiveBuffer: cfg.Signal.UDPReceiveBuffer,
 		NotifyInterval: cfg.Signal.NotifyInterval, ConfigMaxAge: cfg.Signal.ConfigMaxAge,
-		Limits: cfg.Limits.server(), RateLimit: cfg.Limits.rate(),
+		Limits: cfg.Limits.server(), RateLimit: cfg.Limits.rate(), CRL: crl,
 	})
 	if err != nil {
 		return err
