@@ -43,6 +43,8 @@ type Limits struct {
 	// completed their TLS handshake; at the bound, the oldest is closed to
 	// make room for the newest. Default 256.
 	MaxUnauthenticatedConns int
+	// DTLS bounds the DTLS handshakes in progress (dtlslimits.go).
+	DTLS DTLSLimits
 }
 
 // Default limits.
@@ -75,6 +77,7 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxUnauthenticatedConns == 0 {
 		l.MaxUnauthenticatedConns = DefaultMaxUnauthenticatedConns
 	}
+	l.DTLS = l.DTLS.withDefaults()
 	return l
 }
 
@@ -92,7 +95,7 @@ func (l Limits) Validate() error {
 	case l.MaxUnauthenticatedConns < 0:
 		return fmt.Errorf("max-unauthenticated-connections %d: want at least 1", l.MaxUnauthenticatedConns)
 	}
-	return nil
+	return l.DTLS.Validate()
 }
 
 // tcpHeadroom is what a CoAP-over-TCP message may carry beyond its body:

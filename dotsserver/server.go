@@ -23,7 +23,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/mux"
-	coapNet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/options/config"
@@ -231,7 +230,7 @@ func (s *Server) listen(addr string) error {
 	}
 }
 
-func (s *Server) listenDTLS(addr string) (*coapNet.DTLSListener, error) {
+func (s *Server) listenDTLS(addr string) (*dtlsListener, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -248,15 +247,18 @@ func (s *Server) listenDTLS(addr string) (*coapNet.DTLSListener, error) {
 		}
 		return nil
 	}}
-	cfg := coapNet.NewDTLSServerOptions(
+	pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen DTLS on %s: %w", addr, err)
+	}
+	// The gate bounds handshakes before pion sees them (dtlsgate.go).
+	l, err := newDTLSListener(pc.(*net.UDPConn), s.limits.DTLS, s.log, s.rlog,
 		piondtls.WithCertificates(s.opts.Certificate),
 		piondtls.WithClientAuth(piondtls.RequireAndVerifyClientCert),
 		piondtls.WithClientCAs(s.opts.ClientCAs),
 		piondtls.WithVerifyPeerCertificate(s.verifyDTLSPeer),
 		piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret),
-		piondtls.WithListenConfig(lc),
 	)
-	l, err := coapNet.NewDTLSListener("udp", addr, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("listen DTLS on %s: %w", addr, err)
 	}
@@ -299,12 +301,13 @@ func (s *Server) tlsConfig() *tls.Config {
 // idleLimit is go-coap's inactivity backstop; heartbeats decide liveness.
 const idleLimit = 2 * time.Hour
 
-func (s *Server) serve(dl *coapNet.DTLSListener, tl *tlsListener) {
+func (s *Server) serve(dl *dtlsListener, tl *tlsListener) {
 	handler := mux.HandlerFunc(s.serveCOAP)
 	ds := dtls.NewServer(
 		options.WithMux(handler),
 		options.WithContext(context.Background()),
 		options.WithInactivityMonitor(idleLimit, func(cc *udpClient.Conn) { _ = cc.Close() }),
+		options.WithDTLSHandshakeTimeout(s.limits.DTLS.HandshakeTimeout),
 		options.WithBlockwiseReceivingMessagesCacheMaxEntries(blockTransfersPerSession),
 		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpClient.Conn](
 			func(req *pool.Message, cc *udpClient.Conn, h config.HandlerFunc[*udpClient.Conn]) {

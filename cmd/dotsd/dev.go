@@ -27,6 +27,8 @@ func devClient(name string, prefixes ...string) clientConfig {
 }
 
 const devConfig = `# Levee development server, written by 'dotsd dev'. Paths are relative to this file.
+# Clients are matched by certificate CN, which suits a development CA only:
+# see dotsd.production-example.yaml (SPKI pins) for a production server.
 signal:
   listen: ["127.0.0.1:4646"]
 tls:
@@ -84,6 +86,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stderr, "dotsd dev: the server certificate did not cover %s; reissued %s from the existing CA (the CA and the client identities are kept)\n",
 			strings.Join(dev.ServerReissued, ", "), dev.ServerCert)
 	}
+	if err := writeProductionExample(*dir, cfg.Signal.Listen, dev); err != nil {
+		return err
+	}
 	for _, name := range names {
 		c := dev.Clients[name]
 		ctl := fmt.Sprintf("# dotsctl configuration of development client %q (cuid %s), written by 'dotsd dev'.\nservers: [%q]\ncertificate: cert.pem\nkey: key.pem\nca: ../../ca.pem\nstate: state.json\n",
@@ -92,7 +97,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("dev: %w", err)
 		}
 	}
-	fmt.Fprintf(stdout, "development server in %s\n  config: %s\n  CA:     %s\n", *dir, cfgPath, dev.CAPath)
+	fmt.Fprintf(stdout, "development server in %s\n  config: %s (clients matched by CN)\n  production example: %s (clients matched by SPKI pin)\n  CA:     %s\n",
+		*dir, cfgPath, filepath.Join(*dir, productionExampleName), dev.CAPath)
 	for _, name := range names {
 		c := dev.Clients[name]
 		fmt.Fprintf(stdout, "  client %-6s cuid %s  dotsctl --config %s\n", name, c.CUID, filepath.Join(filepath.Dir(c.Cert), "dotsctl.yaml"))

@@ -15,6 +15,10 @@ type limitsConfig struct {
 	MaxSessionsPerClient          int           `yaml:"max-sessions-per-client"`
 	TLSHandshakeTimeout           time.Duration `yaml:"tls-handshake-timeout"`
 	MaxUnauthenticatedConnections int           `yaml:"max-unauthenticated-connections"`
+	// The DTLS handshakes in progress (dotsserver.DTLSLimits).
+	DTLSHandshakeTimeout       time.Duration `yaml:"dtls-handshake-timeout"`
+	MaxDTLSHandshakes          int           `yaml:"max-dtls-handshakes"`
+	MaxDTLSHandshakesPerPrefix int           `yaml:"max-dtls-handshakes-per-prefix"`
 	// The request rate limit of each client identity (limits_rate.go).
 	RequestsPerSecond float64 `yaml:"requests-per-second"`
 	RequestBurst      int     `yaml:"request-burst"`
@@ -28,6 +32,8 @@ func (l limitsConfig) server() dotsserver.Limits {
 		MaxSessionsPerClient:    l.MaxSessionsPerClient,
 		TLSHandshakeTimeout:     l.TLSHandshakeTimeout,
 		MaxUnauthenticatedConns: l.MaxUnauthenticatedConnections,
+		DTLS: dotsserver.DTLSLimits{HandshakeTimeout: l.DTLSHandshakeTimeout,
+			MaxHandshakes: l.MaxDTLSHandshakes, MaxHandshakesPerPrefix: l.MaxDTLSHandshakesPerPrefix},
 	}
 }
 
@@ -39,6 +45,9 @@ var limitsExplicitKeys = map[string]string{
 	"limits.max-sessions-per-client":         fmt.Sprintf("must be at least 1; leave the key out for the default %d", dotsserver.DefaultMaxSessionsPerClient),
 	"limits.tls-handshake-timeout":           fmt.Sprintf("must be positive; leave the key out for the default %v", dotsserver.DefaultTLSHandshakeTimeout),
 	"limits.max-unauthenticated-connections": fmt.Sprintf("must be at least 1; leave the key out for the default %d", dotsserver.DefaultMaxUnauthenticatedConns),
+	"limits.dtls-handshake-timeout":          fmt.Sprintf("must be positive; leave the key out for the default %v", dotsserver.DefaultDTLSHandshakeTimeout),
+	"limits.max-dtls-handshakes":             fmt.Sprintf("must be at least 1; leave the key out for the default %d", dotsserver.DefaultMaxDTLSHandshakes),
+	"limits.max-dtls-handshakes-per-prefix":  fmt.Sprintf("must be at least 1; leave the key out for the default %d", dotsserver.DefaultMaxDTLSHandshakesPerPrefix),
 
 	"limits.requests-per-second":           fmt.Sprintf("must be more than 0; leave the key out for the default %d", dotsserver.DefaultRequestsPerSecond),
 	"limits.request-burst":                 fmt.Sprintf("must be at least 1; leave the key out for the default %d", dotsserver.DefaultRequestBurst),
@@ -59,6 +68,12 @@ func (l limitsConfig) validate(bad func(key, format string, args ...any) error) 
 		return bad("limits.tls-handshake-timeout", "%v: %s", l.TLSHandshakeTimeout, limitsExplicitKeys["limits.tls-handshake-timeout"])
 	case l.MaxUnauthenticatedConnections < 0:
 		return bad("limits.max-unauthenticated-connections", "%d: %s", l.MaxUnauthenticatedConnections, limitsExplicitKeys["limits.max-unauthenticated-connections"])
+	case l.DTLSHandshakeTimeout < 0:
+		return bad("limits.dtls-handshake-timeout", "%v: %s", l.DTLSHandshakeTimeout, limitsExplicitKeys["limits.dtls-handshake-timeout"])
+	case l.MaxDTLSHandshakes < 0:
+		return bad("limits.max-dtls-handshakes", "%d: %s", l.MaxDTLSHandshakes, limitsExplicitKeys["limits.max-dtls-handshakes"])
+	case l.MaxDTLSHandshakesPerPrefix < 0:
+		return bad("limits.max-dtls-handshakes-per-prefix", "%d: %s", l.MaxDTLSHandshakesPerPrefix, limitsExplicitKeys["limits.max-dtls-handshakes-per-prefix"])
 	}
 	return validateRate("limits", l.rate(), bad)
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package dotsserver_test
+
+const raceDetector = false

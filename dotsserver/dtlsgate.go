@@ -1,0 +1,496 @@
+package dotsserver
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	coapNet "github.com/plgd-dev/go-coap/v3/net"
+)
+
+// dtlsGate owns the signal channel's UDP socket and hands pion one packet
+// connection per source address, as pion's own UDP listener would, but
+// bounds the handshakes that are not complete yet: in total, per source
+// prefix and in time (DTLSLimits). README.md ("DTLS handshakes") explains
+// why the gate does not answer ClientHellos with its own stateless
+// HelloVerifyRequest: pion v3 cannot continue a handshake from a
+// cookie-bearing ClientHello it has not seen the first ClientHello of.
+//
+// A source gets a connection only with a datagram that holds a whole
+// ClientHello with message_seq 0, the only one pion starts a server
+// handshake from (flight0Parse pulls message_seq 0). The gate watches
+// pion's HelloVerifyRequest to learn its cookie; until the peer returns
+// that cookie in a ClientHello, the handshake is unanswered and the first
+// to go when MaxHandshakes is reached, so sources that never receive
+// (spoofed ones) cannot crowd out peers that do. A handshake still waiting
+// for pion's HelloVerifyRequest is not dropped for a newer one (but after
+// waitingGrace), so an overloaded pion is not made to start handshakes it
+// never gets to answer. A ClientHello with another cookie never reaches
+// pion, which would abort the handshake on it: the peer keeps its
+// HelloVerifyRequest and nothing else. The handshake ends, as far as the
+// caps go, when pion sends its ChangeCipherSpec (the client's Finished and
+// certificate are verified) or when the connection is closed.
+type dtlsGate struct {
+	pc   *net.UDPConn
+	lim  DTLSLimits
+	log  *slog.Logger
+	rlog *rateLog
+
+	mu         sync.Mutex
+	conns      map[netip.AddrPort]*gateConn
+	prefixes   map[netip.Prefix]int // handshakes in progress per source prefix
+	pending    int                  // handshakes in progress
+	waiting    list.List            // *gateConn in progress, no HelloVerifyRequest sent yet, oldest first
+	unanswered list.List            // *gateConn whose HelloVerifyRequest is not answered yet, oldest first
+	stats      DTLSStats
+	closed     bool
+
+	accept chan *gateConn
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// gateQueue is the datagrams held for one connection that pion has not
+// read yet; more are dropped, as a full socket buffer would.
+const gateQueue = 64
+
+func newDTLSGate(pc *net.UDPConn, lim DTLSLimits, log *slog.Logger, rlog *rateLog) *dtlsGate {
+	g := &dtlsGate{pc: pc, lim: lim.withDefaults(), log: log, rlog: rlog,
+		conns: map[netip.AddrPort]*gateConn{}, prefixes: map[netip.Prefix]int{}, done: make(chan struct{})}
+	g.accept = make(chan *gateConn, g.lim.MaxHandshakes)
+	g.wg.Add(1)
+	go g.run()
+	return g
+}
+
+func (g *dtlsGate) run() {
+	defer g.wg.Done()
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := g.pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			select {
+			case <-g.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			g.log.Debug("dtls: read", "err", err)
+			continue
+		}
+		g.route(from, buf[:n])
+	}
+}
+
+// route hands a datagram to its source's connection, or starts one.
+func (g *dtlsGate) route(from netip.AddrPort, pkt []byte) {
+	g.mu.Lock()
+	c := g.conns[from]
+	if c != nil {
+		deliver := g.answerLocked(c, pkt)
+		g.mu.Unlock()
+		if deliver {
+			c.deliver(pkt)
+		}
+		return
+	}
+	c = g.admitLocked(from, pkt)
+	g.mu.Unlock()
+	if c == nil {
+		return
+	}
+	c.deliver(pkt)
+	select {
+	case g.accept <- c:
+	default: // cannot happen: the queue holds MaxHandshakes
+		_ = c.Close()
+	}
+}
+
+// answerLocked tells whether a datagram for an unanswered handshake may
+// reach pion: a ClientHello carrying a cookie must carry pion's.
+func (g *dtlsGate) answerLocked(c *gateConn, pkt []byte) bool {
+	if c.list == nil {
+		return true
+	}
+	h, ok := parseClientHello(pkt)
+	if !ok || len(h.cookie) == 0 {
+		return true
+	}
+	if !sameCookie(h.cookie, c.cookie) {
+		g.stats.DroppedBadCookie++
+		return false
+	}
+	c.unlist()
+	return true
+}
+
+// admitLocked starts a connection for a first ClientHello within the caps.
+func (g *dtlsGate) admitLocked(from netip.AddrPort, pkt []byte) *gateConn {
+	h, ok := parseClientHello(pkt)
+	switch {
+	case g.closed:
+		return nil
+	case !ok || !h.whole:
+		// Clients send a ClientHello without a cookie whole; a fragment
+		// would hold a place while pion waits for the rest.
+		g.stats.DroppedOther++
+		return nil
+	case h.messageSeq != 0:
+		// A retry after the handshake was dropped: pion cannot resume it.
+		g.stats.DroppedBadCookie++
+		return nil
+	}
+	prefix := sourcePrefix(from.Addr())
+	if g.prefixes[prefix] >= g.lim.MaxHandshakesPerPrefix {
+		g.stats.DroppedPrefixCap++
+		g.rlog.warn("dtls-prefix-cap", "DTLS ClientHello dropped: too many handshakes from the prefix",
+			"prefix", prefix.String(), "peer", from.String(), "limit", g.lim.MaxHandshakesPerPrefix)
+		return nil
+	}
+	if g.pending >= g.lim.MaxHandshakes && !g.evictLocked(from) {
+		return nil
+	}
+	now := time.Now()
+	c := &gateConn{g: g, remote: from, raddr: net.UDPAddrFromAddrPort(from), prefix: prefix,
+		in: make(chan []byte, gateQueue), done: make(chan struct{}), handshaking: true, born: now}
+	c.enlist(&g.waiting)
+	c.timer = time.AfterFunc(g.lim.HandshakeTimeout, c.expire)
+	g.conns[from] = c
+	g.prefixes[prefix]++
+	g.pending++
+	g.stats.Started++
+	return c
+}
+
+// waitingGrace is how long a handshake may wait for pion's
+// HelloVerifyRequest before it may be dropped for a new one: pion answers
+// a whole ClientHello at once unless it is overloaded or cannot parse it.
+const waitingGrace = time.Second
+
+// evictLocked makes room for a ClientHello from a new source at
+// MaxHandshakes: it drops the oldest handshake whose HelloVerifyRequest has
+// gone unanswered, else the oldest still waiting for pion's beyond its
+// grace; else the new ClientHello is dropped. Handshakes that wait for
+// pion are not dropped early, so pion's work is not wasted on ones that
+// would be dropped before their HelloVerifyRequest went out.
+func (g *dtlsGate) evictLocked(from netip.AddrPort) bool {
+	front := g.unanswered.Front()
+	if front == nil {
+		if w := g.waiting.Front(); w != nil && time.Since(w.Value.(*gateConn).born) > waitingGrace {
+			front = w
+		}
+	}
+	if front == nil {
+		g.stats.DroppedTotalCap++
+		g.rlog.warn("dtls-total-cap", "DTLS ClientHello dropped: too many handshakes in progress",
+			"peer", from.String(), "limit", g.lim.MaxHandshakes)
+		return false
+	}
+	victim := front.Value.(*gateConn)
+	g.stats.Evicted++
+	g.rlog.warn("dtls-evict", "too many DTLS handshakes in progress: dropping the oldest unanswered one",
+		"peer", victim.remote.String(), "limit", g.lim.MaxHandshakes)
+	g.removeLocked(victim)
+	victim.shut()
+	return true
+}
+
+// sent notes what pion sends during a handshake: its HelloVerifyRequest's
+// cookie, and the ChangeCipherSpec that ends the handshake.
+func (g *dtlsGate) sent(c *gateConn, pkt []byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !c.handshaking {
+		return
+	}
+	if cookie, ok := parseHelloVerifyCookie(pkt); ok {
+		c.cookie = append(c.cookie[:0], cookie...)
+		if c.list == &g.waiting {
+			c.unlist()
+			c.enlist(&g.unanswered)
+		}
+		return
+	}
+	if hasChangeCipherSpec(pkt) {
+		g.stats.Completed++
+		g.endHandshakeLocked(c)
+	}
+}
+
+// endHandshakeLocked releases what a handshake in progress counts against.
+func (g *dtlsGate) endHandshakeLocked(c *gateConn) {
+	if !c.handshaking {
+		return
+	}
+	c.handshaking = false
+	c.timer.Stop()
+	g.pending--
+	if g.prefixes[c.prefix]--; g.prefixes[c.prefix] <= 0 {
+		delete(g.prefixes, c.prefix)
+	}
+	c.unlist()
+}
+
+func (g *dtlsGate) removeLocked(c *gateConn) {
+	g.endHandshakeLocked(c)
+	if g.conns[c.remote] == c {
+		delete(g.conns, c.remote)
+	}
+}
+
+// Stats returns the gate's counters.
+func (g *dtlsGate) Stats() DTLSStats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := g.stats
+	st.Handshakes, st.Unanswered = g.pending, g.waiting.Len()+g.unanswered.Len()
+	return st
+}
+
+// Accept hands pion the next connection (dtlsnet.PacketListener).
+func (g *dtlsGate) Accept() (net.PacketConn, net.Addr, error) {
+	select {
+	case c := <-g.accept:
+		return c, c.raddr, nil
+	case <-g.done:
+		return nil, nil, net.ErrClosed
+	}
+}
+
+// Close closes the socket and every connection.
+func (g *dtlsGate) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	close(g.done)
+	conns := make([]*gateConn, 0, len(g.conns))
+	for _, c := range g.conns {
+		g.removeLocked(c)
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		c.shut()
+	}
+	err := g.pc.Close()
+	g.wg.Wait()
+	return err
+}
+
+// Addr is the socket's address.
+func (g *dtlsGate) Addr() net.Addr { return g.pc.LocalAddr() }
+
+// sourcePrefix is the prefix the per-prefix cap counts by: /24 for IPv4,
+// /56 for IPv6 (a typical end-site assignment).
+func sourcePrefix(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := 56
+	if a.Is4() {
+		bits = 24
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+// gateConn is the packet connection of one source address.
+type gateConn struct {
+	g      *dtlsGate
+	remote netip.AddrPort
+	raddr  *net.UDPAddr
+	prefix netip.Prefix
+	in     chan []byte
+	done   chan struct{}
+	once   sync.Once
+	rd     deadline
+
+	// Under g.mu.
+	handshaking bool
+	list        *list.List    // g.waiting or g.unanswered until the cookie comes back
+	elem        *list.Element // in list
+	cookie      []byte        // of pion's HelloVerifyRequest
+	timer       *time.Timer
+	born        time.Time
+}
+
+func (c *gateConn) enlist(l *list.List) { c.list, c.elem = l, l.PushBack(c) }
+
+func (c *gateConn) unlist() {
+	if c.list != nil {
+		c.list.Remove(c.elem)
+		c.list, c.elem = nil, nil
+	}
+}
+
+func (c *gateConn) deliver(pkt []byte) {
+	b := append([]byte(nil), pkt...)
+	select {
+	case c.in <- b:
+	default:
+		c.g.mu.Lock()
+		c.g.stats.DroppedOther++
+		c.g.mu.Unlock()
+	}
+}
+
+// expire drops the handshake at its deadline.
+func (c *gateConn) expire() {
+	g := c.g
+	g.mu.Lock()
+	if !c.handshaking {
+		g.mu.Unlock()
+		return
+	}
+	g.stats.TimedOut++
+	g.removeLocked(c)
+	g.mu.Unlock()
+	g.rlog.warn("dtls-timeout", "DTLS handshake dropped at its deadline",
+		"peer", c.remote.String(), "timeout", g.lim.HandshakeTimeout)
+	c.shut()
+}
+
+func (c *gateConn) shut() { c.once.Do(func() { close(c.done) }) }
+
+// ReadFrom returns the next datagram from the source.
+func (c *gateConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	select {
+	case <-c.done:
+		return 0, nil, net.ErrClosed
+	default:
+	}
+	select {
+	case p := <-c.in:
+		return copy(b, p), c.raddr, nil
+	case <-c.done:
+		return 0, nil, net.ErrClosed
+	case <-c.rd.wait():
+		return 0, nil, os.ErrDeadlineExceeded
+	}
+}
+
+// WriteTo sends to the source, whatever addr says.
+func (c *gateConn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	select {
+	case <-c.done:
+		return 0, net.ErrClosed
+	default:
+	}
+	c.g.sent(c, b)
+	n, err := c.g.pc.WriteToUDPAddrPort(b, c.remote)
+	if err != nil {
+		return n, fmt.Errorf("dtls write to %s: %w", c.remote, err)
+	}
+	return n, nil
+}
+
+// Close forgets the source; its next ClientHello starts afresh.
+func (c *gateConn) Close() error {
+	c.g.mu.Lock()
+	c.g.removeLocked(c)
+	c.g.mu.Unlock()
+	c.shut()
+	return nil
+}
+
+func (c *gateConn) LocalAddr() net.Addr                { return c.g.pc.LocalAddr() }
+func (c *gateConn) SetDeadline(t time.Time) error      { return c.SetReadDeadline(t) }
+func (c *gateConn) SetReadDeadline(t time.Time) error  { c.rd.set(t); return nil }
+func (c *gateConn) SetWriteDeadline(_ time.Time) error { return nil }
+
+// deadline is a read deadline as a channel closed when it passes.
+type deadline struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	ch    chan struct{}
+	shut  bool // ch is closed
+}
+
+func (d *deadline) wait() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ch == nil {
+		d.ch = make(chan struct{})
+	}
+	return d.ch
+}
+
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	if d.ch == nil || d.shut {
+		d.ch, d.shut = make(chan struct{}), false
+	}
+	if t.IsZero() {
+		return
+	}
+	ch := d.ch
+	fire := func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.ch == ch && !d.shut {
+			close(ch)
+			d.shut = true
+		}
+	}
+	if dur := time.Until(t); dur > 0 {
+		d.timer = time.AfterFunc(dur, fire)
+		return
+	}
+	d.shut = true
+	close(ch)
+}
+
+// dtlsListener is the go-coap listener over pion's listener on a gate.
+type dtlsListener struct {
+	gate *dtlsGate
+	ln   net.Listener
+}
+
+func newDTLSListener(pc *net.UDPConn, lim DTLSLimits, log *slog.Logger, rlog *rateLog, opts ...piondtls.ServerOption) (*dtlsListener, error) {
+	g := newDTLSGate(pc, lim, log, rlog)
+	ln, err := piondtls.NewListenerWithOptions(g, opts...)
+	if err != nil {
+		_ = g.Close()
+		return nil, fmt.Errorf("dtls listener: %w", err)
+	}
+	return &dtlsListener{gate: g, ln: ln}, nil
+}
+
+// AcceptWithContext returns the next connection; its handshake is left to
+// go-coap.
+func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := l.ln.Accept()
+	if err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return nil, coapNet.ErrListenerIsClosed
+		}
+		return nil, fmt.Errorf("dtls accept: %w", err)
+	}
+	return c, nil
+}
+
+// Close closes the socket and the connections on it.
+func (l *dtlsListener) Close() error { return l.ln.Close() }
+
+// Addr is the bound UDP address.
+func (l *dtlsListener) Addr() net.Addr { return l.ln.Addr() }

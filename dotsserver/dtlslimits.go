@@ -1,0 +1,100 @@
+package dotsserver
+
+import (
+	"fmt"
+	"time"
+)
+
+// DTLSLimits bound the DTLS handshakes the server holds before a peer has
+// authenticated (see the "DTLS handshakes" section of README.md). The zero
+// value of a field means its default.
+type DTLSLimits struct {
+	// HandshakeTimeout drops a DTLS handshake that has not completed this
+	// long after its first ClientHello. Default 10 s: a handshake takes a
+	// few round trips; a lost flight is resent after 1, 2 and 4 s.
+	HandshakeTimeout time.Duration
+	// MaxHandshakes bounds the DTLS handshakes in progress. At the bound,
+	// the oldest one whose peer has not answered the HelloVerifyRequest is
+	// dropped for the newest; when every one has answered, the new
+	// ClientHello is dropped. Default 1024 (about 32 MB of handshake state).
+	MaxHandshakes int
+	// MaxHandshakesPerPrefix bounds the DTLS handshakes in progress from
+	// one source prefix (/24 for IPv4, /56 for IPv6); a ClientHello over
+	// the bound is dropped. Default 64.
+	MaxHandshakesPerPrefix int
+}
+
+// Default DTLS handshake limits.
+const (
+	DefaultDTLSHandshakeTimeout       = 10 * time.Second
+	DefaultMaxDTLSHandshakes          = 1024
+	DefaultMaxDTLSHandshakesPerPrefix = 64
+)
+
+func (l DTLSLimits) withDefaults() DTLSLimits {
+	if l.HandshakeTimeout == 0 {
+		l.HandshakeTimeout = DefaultDTLSHandshakeTimeout
+	}
+	if l.MaxHandshakes == 0 {
+		l.MaxHandshakes = DefaultMaxDTLSHandshakes
+	}
+	if l.MaxHandshakesPerPrefix == 0 {
+		l.MaxHandshakesPerPrefix = DefaultMaxDTLSHandshakesPerPrefix
+	}
+	return l
+}
+
+// Validate reports the first limit out of range (zero fields are defaults).
+func (l DTLSLimits) Validate() error {
+	switch {
+	case l.HandshakeTimeout < 0:
+		return fmt.Errorf("dtls-handshake-timeout %s: want a positive duration", l.HandshakeTimeout)
+	case l.MaxHandshakes < 0:
+		return fmt.Errorf("max-dtls-handshakes %d: want at least 1", l.MaxHandshakes)
+	case l.MaxHandshakesPerPrefix < 0:
+		return fmt.Errorf("max-dtls-handshakes-per-prefix %d: want at least 1", l.MaxHandshakesPerPrefix)
+	}
+	return nil
+}
+
+// DTLSStats counts what the DTLS listeners did with handshakes, summed over
+// the listeners. Counters only grow; Handshakes and Unanswered are gauges.
+type DTLSStats struct {
+	Handshakes int // in progress now
+	Unanswered int // of those, the ones whose peer has not answered the HelloVerifyRequest
+
+	Started   uint64 // handshakes begun (a ClientHello from a new source)
+	Completed uint64 // handshakes the server finished
+	TimedOut  uint64 // dropped at the handshake deadline
+	Evicted   uint64 // unanswered handshakes dropped to make room at MaxHandshakes
+
+	DroppedTotalCap  uint64 // ClientHellos dropped at MaxHandshakes
+	DroppedPrefixCap uint64 // ClientHellos dropped at MaxHandshakesPerPrefix
+	DroppedBadCookie uint64 // ClientHellos carrying a cookie the server did not send
+	DroppedOther     uint64 // datagrams from unknown sources that do not start a handshake, or over a full queue
+}
+
+func (a DTLSStats) add(b DTLSStats) DTLSStats {
+	a.Handshakes += b.Handshakes
+	a.Unanswered += b.Unanswered
+	a.Started += b.Started
+	a.Completed += b.Completed
+	a.TimedOut += b.TimedOut
+	a.Evicted += b.Evicted
+	a.DroppedTotalCap += b.DroppedTotalCap
+	a.DroppedPrefixCap += b.DroppedPrefixCap
+	a.DroppedBadCookie += b.DroppedBadCookie
+	a.DroppedOther += b.DroppedOther
+	return a
+}
+
+// DTLSStats returns the counters of the DTLS listeners, for logs and metrics.
+func (s *Server) DTLSStats() DTLSStats {
+	var st DTLSStats
+	for _, l := range s.listeners {
+		if dl, ok := l.(*dtlsListener); ok {
+			st = st.add(dl.gate.Stats())
+		}
+	}
+	return st
+}
