@@ -13,5 +13,9 @@
 // with Size1, RFC 7959 §2.9.3, also for an oversize CoAP-over-TCP frame),
 // Observe registrations per session and sessions per client (5.03 with
 // Max-Age), and, before authentication, TLS connections in their handshake
-// (a deadline, a bound that closes the oldest, accept backoff on EMFILE).
+// (a deadline, a bound that closes the oldest, accept backoff on EMFILE)
+// and DTLS handshakes (dtlsgate.go: a deadline, a bound per /24 or /56
+// source prefix, a total bound that drops the oldest handshake whose peer
+// has not answered the HelloVerifyRequest; RFC 6347 §4.2.1). README.md says
+// why the HelloVerifyRequest is still pion's and not a stateless cookie.
 package dotsserver
