@@ -10,6 +10,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/mux"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
 // RateLimit is a token bucket of one client identity (cuid): it may send
@@ -18,6 +19,16 @@ import (
 // until a token is available (RFC 8516) and a diagnostic, before its body
 // is read, so it costs none of the resources shared with other clients
 // (the service's state lock, the journal, the notification workers).
+//
+// Over DTLS, a client over its limit gets at most one 4.29 a second; the
+// requests refused beyond it are dropped unanswered. A client re-sends a
+// Non-confirmable request until it is answered (RFC 9132 §4.4.1) and a
+// Confirmable one by CoAP's own rules, so one that heeds Max-Age loses
+// nothing, while one that does not is slowed by its own retransmission
+// timers instead of being served 4.29 as fast as it can send: those answers
+// (encoding, encryption, a datagram each) were most of what such a client
+// still cost. Over TLS every request is answered: TCP has no retransmission
+// that would recover a dropped one.
 //
 // Heartbeats (PUT /.well-known/dots/hb, RFC 9132 §4.7) are never refused
 // and take no token: they are how a session survives an attack. Responses,
@@ -69,10 +80,14 @@ var defaultRateLimit = RateLimit{RequestsPerSecond: DefaultRequestsPerSecond, Bu
 
 // bucket is one client's token bucket.
 type bucket struct {
-	rate   RateLimit
-	tokens float64
-	at     time.Time
+	rate     RateLimit
+	tokens   float64
+	at       time.Time
+	answered time.Time // the last refusal answered over DTLS
 }
+
+// refusalAnswerEvery is how often a DTLS client over its limit gets a 4.29.
+const refusalAnswerEvery = time.Second
 
 // refill brings the bucket to now.
 func (b *bucket) refill(now time.Time) {
@@ -109,9 +124,17 @@ func newRateLimiter(def RateLimit) *rateLimiter {
 	return &rateLimiter{def: def.or(defaultRateLimit), byID: map[string]*bucket{}}
 }
 
-// allow spends one of the identity's tokens; when none is left it returns
-// false and the wait until one is.
-func (l *rateLimiter) allow(id string, rate *RateLimit, now time.Time) (bool, time.Duration, RateLimit) {
+// verdict is the limiter's answer to one request.
+type verdict struct {
+	ok     bool
+	wait   time.Duration // until a token is available, when !ok
+	rate   RateLimit
+	answer bool // when !ok: a DTLS refusal to answer (the first in refusalAnswerEvery)
+}
+
+// allow spends one of the identity's tokens; when none is left it tells
+// the wait until one is.
+func (l *rateLimiter) allow(id string, rate *RateLimit, now time.Time) verdict {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.swept) >= rateSweepEvery {
@@ -127,7 +150,11 @@ func (l *rateLimiter) allow(id string, rate *RateLimit, now time.Time) (bool, ti
 		l.byID[id] = b
 	}
 	ok, wait := b.take(now)
-	return ok, wait, b.rate
+	v := verdict{ok: ok, wait: wait, rate: b.rate}
+	if !ok && now.Sub(b.answered) >= refusalAnswerEvery {
+		v.answer, b.answered = true, now
+	}
+	return v
 }
 
 func (l *rateLimiter) sweepLocked(now time.Time) {
@@ -161,13 +188,14 @@ func isHeartbeat(req *pool.Message) bool {
 
 // throttled is a request refused by the client's rate limit.
 type throttled struct {
+	drop   bool // DTLS: leave it unanswered
 	diag   string
 	maxAge uint32 // seconds until a token is available, at least 1
 }
 
 // throttle spends a token of the request's client, or returns the 4.29
-// answer. Requests of sessions not (yet) identified are left to the
-// handler, which refuses them.
+// answer (or, over DTLS, that there is none). Requests of sessions not
+// (yet) identified are left to the handler, which refuses them.
 func (s *Server) throttle(conn mux.Conn, req *pool.Message) *throttled {
 	if !isRequest(req.Code()) || isHeartbeat(req) {
 		return nil
@@ -176,15 +204,19 @@ func (s *Server) throttle(conn mux.Conn, req *pool.Message) *throttled {
 	if err != nil {
 		return nil
 	}
-	ok, wait, rate := s.rate.allow(p.cuid, p.domain.RateLimit, s.now())
-	if ok {
+	v := s.rate.allow(p.cuid, p.domain.RateLimit, s.now())
+	if v.ok {
 		return nil
 	}
-	secs := uint32(min(math.Ceil(wait.Seconds()), math.MaxUint32))
-	secs = max(secs, 1)
-	s.rlog.warn("rate:"+p.cuid, "request over the client's rate limit refused with 4.29", "cuid", p.cuid,
+	rate := v.rate
+	s.rlog.warn("rate:"+p.cuid, "request over the client's rate limit refused (4.29; over DTLS unanswered past one a second)", "cuid", p.cuid,
 		"domain", p.domain.Name, "requests-per-second", rate.RequestsPerSecond, "request-burst", rate.Burst,
 		"remote", conn.RemoteAddr().String())
+	if _, udp := conn.(*udpClient.Conn); udp && !v.answer {
+		return &throttled{drop: true}
+	}
+	secs := uint32(min(math.Ceil(v.wait.Seconds()), math.MaxUint32))
+	secs = max(secs, 1)
 	return &throttled{maxAge: secs, diag: fmt.Sprintf("too many requests: client %s may send %g requests per second (bursts of %d); "+
 		"retry after %d s (Max-Age); heartbeats are never limited", p.cuid, rate.RequestsPerSecond, rate.Burst, secs)}
 }

@@ -25,11 +25,41 @@ func (rc *rawConn) heartbeat(tok message.Token) message.Message {
 	return message.Message{Code: codes.PUT, Token: tok, Type: message.NonConfirmable, Options: opts, Payload: body}
 }
 
+// answers sends each message and returns the codes of the answers that
+// arrive before the answer to the last one, by token: a dropped request has
+// none.
+func (rc *rawConn) answers(t *testing.T, ms ...message.Message) map[string]codes.Code {
+	t.Helper()
+	for _, m := range ms {
+		rc.send(m)
+	}
+	last := string(ms[len(ms)-1].Token)
+	got := map[string]codes.Code{}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, err := rc.read(deadline)
+		if err != nil {
+			t.Fatalf("waiting for the answer to the last of %d requests: %v", len(ms), err)
+		}
+		if m.Code == codes.PUT { // the server's heartbeat
+			rc.send(message.Message{Code: codes.Changed, Token: m.Token, Type: message.Acknowledgement})
+			continue
+		}
+		if m.Code >= codes.Created && m.Code < codes.CSM {
+			got[string(m.Token)] = m.Code
+		}
+		if string(m.Token) == last {
+			return got
+		}
+	}
+}
+
 // TestRateLimitPerClient: alpha's domain allows bursts of 3 and one request
 // every 2 s. Past its burst alpha gets 4.29 with Max-Age (the seconds until
-// a token is available) and a diagnostic, over DTLS and TLS alike, while its
-// heartbeats are answered 2.04 and beta's requests all succeed. A token
-// comes back after Max-Age of the server's clock.
+// a token is available) and a diagnostic, while its heartbeats are answered
+// 2.04 and beta's requests all succeed. Over TLS every refused request is
+// answered; over DTLS one a second, the others are dropped. A token comes
+// back after Max-Age of the server's clock.
 func TestRateLimitPerClient(t *testing.T) {
 	clk := dotstest.NewClock()
 	e := newEnv(t, "127.0.0.1:0", func(o *dotsserver.Options) {
@@ -52,7 +82,11 @@ func TestRateLimitPerClient(t *testing.T) {
 					t.Fatalf("request %d within the burst: 4.29 %q", i+1, diagOf(r))
 				}
 			}
-			for i := 0; i < 5; i++ {
+			refusals := 5
+			if transport == "dtls" {
+				refusals = 1
+			}
+			for i := 0; i < refusals; i++ {
 				r := get()
 				if r.Code != codes.TooManyRequests {
 					t.Fatalf("request %d past the burst: %v, want 4.29", i+4, r.Code)
@@ -69,11 +103,33 @@ func TestRateLimitPerClient(t *testing.T) {
 					t.Fatalf("heartbeat of a client at its limit: %v %q, want 2.04", r.Code, diagOf(r))
 				}
 			}
+			if transport == "dtls" {
+				// Within the second of the last 4.29: dropped, while the
+				// heartbeat behind them is answered.
+				var ms []message.Message
+				for i := 0; i < 4; i++ {
+					m := alpha.get(alpha.token(), -1, "mitigate", "cuid="+alpha.cuid)
+					m.Type = message.NonConfirmable
+					ms = append(ms, m)
+				}
+				hb := alpha.heartbeat(alpha.token())
+				got := alpha.answers(t, append(ms, hb)...)
+				if len(got) != 1 || got[string(hb.Token)] != codes.Changed {
+					t.Fatalf("answers %v, want only the heartbeat's 2.04", got)
+				}
+				clk.Advance(time.Second) // half a token: refused, and answered again
+				r := get()
+				if v, _ := optUint(r, message.MaxAge); r.Code != codes.TooManyRequests || v != 1 {
+					t.Fatalf("a second later: %v Max-Age %d, want 4.29 with Max-Age 1", r.Code, v)
+				}
+				clk.Advance(time.Second)
+			} else {
+				clk.Advance(2 * time.Second)
+			}
 			for i := 0; i < 20; i++ {
 				mid++
 				expect(t, dots.Created)(beta.Mitigate(ctx(t), mid, scope(fmt.Sprintf("203.0.113.%d/32", 128+mid), 3600)))
 			}
-			clk.Advance(2 * time.Second)
 			if r := get(); r.Code == codes.TooManyRequests {
 				t.Fatalf("after Max-Age: 4.29 %q", diagOf(r))
 			}

@@ -322,7 +322,11 @@ func (s *Server) serve(dl *dtlsListener, tl *tlsListener) {
 					return
 				}
 				if th := s.throttle(cc, req); th != nil {
-					cc.ProcessReceivedMessageWithHandler(req, udpReply(codes.TooManyRequests, th.diag, message.MaxAge, th.maxAge))
+					if th.drop {
+						cc.ReleaseMessage(req)
+					} else {
+						cc.ProcessReceivedMessageWithHandler(req, udpReply(codes.TooManyRequests, th.diag, message.MaxAge, th.maxAge))
+					}
 					return
 				}
 				if n, big := s.oversize(req); big {
