@@ -396,11 +396,22 @@ func (c *gateConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	return n, nil
 }
 
-// Close forgets the source; its next ClientHello starts afresh.
+// Close forgets the source; its next ClientHello starts afresh. The DTLS
+// library's own handshake deadline is the gate's: a handshake it closes
+// past that deadline is counted as timed out, whichever timer fired first.
 func (c *gateConn) Close() error {
-	c.g.mu.Lock()
-	c.g.removeLocked(c)
-	c.g.mu.Unlock()
+	g := c.g
+	g.mu.Lock()
+	timedOut := c.handshaking && time.Since(c.born) >= g.lim.HandshakeTimeout
+	if timedOut {
+		g.stats.TimedOut++
+	}
+	g.removeLocked(c)
+	g.mu.Unlock()
+	if timedOut {
+		g.rlog.warn("dtls-timeout", "DTLS handshake dropped at its deadline",
+			"peer", c.remote.String(), "timeout", g.lim.HandshakeTimeout)
+	}
 	c.shut()
 	return nil
 }
