@@ -46,13 +46,16 @@ func (e *edges) routes(t *testing.T) map[string][]lab.Route {
 	return out
 }
 
+// neighborLine is a divert.bgp.neighbors entry (YAML, in a list at
+// indentation 6) for a router of package lab.
+func neighborLine(name string, a interface{ Addr() netip.AddrPort }) string {
+	return fmt.Sprintf("      - {name: %s, address: %q, port: %d, peer-as: 65000, local-address: 127.0.0.1}\n", name, a.Addr().Addr(), a.Addr().Port())
+}
+
 func bgpDotsdConfig(t *testing.T, dir string, port int, e *edges, minV4 int) string {
 	t.Helper()
 	if _, err := pki.Dev(dir, []string{"alpha", "beta"}); err != nil {
 		t.Fatal(err)
-	}
-	neighbor := func(name string, a interface{ Addr() netip.AddrPort }) string {
-		return fmt.Sprintf("      - {name: %s, address: %q, port: %d, peer-as: 65000, local-address: 127.0.0.1}\n", name, a.Addr().Addr(), a.Addr().Port())
 	}
 	cfg := fmt.Sprintf(`signal: {listen: ["127.0.0.1:%d"]}
 tls: {certificate: server/cert.pem, key: server/key.pem, client-cas: [ca.pem]}
@@ -77,7 +80,7 @@ divert:
       alpha: {rtbh: true, countermeasure: rtbh}
       beta: {countermeasure: flowspec}
     neighbors:
-%s%s%s`, port, minV4, neighbor("frr", e.frr), neighbor("bird", e.bird), neighbor("exabgp", e.exa))
+%s%s%s`, port, minV4, neighborLine("frr", e.frr), neighborLine("bird", e.bird), neighborLine("exabgp", e.exa))
 	path := filepath.Join(dir, "dotsd.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

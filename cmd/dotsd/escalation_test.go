@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,9 +23,6 @@ func TestEscalationAtRouters(t *testing.T) {
 	if _, err := pki.Dev(dir, []string{"alpha"}); err != nil {
 		t.Fatal(err)
 	}
-	neighbor := func(name string, a interface{ Addr() netip.AddrPort }) string {
-		return fmt.Sprintf("      - {name: %s, address: %q, port: %d, peer-as: 65000, local-address: 127.0.0.1}\n", name, a.Addr().Addr(), a.Addr().Port())
-	}
 	cfg := fmt.Sprintf(`signal: {listen: ["127.0.0.1:%d"]}
 tls: {certificate: server/cert.pem, key: server/key.pem, client-cas: [ca.pem]}
 store: {path: levee.db}
@@ -44,7 +40,7 @@ divert:
     neighbors:
 %s%s%sescalation:
   alpha: {steps: [flowspec, scrubbing, rtbh], up-after: 1s, down-after: 1s}
-`, port, neighbor("frr", e.frr), neighbor("bird", e.bird), neighbor("exabgp", e.exa))
+`, port, neighborLine("frr", e.frr), neighborLine("bird", e.bird), neighborLine("exabgp", e.exa))
 	path := filepath.Join(dir, "dotsd.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

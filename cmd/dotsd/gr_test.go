@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -103,9 +102,6 @@ func grDotsdConfig(t *testing.T, dir string, port int, e grEdges, withdraw bool)
 	if _, err := pki.Dev(dir, []string{"alpha", "beta"}); err != nil {
 		t.Fatal(err)
 	}
-	neighbor := func(name string, a interface{ Addr() netip.AddrPort }) string {
-		return fmt.Sprintf("      - {name: %s, address: %q, port: %d, peer-as: 65000, local-address: 127.0.0.1}\n", name, a.Addr().Addr(), a.Addr().Port())
-	}
 	cfg := fmt.Sprintf(`signal: {listen: ["127.0.0.1:%d"]}
 tls: {certificate: server/cert.pem, key: server/key.pem, client-cas: [ca.pem]}
 store: {path: levee.db}
@@ -126,7 +122,7 @@ divert:
       alpha: {rtbh: true, countermeasure: rtbh}
       beta: {countermeasure: flowspec}
     neighbors:
-%s%s`, port, withdraw, neighbor("frr", e.frr), neighbor("bird", e.bird))
+%s%s`, port, withdraw, neighborLine("frr", e.frr), neighborLine("bird", e.bird))
 	path := filepath.Join(dir, "dotsd.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
