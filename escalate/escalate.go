@@ -72,8 +72,11 @@ func (l Ladder) Validate() error {
 	if l.Down < 0 {
 		return fmt.Errorf("down-after: %v must not be negative", l.Down)
 	}
-	if l.Up > 0 && l.Up < time.Second || l.Down > 0 && l.Down < time.Second {
-		return fmt.Errorf("up-after and down-after are at least 1s: a step needs time to take effect")
+	if l.Up > 0 && l.Up < time.Second {
+		return fmt.Errorf("up-after: %v is less than 1s: a step needs time to take effect", l.Up)
+	}
+	if l.Down > 0 && l.Down < time.Second {
+		return fmt.Errorf("down-after: %v is less than 1s: a step needs time to take effect", l.Down)
 	}
 	return nil
 }

@@ -105,7 +105,8 @@ func TestValidate(t *testing.T) {
 		{Ladder{Steps: []string{FlowSpec, FlowSpec}}, "steps[1]: \"flowspec\" is named twice"},
 		{Ladder{Steps: []string{FlowSpec}, Up: -time.Second}, "up-after"},
 		{Ladder{Steps: []string{FlowSpec}, Down: -time.Second}, "down-after"},
-		{Ladder{Steps: []string{FlowSpec}, Up: time.Millisecond}, "at least 1s"},
+		{Ladder{Steps: []string{FlowSpec}, Up: time.Millisecond}, "up-after: 1ms is less than 1s"},
+		{Ladder{Steps: []string{FlowSpec}, Down: time.Millisecond}, "down-after: 1ms is less than 1s"},
 	}
 	for _, tc := range tests {
 		err := tc.l.Validate()

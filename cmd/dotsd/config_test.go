@@ -136,7 +136,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "escalation without steps", text: goodConfig + "escalation:\n  alpha: {up-after: 30s}\n", want: []string{"escalation.alpha.steps", "at least one countermeasure"}},
 		{name: "escalation with an unknown step", text: goodConfig + "escalation:\n  alpha: {steps: [flowspec, ddos]}\n", want: []string{"escalation.alpha.steps[1]", `"ddos" is not a countermeasure`}},
 		{name: "escalation step twice", text: goodConfig + "escalation:\n  alpha: {steps: [flowspec, flowspec]}\n", want: []string{"escalation.alpha.steps[1]", "named twice"}},
-		{name: "escalation too fast", text: goodConfig + "escalation:\n  alpha: {steps: [flowspec], up-after: 10ms}\n", want: []string{"escalation.alpha.up-after", "at least 1s"}},
+		{name: "escalation too fast", text: goodConfig + "escalation:\n  alpha: {steps: [flowspec], up-after: 10ms}\n", want: []string{"escalation.alpha.up-after: 10ms is less than 1s"}},
 		{name: "escalation to flowspec without bgp", text: goodConfig + "escalation:\n  alpha: {steps: [flowspec]}\n", want: []string{"escalation.alpha.steps[0]", "flowspec needs divert.bgp"}},
 		{name: "escalation to scrubbing without an on-ramp", text: goodConfig + "escalation:\n  alpha: {steps: [scrubbing]}\n", want: []string{"escalation.alpha.steps[0]", "scrubbing needs an on-ramp"}},
 		{name: "escalation to rtbh without rights", text: goodConfig + escalationBGP + "escalation:\n  beta: {steps: [flowspec, rtbh]}\n",
