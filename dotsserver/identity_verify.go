@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/mux"
-	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	tcpClient "github.com/plgd-dev/go-coap/v3/tcp/client"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 )
@@ -86,16 +84,7 @@ func (s *Server) unmappedSession(conn mux.Conn, req *pool.Message) (string, bool
 // udpUnauthorized answers a DTLS request 4.01 with diag and closes the
 // session.
 func (s *Server) udpUnauthorized(cc *udpClient.Conn, req *pool.Message, diag string) {
-	cc.ProcessReceivedMessageWithHandler(req, func(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
-		_ = w.SetResponse(codes.Unauthorized, message.TextPlain, strings.NewReader(diag))
-		if r.Type() == message.Confirmable {
-			w.Message().SetType(message.Acknowledgement)
-			w.Message().SetMessageID(r.MessageID())
-		} else {
-			w.Message().SetType(message.NonConfirmable)
-			w.Message().SetMessageID(w.Conn().GetMessageID())
-		}
-	})
+	cc.ProcessReceivedMessageWithHandler(req, udpReply(codes.Unauthorized, diag, 0, 0))
 	_ = cc.Close()
 }
 
@@ -106,14 +95,8 @@ var errUnmapped = errors.New("client certificate maps to no client domain")
 // tcpUnauthorized answers a TLS request 4.01 with diag; the error it
 // returns makes go-coap close the session.
 func tcpUnauthorized(cc *tcpClient.Conn, req *pool.Message, diag string) error {
-	resp := cc.AcquireMessage(cc.Context())
-	defer cc.ReleaseMessage(resp)
-	resp.SetCode(codes.Unauthorized)
-	resp.SetToken(req.Token())
-	resp.SetContentFormat(message.TextPlain)
-	resp.SetBody(strings.NewReader(diag))
-	if err := cc.Session().WriteMessage(resp); err != nil {
-		return fmt.Errorf("writing 4.01: %w", err)
+	if err := tcpReply(cc, req, codes.Unauthorized, diag, 0, 0); err != nil {
+		return err
 	}
 	return errUnmapped
 }

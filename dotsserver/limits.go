@@ -172,7 +172,9 @@ func tcpReply(cc *tcpClient.Conn, req *pool.Message, code codes.Code, diag strin
 	resp.SetCode(code)
 	resp.SetToken(req.Token())
 	resp.SetContentFormat(message.TextPlain)
-	resp.SetOptionUint32(opt, v)
+	if opt != 0 {
+		resp.SetOptionUint32(opt, v)
+	}
 	resp.SetBody(strings.NewReader(diag))
 	if err := cc.Session().WriteMessage(resp); err != nil {
 		return fmt.Errorf("writing %v: %w", code, err)
@@ -181,11 +183,14 @@ func tcpReply(cc *tcpClient.Conn, req *pool.Message, code codes.Code, diag strin
 }
 
 // udpReply is tcpReply for DTLS: the answer rides in the acknowledgement
-// of a Confirmable request and is Non-confirmable otherwise.
+// of a Confirmable request and is Non-confirmable otherwise. opt 0 adds
+// no option.
 func udpReply(code codes.Code, diag string, opt message.OptionID, v uint32) func(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
 	return func(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
 		_ = w.SetResponse(code, message.TextPlain, strings.NewReader(diag))
-		w.Message().SetOptionUint32(opt, v)
+		if opt != 0 {
+			w.Message().SetOptionUint32(opt, v)
+		}
 		if r.Type() == message.Confirmable {
 			w.Message().SetType(message.Acknowledgement)
 			w.Message().SetMessageID(r.MessageID())

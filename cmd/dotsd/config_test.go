@@ -64,7 +64,7 @@ func TestEscalationConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := cfg.ladders()
+	l := cfg.Escalation
 	if a := l["alpha"]; !slices.Equal(a.Steps, []string{"flowspec", "scrubbing", "rtbh"}) || a.Up != 45*time.Second || a.Down != 10*time.Minute {
 		t.Fatalf("alpha's ladder %+v", a)
 	}

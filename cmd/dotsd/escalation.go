@@ -57,11 +57,3 @@ func (c *fileConfig) validateEscalation(file string, names map[string]bool) erro
 	}
 	return nil
 }
-
-// ladders returns the escalation ladders by client domain (nil: none).
-func (c *fileConfig) ladders() map[string]escalate.Ladder {
-	if len(c.Escalation) == 0 {
-		return nil
-	}
-	return c.Escalation
-}

@@ -182,7 +182,7 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	}
 	svc, err = service.New(service.Options{Logger: log, Store: db, Backends: backends,
 		Resolver:       cfg.resolver(isDiversion),
-		ResolveTimeout: cfg.Resolver.Timeout, IsDiversionAddr: isDiversion, Policy: cfg.policy(), Ladders: cfg.ladders()})
+		ResolveTimeout: cfg.Resolver.Timeout, IsDiversionAddr: isDiversion, Policy: cfg.policy(), Ladders: cfg.Escalation})
 	if err != nil {
 		return err
 	}
