@@ -100,20 +100,10 @@ func (r *Return) Set(ctx context.Context, d Desired) error {
 // rules and turns forwarding on. It deletes only routes it replaces and
 // rules of another ingress interface.
 func (r *Return) add(ctx context.Context, d Desired) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	targets, err := routableTargets(d)
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	h, err := r.handle()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
+	return r.withHandle(ctx, d, r.addLocked)
+}
+
+func (r *Return) addLocked(h *netlink.Handle, targets []netip.Prefix) error {
 	prior := r.tunnelAlias(h) // before the tunnel may be replaced
 	link, err := r.ensureTunnel(h)
 	if err != nil {
@@ -149,20 +139,10 @@ func (r *Return) add(ctx context.Context, d Desired) error {
 
 // prune deletes the routes of the table that are not those of d's targets.
 func (r *Return) prune(ctx context.Context, d Desired) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	targets, err := routableTargets(d)
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	h, err := r.handle()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
+	return r.withHandle(ctx, d, r.pruneLocked)
+}
+
+func (r *Return) pruneLocked(h *netlink.Handle, targets []netip.Prefix) error {
 	link, err := h.LinkByName(r.opts.Name)
 	if err != nil {
 		return fmt.Errorf("scrub: return path: tunnel %s: %w", r.opts.Name, err)
@@ -190,6 +170,26 @@ func (r *Return) prune(ctx context.Context, d Desired) error {
 		r.log.Info("scrub: return path routes removed", "removed", deleted)
 	}
 	return errors.Join(errs...)
+}
+
+// withHandle runs fn with d's targets and a netlink handle in the node's
+// namespace, holding r.mu; an invalid target refuses d first.
+func (r *Return) withHandle(ctx context.Context, d Desired, fn func(*netlink.Handle, []netip.Prefix) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	targets, err := routableTargets(d)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h, err := r.handle()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return fn(h, targets)
 }
 
 // routableTargets are the distinct target prefixes of d; an invalid one
