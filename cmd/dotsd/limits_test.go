@@ -35,7 +35,7 @@ func TestLimitsConfig(t *testing.T) {
 	if got := cfg.Limits.server(); got != (dotsserver.Limits{}) {
 		t.Fatalf("without a limits section: %+v, want the zero value (defaults)", got)
 	}
-	for _, tc := range []struct{ yaml, key, msg string }{
+	refusesLimits(t, []limitRefusal{
 		{"max-body-bytes: 100", "limits.max-body-bytes", "1024 to"},
 		{"max-body-bytes: 1000000000", "limits.max-body-bytes", "1024 to"},
 		{"max-body-bytes: 0", "limits.max-body-bytes", "leave the key out"},
@@ -48,7 +48,17 @@ func TestLimitsConfig(t *testing.T) {
 		{"max-unauthenticated-connections: -1", "limits.max-unauthenticated-connections", "at least 1"},
 		{"max-unauthenticated-connections: 0", "limits.max-unauthenticated-connections", "leave the key out"},
 		{"max-bodies: 3", "limits.max-bodies", "unknown key"},
-	} {
+	})
+}
+
+// limitRefusal is a value under limits: and what its refusal must say.
+type limitRefusal struct{ yaml, key, msg string }
+
+// refusesLimits checks that each value is refused with an error that names
+// its key and says msg.
+func refusesLimits(t *testing.T, cases []limitRefusal) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.yaml, func(t *testing.T) {
 			_, err := loadConfig(writeConfig(t, "dotsd.yaml", goodConfig+"limits:\n  "+tc.yaml+"\n"))
 			if err == nil {
