@@ -54,3 +54,5 @@ require (
 	google.golang.org/grpc v1.82.1 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
 )
+
+replace github.com/pion/dtls/v3 => ./third_party/pion-dtls

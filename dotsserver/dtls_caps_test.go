@@ -2,6 +2,7 @@ package dotsserver_test
 
 import (
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -11,45 +12,32 @@ import (
 	"github.com/levee-dots/levee/dotsserver"
 )
 
-// TestDTLSTotalCap: at MaxHandshakes the oldest unanswered handshake makes
-// room for a new one, a peer that answered the cookie keeps its place, and
-// when every peer has answered a new ClientHello is dropped.
+// TestDTLSTotalCap: at MaxHandshakes a cookie-verified ClientHello is
+// dropped until a handshake ends, while ClientHellos without a cookie are
+// still answered, with no state.
 func TestDTLSTotalCap(t *testing.T) {
-	srv := dtlsServer(t, dotsserver.DTLSLimits{MaxHandshakes: 2})
-	a := newRawPeer(t, "127.67.1.1", srv.Addr)
-	a.hello(a.helloVerify().cookie)
-	if r, ok := a.read(5 * time.Second); !ok || r.hsType != 2 {
-		t.Fatalf("want a ServerHello, got %+v (received %v)", r, ok)
-	}
-	for i, ip := range []string{"127.67.2.1", "127.67.3.1", "127.67.4.1"} {
-		newRawPeer(t, ip, srv.Addr).helloVerify()
-		st := srv.Srv.DTLSStats()
-		if st.Handshakes != 2 || st.Unanswered != 1 || st.Evicted != uint64(i) {
-			t.Fatalf("after unanswered peer %d: stats %+v, want 2 handshakes, 1 unanswered, %d evicted", i+1, st, i)
+	srv := dtlsServer(t, dotsserver.DTLSLimits{MaxHandshakes: 2, HandshakeTimeout: 2 * time.Second})
+	for _, ip := range []string{"127.67.1.1", "127.67.2.1"} {
+		if !handshakeStarted(t, ip, srv.Addr) {
+			t.Fatalf("%s: no ServerHello below the cap", ip)
 		}
 	}
-	b := newRawPeer(t, "127.67.4.1", srv.Addr) // the same address, another port: another source
-	b.hello(nil)
-	if _, ok := b.read(time.Second); !ok {
-		t.Fatal("no HelloVerifyRequest")
+	c := newRawPeer(t, "127.67.3.1", srv.Addr)
+	hvr := c.helloVerify() // answered at the cap
+	c.hello(hvr.cookie)
+	if r, ok := c.read(time.Second); ok {
+		t.Fatalf("at the cap: want the cookie-verified ClientHello dropped, got %+v", r)
 	}
-	c := newRawPeer(t, "127.67.5.1", srv.Addr)
-	c.hello(nil) // evicts b, the oldest unanswered
-	hvr, ok := c.read(time.Second)
-	if !ok {
-		t.Fatal("no HelloVerifyRequest")
+	if st := srv.Srv.DTLSStats(); st.Handshakes != 2 || st.DroppedTotalCap != 1 || st.HelloVerifySent != 3 {
+		t.Fatalf("stats %+v: want 2 handshakes, 1 ClientHello dropped at the cap, 3 HelloVerifyRequests", st)
 	}
+	waitFor(t, 10*time.Second, "the handshakes at the cap do not time out", func() bool {
+		return srv.Srv.DTLSStats().Handshakes == 0
+	})
+	c.msgSeq-- // the resend of the same ClientHello, as the peer's timer would send it
 	c.hello(hvr.cookie)
 	if r, ok := c.read(5 * time.Second); !ok || r.hsType != 2 {
-		t.Fatalf("want a ServerHello, got %+v (received %v)", r, ok)
-	}
-	d := newRawPeer(t, "127.67.6.1", srv.Addr)
-	d.hello(nil)
-	if r, ok := d.read(time.Second); ok {
-		t.Fatalf("every handshake answered: want the ClientHello dropped, got %+v", r)
-	}
-	if st := srv.Srv.DTLSStats(); st.Handshakes != 2 || st.Unanswered != 0 || st.DroppedTotalCap != 1 {
-		t.Fatalf("stats %+v: want 2 answered handshakes and 1 ClientHello dropped", st)
+		t.Fatalf("below the cap again: want a ServerHello, got %+v (received %v)", r, ok)
 	}
 }
 
@@ -59,7 +47,7 @@ func TestDTLSTotalCap(t *testing.T) {
 func TestLibcoapDuringDTLSFlood(t *testing.T) {
 	requireLibcoap(t)
 	e := newEnv(t, "127.0.0.1:0", func(o *dotsserver.Options) {
-		o.Limits.DTLS = dotsserver.DTLSLimits{MaxHandshakes: 512, MaxHandshakesPerPrefix: 8}
+		o.Limits.DTLS = dotsserver.DTLSLimits{MaxHandshakesPerPrefix: 8}
 	})
 	hello, err := clientHello(handshake.Random{GMTUnixTime: time.Now()}, 0, 0, nil)
 	if err != nil {
@@ -82,7 +70,32 @@ func TestLibcoapDuringDTLSFlood(t *testing.T) {
 	}
 	st := e.Srv.DTLSStats()
 	t.Logf("coap-client got %s during the flood; %+v", r.code, st)
-	if st.Completed == 0 || st.Evicted+st.DroppedPrefixCap == 0 {
-		t.Errorf("stats %+v: want a completed handshake and the caps to bite", st)
+	if st.Completed == 0 || st.HelloVerifySent < 2000 || st.Started > 3 {
+		t.Errorf("stats %+v: want a completed handshake, the flood answered statelessly, nothing started for it", st)
+	}
+}
+
+// TestLibcoapCookieExchange: libcoap's client built on OpenSSL and on
+// GnuTLS takes the stateless HelloVerifyRequest, returns the cookie and
+// completes the handshake and a request.
+func TestLibcoapCookieExchange(t *testing.T) {
+	requireLibcoap(t)
+	e := newEnv(t, "127.0.0.1:0", nil)
+	alpha := e.dev.Clients["alpha"]
+	for i, bin := range []string{"coap-client-openssl", "coap-client-gnutls"} {
+		t.Run(bin, func(t *testing.T) {
+			if _, err := exec.LookPath(bin); err != nil {
+				t.Fatalf("%s not installed (apt-get install libcoap3-bin): %v", bin, err)
+			}
+			r := runCoapClient(t, bin, "-m", "get", "-c", alpha.Cert, "-j", alpha.Key, "-C", e.dev.CAPath,
+				"coaps://"+e.addr+"/.well-known/dots/mitigate/cuid="+alpha.CUID)
+			if !strings.HasPrefix(r.code, "2.") && !strings.HasPrefix(r.code, "4.") {
+				t.Fatalf("response %s\n%s", r.code, r.log)
+			}
+			st := e.Srv.DTLSStats()
+			if st.HelloVerifySent < uint64(i+1) || st.Completed != uint64(i+1) || st.DroppedBadCookie != 0 {
+				t.Errorf("stats %+v: want %d HelloVerifyRequests answered and handshakes completed, no bad cookie", st, i+1)
+			}
+		})
 	}
 }

@@ -1,7 +1,6 @@
 package dotsserver
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -17,41 +16,30 @@ import (
 )
 
 // dtlsGate owns the signal channel's UDP socket and hands pion one packet
-// connection per source address, as pion's own UDP listener would, but
-// bounds the handshakes that are not complete yet: in total, per source
-// prefix and in time (DTLSLimits). README.md ("DTLS handshakes") explains
-// why the gate does not answer ClientHellos with its own stateless
-// HelloVerifyRequest: pion v3 cannot continue a handshake from a
-// cookie-bearing ClientHello it has not seen the first ClientHello of.
-//
-// A source gets a connection only with a datagram that holds a whole
-// ClientHello with message_seq 0, the only one pion starts a server
-// handshake from (flight0Parse pulls message_seq 0). The gate watches
-// pion's HelloVerifyRequest to learn its cookie; until the peer returns
-// that cookie in a ClientHello, the handshake is unanswered and the first
-// to go when MaxHandshakes is reached, so sources that never receive
-// (spoofed ones) cannot crowd out peers that do. A handshake still waiting
-// for pion's HelloVerifyRequest is not dropped for a newer one (but after
-// waitingGrace), so an overloaded pion is not made to start handshakes it
-// never gets to answer. A ClientHello with another cookie never reaches
-// pion, which would abort the handshake on it: the peer keeps its
-// HelloVerifyRequest and nothing else. The handshake ends, as far as the
-// caps go, when pion sends its ChangeCipherSpec (the client's Finished and
-// certificate are verified) or when the connection is closed.
+// connection per source address, as pion's own UDP listener would, but only
+// for a source that has shown it receives at its address: the gate itself
+// answers a ClientHello without a valid cookie with a HelloVerifyRequest
+// and keeps nothing for it (RFC 6347 §4.2.1, cookies.go). A ClientHello
+// that returns a valid cookie starts a connection, within caps in total
+// and per source prefix, and pion (InsecureSkipVerifyHello) continues the
+// handshake from it: message_seq 1, which pion as patched in
+// third_party/pion-dtls accepts and continues (README.md, "DTLS cookie").
+// The handshake ends, as far as the caps go, when pion sends its
+// ChangeCipherSpec (the client's Finished and certificate are verified),
+// at the handshake deadline, or when the connection is closed.
 type dtlsGate struct {
-	pc   *net.UDPConn
-	lim  DTLSLimits
-	log  *slog.Logger
-	rlog *rateLog
+	pc      *net.UDPConn
+	lim     DTLSLimits
+	log     *slog.Logger
+	rlog    *rateLog
+	cookies *cookieJar
 
-	mu         sync.Mutex
-	conns      map[netip.AddrPort]*gateConn
-	prefixes   map[netip.Prefix]int // handshakes in progress per source prefix
-	pending    int                  // handshakes in progress
-	waiting    list.List            // *gateConn in progress, no HelloVerifyRequest sent yet, oldest first
-	unanswered list.List            // *gateConn whose HelloVerifyRequest is not answered yet, oldest first
-	stats      DTLSStats
-	closed     bool
+	mu       sync.Mutex
+	conns    map[netip.AddrPort]*gateConn
+	prefixes map[netip.Prefix]int // handshakes in progress per source prefix
+	pending  int                  // handshakes in progress
+	stats    DTLSStats
+	closed   bool
 
 	accept chan *gateConn
 	done   chan struct{}
@@ -62,13 +50,17 @@ type dtlsGate struct {
 // read yet; more are dropped, as a full socket buffer would.
 const gateQueue = 64
 
-func newDTLSGate(pc *net.UDPConn, lim DTLSLimits, log *slog.Logger, rlog *rateLog) *dtlsGate {
-	g := &dtlsGate{pc: pc, lim: lim.withDefaults(), log: log, rlog: rlog,
+func newDTLSGate(pc *net.UDPConn, lim DTLSLimits, log *slog.Logger, rlog *rateLog) (*dtlsGate, error) {
+	jar, err := newCookieJar(time.Now)
+	if err != nil {
+		return nil, err
+	}
+	g := &dtlsGate{pc: pc, lim: lim.withDefaults(), log: log, rlog: rlog, cookies: jar,
 		conns: map[netip.AddrPort]*gateConn{}, prefixes: map[netip.Prefix]int{}, done: make(chan struct{})}
 	g.accept = make(chan *gateConn, g.lim.MaxHandshakes)
 	g.wg.Add(1)
 	go g.run()
-	return g
+	return g, nil
 }
 
 func (g *dtlsGate) run() {
@@ -92,19 +84,34 @@ func (g *dtlsGate) run() {
 	}
 }
 
-// route hands a datagram to its source's connection, or starts one.
+// route hands a datagram to its source's connection, answers a ClientHello
+// without a valid cookie, or starts a connection for one with it.
 func (g *dtlsGate) route(from netip.AddrPort, pkt []byte) {
 	g.mu.Lock()
 	c := g.conns[from]
 	if c != nil {
-		deliver := g.answerLocked(c, pkt)
 		g.mu.Unlock()
-		if deliver {
-			c.deliver(pkt)
-		}
+		c.deliver(pkt)
 		return
 	}
-	c = g.admitLocked(from, pkt)
+	closed := g.closed
+	g.mu.Unlock()
+	if closed {
+		return
+	}
+	h, ok := parseClientHello(pkt)
+	if !ok || !h.whole {
+		// Clients send a ClientHello before the cookie whole; a fragment
+		// would need state to reassemble.
+		g.count(func(st *DTLSStats) { st.DroppedOther++ })
+		return
+	}
+	if !g.cookies.valid(from, h) {
+		g.helloVerify(from, h)
+		return
+	}
+	g.mu.Lock()
+	c = g.admitLocked(from)
 	g.mu.Unlock()
 	if c == nil {
 		return
@@ -117,38 +124,29 @@ func (g *dtlsGate) route(from netip.AddrPort, pkt []byte) {
 	}
 }
 
-// answerLocked tells whether a datagram for an unanswered handshake may
-// reach pion: a ClientHello carrying a cookie must carry pion's.
-func (g *dtlsGate) answerLocked(c *gateConn, pkt []byte) bool {
-	if c.list == nil {
-		return true
+// helloVerify answers a ClientHello without a valid cookie, keeping nothing.
+func (g *dtlsGate) helloVerify(from netip.AddrPort, h dtlsHello) {
+	g.count(func(st *DTLSStats) {
+		st.HelloVerifySent++
+		if len(h.cookie) > 0 {
+			st.DroppedBadCookie++
+		}
+	})
+	if _, err := g.pc.WriteToUDPAddrPort(helloVerifyRequest(h, g.cookies.make(from, h)), from); err != nil {
+		g.log.Debug("dtls: HelloVerifyRequest", "peer", from.String(), "err", err)
 	}
-	h, ok := parseClientHello(pkt)
-	if !ok || len(h.cookie) == 0 {
-		return true
-	}
-	if !sameCookie(h.cookie, c.cookie) {
-		g.stats.DroppedBadCookie++
-		return false
-	}
-	c.unlist()
-	return true
 }
 
-// admitLocked starts a connection for a first ClientHello within the caps.
-func (g *dtlsGate) admitLocked(from netip.AddrPort, pkt []byte) *gateConn {
-	h, ok := parseClientHello(pkt)
-	switch {
-	case g.closed:
-		return nil
-	case !ok || !h.whole:
-		// Clients send a ClientHello without a cookie whole; a fragment
-		// would hold a place while pion waits for the rest.
-		g.stats.DroppedOther++
-		return nil
-	case h.messageSeq != 0:
-		// A retry after the handshake was dropped: pion cannot resume it.
-		g.stats.DroppedBadCookie++
+func (g *dtlsGate) count(f func(*DTLSStats)) {
+	g.mu.Lock()
+	f(&g.stats)
+	g.mu.Unlock()
+}
+
+// admitLocked starts a connection for a cookie-verified ClientHello within
+// the caps.
+func (g *dtlsGate) admitLocked(from netip.AddrPort) *gateConn {
+	if g.closed {
 		return nil
 	}
 	prefix := sourcePrefix(from.Addr())
@@ -158,13 +156,15 @@ func (g *dtlsGate) admitLocked(from netip.AddrPort, pkt []byte) *gateConn {
 			"prefix", prefix.String(), "peer", from.String(), "limit", g.lim.MaxHandshakesPerPrefix)
 		return nil
 	}
-	if g.pending >= g.lim.MaxHandshakes && !g.evictLocked(from) {
+	if g.pending >= g.lim.MaxHandshakes {
+		g.stats.DroppedTotalCap++
+		g.rlog.warn("dtls-total-cap", "DTLS ClientHello dropped: too many handshakes in progress",
+			"peer", from.String(), "limit", g.lim.MaxHandshakes)
 		return nil
 	}
 	now := time.Now()
 	c := &gateConn{g: g, remote: from, raddr: net.UDPAddrFromAddrPort(from), prefix: prefix,
 		in: make(chan []byte, gateQueue), done: make(chan struct{}), handshaking: true, born: now}
-	c.enlist(&g.waiting)
 	c.timer = time.AfterFunc(g.lim.HandshakeTimeout, c.expire)
 	g.conns[from] = c
 	g.prefixes[prefix]++
@@ -173,56 +173,11 @@ func (g *dtlsGate) admitLocked(from netip.AddrPort, pkt []byte) *gateConn {
 	return c
 }
 
-// waitingGrace is how long a handshake may wait for pion's
-// HelloVerifyRequest before it may be dropped for a new one: pion answers
-// a whole ClientHello at once unless it is overloaded or cannot parse it.
-const waitingGrace = time.Second
-
-// evictLocked makes room for a ClientHello from a new source at
-// MaxHandshakes: it drops the oldest handshake whose HelloVerifyRequest has
-// gone unanswered, else the oldest still waiting for pion's beyond its
-// grace; else the new ClientHello is dropped. Handshakes that wait for
-// pion are not dropped early, so pion's work is not wasted on ones that
-// would be dropped before their HelloVerifyRequest went out.
-func (g *dtlsGate) evictLocked(from netip.AddrPort) bool {
-	front := g.unanswered.Front()
-	if front == nil {
-		if w := g.waiting.Front(); w != nil && time.Since(w.Value.(*gateConn).born) > waitingGrace {
-			front = w
-		}
-	}
-	if front == nil {
-		g.stats.DroppedTotalCap++
-		g.rlog.warn("dtls-total-cap", "DTLS ClientHello dropped: too many handshakes in progress",
-			"peer", from.String(), "limit", g.lim.MaxHandshakes)
-		return false
-	}
-	victim := front.Value.(*gateConn)
-	g.stats.Evicted++
-	g.rlog.warn("dtls-evict", "too many DTLS handshakes in progress: dropping the oldest unanswered one",
-		"peer", victim.remote.String(), "limit", g.lim.MaxHandshakes)
-	g.removeLocked(victim)
-	victim.shut()
-	return true
-}
-
-// sent notes what pion sends during a handshake: its HelloVerifyRequest's
-// cookie, and the ChangeCipherSpec that ends the handshake.
+// sent notes the ChangeCipherSpec with which pion ends a handshake.
 func (g *dtlsGate) sent(c *gateConn, pkt []byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !c.handshaking {
-		return
-	}
-	if cookie, ok := parseHelloVerifyCookie(pkt); ok {
-		c.cookie = append(c.cookie[:0], cookie...)
-		if c.list == &g.waiting {
-			c.unlist()
-			c.enlist(&g.unanswered)
-		}
-		return
-	}
-	if hasChangeCipherSpec(pkt) {
+	if c.handshaking && hasChangeCipherSpec(pkt) {
 		g.stats.Completed++
 		g.endHandshakeLocked(c)
 	}
@@ -239,7 +194,6 @@ func (g *dtlsGate) endHandshakeLocked(c *gateConn) {
 	if g.prefixes[c.prefix]--; g.prefixes[c.prefix] <= 0 {
 		delete(g.prefixes, c.prefix)
 	}
-	c.unlist()
 }
 
 func (g *dtlsGate) removeLocked(c *gateConn) {
@@ -254,7 +208,7 @@ func (g *dtlsGate) Stats() DTLSStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	st := g.stats
-	st.Handshakes, st.Unanswered = g.pending, g.waiting.Len()+g.unanswered.Len()
+	st.Handshakes = g.pending
 	return st
 }
 
@@ -319,20 +273,8 @@ type gateConn struct {
 
 	// Under g.mu.
 	handshaking bool
-	list        *list.List    // g.waiting or g.unanswered until the cookie comes back
-	elem        *list.Element // in list
-	cookie      []byte        // of pion's HelloVerifyRequest
 	timer       *time.Timer
 	born        time.Time
-}
-
-func (c *gateConn) enlist(l *list.List) { c.list, c.elem = l, l.PushBack(c) }
-
-func (c *gateConn) unlist() {
-	if c.list != nil {
-		c.list.Remove(c.elem)
-		c.list, c.elem = nil, nil
-	}
 }
 
 func (c *gateConn) deliver(pkt []byte) {
@@ -475,7 +417,11 @@ type dtlsListener struct {
 }
 
 func newDTLSListener(pc *net.UDPConn, lim DTLSLimits, log *slog.Logger, rlog *rateLog, opts ...piondtls.ServerOption) (*dtlsListener, error) {
-	g := newDTLSGate(pc, lim, log, rlog)
+	g, err := newDTLSGate(pc, lim, log, rlog)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, piondtls.WithInsecureSkipVerifyHello(true)) // the gate verified the cookie
 	ln, err := piondtls.NewListenerWithOptions(g, opts...)
 	if err != nil {
 		_ = g.Close()

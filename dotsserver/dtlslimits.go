@@ -13,10 +13,10 @@ type DTLSLimits struct {
 	// long after its first ClientHello. Default 10 s: a handshake takes a
 	// few round trips; a lost flight is resent after 1, 2 and 4 s.
 	HandshakeTimeout time.Duration
-	// MaxHandshakes bounds the DTLS handshakes in progress. At the bound,
-	// the oldest one whose peer has not answered the HelloVerifyRequest is
-	// dropped for the newest; when every one has answered, the new
-	// ClientHello is dropped. Default 1024 (about 32 MB of handshake state).
+	// MaxHandshakes bounds the DTLS handshakes in progress, each started
+	// by a ClientHello that returned a valid cookie; at the bound a new one
+	// is dropped (the peer resends it). Default 1024 (about 32 MB of
+	// handshake state).
 	MaxHandshakes int
 	// MaxHandshakesPerPrefix bounds the DTLS handshakes in progress from
 	// one source prefix (/24 for IPv4, /56 for IPv6); a ClientHello over
@@ -58,29 +58,27 @@ func (l DTLSLimits) Validate() error {
 }
 
 // DTLSStats counts what the DTLS listeners did with handshakes, summed over
-// the listeners. Counters only grow; Handshakes and Unanswered are gauges.
+// the listeners. Counters only grow; Handshakes is a gauge.
 type DTLSStats struct {
 	Handshakes int // in progress now
-	Unanswered int // of those, the ones whose peer has not answered the HelloVerifyRequest
 
-	Started   uint64 // handshakes begun (a ClientHello from a new source)
-	Completed uint64 // handshakes the server finished
-	TimedOut  uint64 // dropped at the handshake deadline
-	Evicted   uint64 // unanswered handshakes dropped to make room at MaxHandshakes
+	HelloVerifySent uint64 // ClientHellos without a valid cookie, answered with no state kept
+	Started         uint64 // handshakes begun (a ClientHello with a valid cookie from a new source)
+	Completed       uint64 // handshakes the server finished
+	TimedOut        uint64 // dropped at the handshake deadline
 
-	DroppedTotalCap  uint64 // ClientHellos dropped at MaxHandshakes
-	DroppedPrefixCap uint64 // ClientHellos dropped at MaxHandshakesPerPrefix
-	DroppedBadCookie uint64 // ClientHellos carrying a cookie the server did not send
+	DroppedTotalCap  uint64 // cookie-verified ClientHellos dropped at MaxHandshakes
+	DroppedPrefixCap uint64 // cookie-verified ClientHellos dropped at MaxHandshakesPerPrefix
+	DroppedBadCookie uint64 // ClientHellos carrying a cookie the server did not make (answered with a fresh one)
 	DroppedOther     uint64 // datagrams from unknown sources that do not start a handshake, or over a full queue
 }
 
 func (a DTLSStats) add(b DTLSStats) DTLSStats {
 	a.Handshakes += b.Handshakes
-	a.Unanswered += b.Unanswered
 	a.Started += b.Started
 	a.Completed += b.Completed
 	a.TimedOut += b.TimedOut
-	a.Evicted += b.Evicted
+	a.HelloVerifySent += b.HelloVerifySent
 	a.DroppedTotalCap += b.DroppedTotalCap
 	a.DroppedPrefixCap += b.DroppedPrefixCap
 	a.DroppedBadCookie += b.DroppedBadCookie

@@ -1,9 +1,6 @@
 package dotsserver
 
-import (
-	"bytes"
-	"encoding/binary"
-)
+import "encoding/binary"
 
 // DTLS 1.2 wire constants (RFC 6347 §4.1, §4.2.2, §4.3.2).
 const (
@@ -18,51 +15,71 @@ const (
 )
 
 // dtlsHello is what the gate reads from a datagram whose first record
-// carries the start of a ClientHello.
+// carries the start of a ClientHello. The slices alias the datagram.
 type dtlsHello struct {
+	recordSeq  []byte // the record's epoch and sequence number, 8 bytes
 	messageSeq uint16
-	cookie     []byte // aliases the datagram
+	fixed      []byte // client_version, random, session_id
+	cookie     []byte
+	offer      []byte // cipher_suites and compression_methods; whole messages only
 	whole      bool   // the message is in this one fragment
 }
 
 // parseClientHello reads the first record of a datagram: a plaintext
 // (epoch 0) handshake record holding the first fragment of a ClientHello,
-// far enough to read its cookie. Anything else reports false.
+// far enough to read its cookie, and in a whole message the offer after
+// it. Anything else reports false.
 func parseClientHello(pkt []byte) (dtlsHello, bool) {
 	body, hs, ok := firstHandshake(pkt)
 	if !ok || hs[0] != dtlsClientHello || fragmentOffset(hs) != 0 {
 		return dtlsHello{}, false
 	}
 	// client_version(2) random(32) session_id<0..32> cookie<0..255>
+	// cipher_suites<2..2^16-2> compression_methods<1..2^8-1>
 	if len(body) < 2+32+1 || body[0] != 0xfe {
 		return dtlsHello{}, false
 	}
-	p := body[34:]
-	sid := int(p[0])
-	if sid > 32 || len(p) < 1+sid+1 {
+	sid := int(body[34])
+	if sid > 32 || len(body) < 35+sid+1 {
 		return dtlsHello{}, false
 	}
-	p = p[1+sid:]
+	h := dtlsHello{recordSeq: pkt[3:11], messageSeq: binary.BigEndian.Uint16(hs[4:6]), fixed: body[:35+sid]}
+	p := body[35+sid:]
 	n := int(p[0])
 	if len(p) < 1+n {
 		return dtlsHello{}, false
 	}
-	whole := uint32(len(body)) == messageLength(hs)
-	return dtlsHello{messageSeq: binary.BigEndian.Uint16(hs[4:6]), cookie: p[1 : 1+n], whole: whole}, true
+	h.cookie, p = p[1:1+n], p[1+n:]
+	h.whole = uint32(len(body)) == messageLength(hs)
+	if !h.whole {
+		return h, true
+	}
+	if len(p) < 2 {
+		return dtlsHello{}, false
+	}
+	cs := 2 + int(binary.BigEndian.Uint16(p))
+	if len(p) < cs+1 || len(p) < cs+1+int(p[cs]) {
+		return dtlsHello{}, false
+	}
+	h.offer = p[:cs+1+int(p[cs])]
+	return h, true
 }
 
-// parseHelloVerifyCookie returns the cookie of a HelloVerifyRequest that
-// starts a datagram.
-func parseHelloVerifyCookie(pkt []byte) ([]byte, bool) {
-	body, hs, ok := firstHandshake(pkt)
-	if !ok || hs[0] != dtlsHelloVerifyRequest || fragmentOffset(hs) != 0 {
-		return nil, false
-	}
-	// server_version(2) cookie<0..255>
-	if len(body) < 3 || len(body) < 3+int(body[2]) {
-		return nil, false
-	}
-	return body[3 : 3+int(body[2])], true
+// helloVerifyRequest is the datagram that answers h with cookie: DTLS 1.0
+// as server_version (RFC 6347 §4.2.1), the ClientHello's record sequence
+// number (so that resent HelloVerifyRequests are not taken for replays,
+// §4.2.1) and message_seq.
+func helloVerifyRequest(h dtlsHello, cookie []byte) []byte {
+	body := 3 + len(cookie)
+	b := make([]byte, 0, dtlsRecordHeaderLen+dtlsHandshakeHeaderLen+body)
+	b = append(b, dtlsContentHandshake, 0xfe, 0xff)
+	b = append(b, h.recordSeq...)
+	b = binary.BigEndian.AppendUint16(b, uint16(dtlsHandshakeHeaderLen+body))
+	b = append(b, dtlsHelloVerifyRequest, 0, 0, byte(body))
+	b = binary.BigEndian.AppendUint16(b, h.messageSeq)
+	b = append(b, 0, 0, 0, 0, 0, byte(body))
+	b = append(b, 0xfe, 0xff, byte(len(cookie)))
+	return append(b, cookie...)
 }
 
 // firstHandshake returns the fragment and the handshake header of the first
@@ -111,6 +128,3 @@ func hasChangeCipherSpec(pkt []byte) bool {
 	}
 	return false
 }
-
-// sameCookie compares a ClientHello's cookie with the one sent.
-func sameCookie(got, sent []byte) bool { return len(sent) > 0 && bytes.Equal(got, sent) }

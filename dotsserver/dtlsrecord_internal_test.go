@@ -37,6 +37,7 @@ func TestParseClientHello(t *testing.T) {
 		cookie string
 	}{
 		{"no cookie", marshalRecord(t, 0, hello(nil, nil)), true, 0, ""},
+		{"cut in the cipher suites", full[:len(full)-3], false, 0, ""},
 		{"cookie and session id", full, true, 1, "cookie"},
 		{"cut in the cookie", full[:len(full)-len("cookie")-8], false, 0, ""},
 		{"record length past the datagram", append(append([]byte(nil), full[:11]...), 0xff, 0xff), false, 0, ""},
@@ -47,7 +48,8 @@ func TestParseClientHello(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, ok := parseClientHello(tc.pkt)
-			if ok != tc.ok || ok && (h.messageSeq != tc.seq || string(h.cookie) != tc.cookie || !h.whole) {
+			if ok != tc.ok || ok && (h.messageSeq != tc.seq || string(h.cookie) != tc.cookie || !h.whole ||
+				!bytes.Equal(h.offer, []byte{0, 2, 0xc0, 0x2b, 1, 0})) {
 				t.Fatalf("got %+v %v, want seq %d cookie %q %v", h, ok, tc.seq, tc.cookie, tc.ok)
 			}
 		})
@@ -65,11 +67,44 @@ func fragment(t *testing.T, rec []byte) []byte {
 	return b
 }
 
-func TestParseHelloVerifyAndChangeCipherSpec(t *testing.T) {
-	hvr := marshalRecord(t, 0, &handshake.MessageHelloVerifyRequest{Version: protocol.Version1_2, Cookie: []byte("0123456789")})
-	if c, ok := parseHelloVerifyCookie(hvr); !ok || string(c) != "0123456789" {
-		t.Fatalf("HelloVerifyRequest cookie %q %v", c, ok)
+// TestHelloVerifyRequest reads the gate's HelloVerifyRequest with pion's
+// record and handshake parsers: DTLS 1.0 versions, the ClientHello's record
+// sequence number and message_seq, the cookie.
+func TestHelloVerifyRequest(t *testing.T) {
+	ch := marshalRecord(t, 3, &handshake.MessageClientHello{Version: protocol.Version1_2,
+		CipherSuiteIDs: []uint16{0xc02b}, CompressionMethods: []*protocol.CompressionMethod{{}}})
+	ch[10] = 9 // record sequence number 9
+	h, ok := parseClientHello(ch)
+	if !ok || !bytes.Equal(h.offer, []byte{0, 2, 0xc0, 0x2b, 1, 0}) {
+		t.Fatalf("ClientHello: %+v %v", h, ok)
 	}
+	pkt := helloVerifyRequest(h, []byte("0123456789abcdef0123456789abcdef"))
+	var rec recordlayer.RecordLayer
+	if err := rec.Unmarshal(pkt); err != nil {
+		t.Fatalf("pion cannot read the HelloVerifyRequest: %v (% x)", err, pkt)
+	}
+	hs, ok := rec.Content.(*handshake.Handshake)
+	if !ok {
+		t.Fatalf("content %T", rec.Content)
+	}
+	hvr, ok := hs.Message.(*handshake.MessageHelloVerifyRequest)
+	switch {
+	case !ok:
+		t.Fatalf("message %T", hs.Message)
+	case rec.Header.SequenceNumber != 9 || rec.Header.Epoch != 0 || !rec.Header.Version.Equal(protocol.Version1_0):
+		t.Errorf("record header %+v: want epoch 0, sequence number 9, DTLS 1.0", rec.Header)
+	case hs.Header.MessageSequence != 3 || hs.Header.FragmentOffset != 0 || hs.Header.FragmentLength != hs.Header.Length:
+		t.Errorf("handshake header %+v: want message_seq 3, one fragment", hs.Header)
+	case !hvr.Version.Equal(protocol.Version1_0) || string(hvr.Cookie) != "0123456789abcdef0123456789abcdef":
+		t.Errorf("HelloVerifyRequest %+v", hvr)
+	}
+	if len(pkt) >= len(ch) {
+		t.Errorf("HelloVerifyRequest of %d bytes for a ClientHello of %d: the answer must not amplify", len(pkt), len(ch))
+	}
+}
+
+func TestChangeCipherSpec(t *testing.T) {
+	hvr := marshalRecord(t, 0, &handshake.MessageHelloVerifyRequest{Version: protocol.Version1_2, Cookie: []byte("0123456789")})
 	if hasChangeCipherSpec(hvr) {
 		t.Fatal("a HelloVerifyRequest is no ChangeCipherSpec")
 	}
@@ -79,19 +114,27 @@ func TestParseHelloVerifyAndChangeCipherSpec(t *testing.T) {
 	}
 }
 
-// FuzzParseDTLS: nothing a peer sends makes the record readers panic, and a
-// cookie returned lies within the datagram.
+// FuzzParseDTLS: nothing a peer sends makes the record reader panic, what
+// it returns lies within the datagram, and the HelloVerifyRequest for it
+// is a record pion can read.
 func FuzzParseDTLS(f *testing.F) {
 	f.Add(marshalRecord(f, 0, &handshake.MessageClientHello{Version: protocol.Version1_2, Cookie: []byte("c"),
 		CipherSuiteIDs: []uint16{0xc02b}, CompressionMethods: []*protocol.CompressionMethod{{}}}))
 	f.Add(marshalRecord(f, 0, &handshake.MessageHelloVerifyRequest{Version: protocol.Version1_2, Cookie: []byte("c")}))
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		if h, ok := parseClientHello(pkt); ok && len(h.cookie) > 0 && !bytes.Contains(pkt, h.cookie) {
-			t.Fatalf("cookie %x not in the datagram", h.cookie)
-		}
-		if c, ok := parseHelloVerifyCookie(pkt); ok && len(c) > 0 && !bytes.Contains(pkt, c) {
-			t.Fatalf("cookie %x not in the datagram", c)
-		}
 		_ = hasChangeCipherSpec(pkt)
+		h, ok := parseClientHello(pkt)
+		if !ok {
+			return
+		}
+		for _, b := range [][]byte{h.cookie, h.offer, h.fixed} {
+			if len(b) > 0 && !bytes.Contains(pkt, b) {
+				t.Fatalf("%x not in the datagram", b)
+			}
+		}
+		var rec recordlayer.RecordLayer
+		if err := rec.Unmarshal(helloVerifyRequest(h, make([]byte, cookieLen))); err != nil {
+			t.Fatalf("HelloVerifyRequest unreadable: %v", err)
+		}
 	})
 }

@@ -66,6 +66,12 @@ func requireLibcoap(t *testing.T) {
 // response it logged.
 func coapClient(t *testing.T, args ...string) coapResult {
 	t.Helper()
+	return runCoapClient(t, libcoapClient, args...)
+}
+
+// runCoapClient is coapClient with another build of libcoap's client.
+func runCoapClient(t *testing.T, libcoapClient string, args ...string) coapResult {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "payload")
 	full := append([]string{"-v", "6", "-B", "5", "-o", out}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

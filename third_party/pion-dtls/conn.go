@@ -239,7 +239,7 @@ func createConn(
 		rAddr:                   rAddr,
 		nextConn:                netctx.NewPacketConn(nextConn),
 		handshakeConfig:         handshakeConfig,
-		fragmentBuffer:          newFragmentBuffer(),
+		fragmentBuffer:          newFragmentBuffer(!isClient && config.InsecureSkipVerifyHello),
 		handshakeCache:          newHandshakeCache(),
 		maximumTransmissionUnit: mtu,
 		paddingLengthGenerator:  paddingLengthGenerator,
@@ -1168,6 +1168,10 @@ func (c *Conn) handleIncomingPacket(
 		return false, false, nil, nil
 	} else if isHandshake {
 		markPacketAsValid()
+
+		if seq, ok := c.fragmentBuffer.takeFirstRecordSequence(); ok {
+			c.state.raiseLocalSequenceNumber(0, seq)
+		}
 
 		for out, epoch := c.fragmentBuffer.pop(); out != nil; out, epoch = c.fragmentBuffer.pop() {
 			header := &handshake.Header{}

@@ -27,7 +27,15 @@ func flight0Parse(
 	cache *handshakeCache,
 	cfg *handshakeConfig,
 ) (flightVal, *alert.Alert, error) {
-	seq, msgs, ok := cache.fullPullMap(0, state.cipherSuite,
+	first := 0
+	if cfg.insecureSkipHelloVerify {
+		// The HelloVerifyRequest, if any, came from a stateless front end:
+		// the ClientHello is the one with its cookie, and this server's
+		// messages continue its message_seq (RFC 6347 section 4.2.2).
+		first = cache.clientHelloSequence(cfg.initialEpoch)
+		state.handshakeSendSequence = first
+	}
+	seq, msgs, ok := cache.fullPullMap(first, state.cipherSuite,
 		handshakeCachePullRule{handshake.TypeClientHello, cfg.initialEpoch, true, false},
 	)
 	if !ok {

@@ -108,12 +108,24 @@ type fragmentBuffer struct {
 
 	currentMessageSequenceNumber uint16
 
+	// anyFirstClientHello lets the first message be a ClientHello with any
+	// message_seq: a server whose HelloVerifyRequest was sent by a stateless
+	// front end receives the cookie-bearing ClientHello, message_seq 1
+	// (RFC 6347 section 4.2.2), as its first message.
+	anyFirstClientHello bool
+	// firstRecordSeq is that ClientHello's record sequence number, until
+	// taken: the server's own records continue from it, above the front
+	// end's HelloVerifyRequest, which reused the first ClientHello's
+	// number (RFC 6347 section 4.2.1).
+	firstRecordSeq    uint64
+	hasFirstRecordSeq bool
+
 	totalBufferSize    int
 	totalFragmentCount int
 }
 
-func newFragmentBuffer() *fragmentBuffer {
-	return &fragmentBuffer{cache: map[uint16]*fragments{}}
+func newFragmentBuffer(anyFirstClientHello bool) *fragmentBuffer {
+	return &fragmentBuffer{cache: map[uint16]*fragments{}, anyFirstClientHello: anyFirstClientHello}
 }
 
 // current total size of buffer.
@@ -144,6 +156,11 @@ func (f *fragmentBuffer) push(buf []byte) (isHandshake, isRetransmit bool, err e
 		var header handshake.Header
 		if err := header.Unmarshal(buf); err != nil {
 			return false, false, err
+		}
+
+		if f.anyFirstClientHello && header.Type == handshake.TypeClientHello && len(f.cache) == 0 {
+			f.currentMessageSequenceNumber = header.MessageSequence
+			f.firstRecordSeq, f.hasFirstRecordSeq = recordLayerHeader.SequenceNumber, true
 		}
 
 		// Fragment is a retransmission. We have already assembled it before successfully
@@ -195,6 +212,15 @@ func (f *fragmentBuffer) push(buf []byte) (isHandshake, isRetransmit bool, err e
 	return true, isRetransmit, nil
 }
 
+// takeFirstRecordSequence returns, once, the record sequence number of the
+// first ClientHello taken at any message_seq.
+func (f *fragmentBuffer) takeFirstRecordSequence() (uint64, bool) {
+	seq, ok := f.firstRecordSeq, f.hasFirstRecordSeq
+	f.hasFirstRecordSeq = false
+
+	return seq, ok
+}
+
 func (f *fragmentBuffer) pop() (content []byte, epoch uint16) {
 	frags, ok := f.cache[f.currentMessageSequenceNumber]
 	if !ok || frags.covered < frags.handshakeLength {
@@ -221,6 +247,7 @@ func (f *fragmentBuffer) pop() (content []byte, epoch uint16) {
 
 	delete(f.cache, f.currentMessageSequenceNumber)
 	f.currentMessageSequenceNumber++
+	f.anyFirstClientHello = false
 
 	return content, frags.epoch
 }

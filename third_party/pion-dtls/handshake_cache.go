@@ -108,6 +108,20 @@ func (h *handshakeCache) pull(rules ...handshakeCachePullRule) []*handshakeCache
 	return out
 }
 
+// clientHelloSequence is the message_seq of the latest ClientHello in epoch.
+func (h *handshakeCache) clientHelloSequence(epoch uint16) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seq := 0
+	for _, c := range h.cache {
+		if c.typ == handshake.TypeClientHello && c.isClient && c.epoch == epoch && int(c.messageSequence) > seq {
+			seq = int(c.messageSequence)
+		}
+	}
+
+	return seq
+}
+
 // fullPullMap pulls all handshakes between rules[0] to rules[len(rules)-1] as map.
 //
 //nolint:cyclop

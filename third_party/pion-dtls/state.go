@@ -348,3 +348,13 @@ func (s *State) export() (*serializedState, error) {
 
 	return s.serialize()
 }
+
+// raiseLocalSequenceNumber makes the next record of epoch use at least seq.
+func (s *State) raiseLocalSequenceNumber(epoch uint16, seq uint64) {
+	for len(s.localSequenceNumber) <= int(epoch) {
+		s.localSequenceNumber = append(s.localSequenceNumber, uint64(0))
+	}
+	if atomic.LoadUint64(&s.localSequenceNumber[epoch]) < seq {
+		atomic.StoreUint64(&s.localSequenceNumber[epoch], seq)
+	}
+}
