@@ -1,6 +1,8 @@
 package dotsserver
 
 import (
+	"log/slog"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -63,5 +65,47 @@ func TestCookieJar(t *testing.T) {
 				t.Fatalf("valid = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestGatePrefixCapIPv6: the per-prefix cap counts IPv6 sources by /56 and
+// IPv4-mapped ones as IPv4 /24s. Admission is driven directly (no packet
+// is sent to these documentation addresses).
+func TestGatePrefixCapIPv6(t *testing.T) {
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := newDTLSGate(pc, DTLSLimits{MaxHandshakesPerPrefix: 3}, slog.New(slog.DiscardHandler),
+		newRateLog(slog.New(slog.DiscardHandler), time.Now, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, tc := range []struct {
+		src  string
+		want bool
+	}{
+		{"[2001:db8:0:100::1]:1", true},
+		{"[2001:db8:0:1ff::2]:1", true},      // same /56 (2001:db8:0:100::/56)
+		{"[2001:db8:0:180:ffff::3]:1", true}, // same /56, third
+		{"[2001:db8:0:1aa::4]:1", false},     // same /56, over the cap
+		{"[2001:db8:0:200::1]:1", true},      // next /56
+		{"[::ffff:192.0.2.1]:1", true},       // mapped: 192.0.2.0/24
+		{"192.0.2.2:1", true},                // the same /24
+		{"[::ffff:192.0.2.3]:2", true},       // third in 192.0.2.0/24
+		{"192.0.2.4:1", false},               // over the cap
+		{"[2001:db8:0:100::1]:2", false},     // another port of a capped /56
+		{"[2001:db8:1:100::1]:1", true},      // another /48
+	} {
+		g.mu.Lock()
+		c := g.admitLocked(netip.MustParseAddrPort(tc.src))
+		g.mu.Unlock()
+		if got := c != nil; got != tc.want {
+			t.Errorf("%s: admitted %v, want %v", tc.src, got, tc.want)
+		}
+	}
+	if st := g.Stats(); st.Handshakes != 8 || st.DroppedPrefixCap != 3 {
+		t.Errorf("stats %+v: want 8 handshakes, 3 dropped at the prefix cap", st)
 	}
 }

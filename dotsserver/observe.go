@@ -52,6 +52,14 @@ func (o *observers) add(conn mux.Conn, token message.Token, client service.Clien
 		m = map[string]*observer{}
 		o.byConn[conn] = m
 		conn.AddOnClose(func() { o.dropConn(conn) })
+		// A request may be handled after its session closed: the close
+		// callbacks have run then, without this one. go-coap cancels the
+		// session's context before it runs them, so a live context here
+		// means the callback will run.
+		if conn.Context().Err() != nil {
+			delete(o.byConn, conn)
+			return 0, dots.Errorf(dots.ServiceUnavailable, "the session closed before the Observe registration was made")
+		}
 	}
 	ob := &observer{conn: conn, token: string(token), client: client, mid: mid, c: c, seq: 2}
 	m[ob.token] = ob
