@@ -136,7 +136,9 @@ func (l *liveness) peer(conn mux.Conn) (*peer, error) {
 		l.mu.Unlock()
 		return p, nil
 	}
-	if cs != nil {
+	// The session may have closed while the certificate was looked at: its
+	// close callback found no peer to uncount, so it is not counted now.
+	if cs != nil && l.conns[conn] == cs {
 		if n := l.sessions[p.cuid]; n >= l.s.limits.MaxSessionsPerClient {
 			l.mu.Unlock()
 			return nil, &sessionCapError{cuid: p.cuid, limit: n}
