@@ -10,6 +10,7 @@ import (
 	"github.com/pion/dtls/v3/pkg/protocol/handshake"
 
 	"github.com/levee-dots/levee/dotsserver"
+	"github.com/levee-dots/levee/dotsserver/dotstest"
 )
 
 // TestDTLSTotalCap: at MaxHandshakes a cookie-verified ClientHello is
@@ -97,5 +98,30 @@ func TestLibcoapCookieExchange(t *testing.T) {
 				t.Errorf("stats %+v: want %d HelloVerifyRequests answered and handshakes completed, no bad cookie", st, i+1)
 			}
 		})
+	}
+}
+
+// TestDTLSReport: the server logs the growth of the DTLS counters in each
+// interval in which something happened, WARN when a cap bit, and nothing
+// in a quiet one.
+func TestDTLSReport(t *testing.T) {
+	defer dotsserver.SetDTLSReportInterval(dotsserver.SetDTLSReportInterval(200 * time.Millisecond))
+	var logs logBuffer
+	srv := dotstest.Start(t, dotstest.Options{Mutate: func(o *dotsserver.Options) {
+		o.Logger = logs.logger()
+		o.Limits.DTLS = dotsserver.DTLSLimits{MaxHandshakesPerPrefix: 1}
+	}})
+	time.Sleep(500 * time.Millisecond)
+	if l := logs.lines("dtls handshakes"); len(l) != 0 {
+		t.Fatalf("quiet intervals logged: %q", l)
+	}
+	handshakeStarted(t, "127.68.1.1", srv.Addr)
+	handshakeStarted(t, "127.68.1.2", srv.Addr) // over the prefix cap
+	waitFor(t, 5*time.Second, "no report", func() bool { return len(logs.lines("dtls handshakes")) > 0 })
+	l := logs.lines("dtls handshakes")[0]
+	for _, want := range []string{"level=WARN", "hello-verify-sent=2", "started=1", "dropped-prefix-cap=1", "in-progress=1"} {
+		if !strings.Contains(l, want) {
+			t.Errorf("report %q: want %s", l, want)
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package dotsserver
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -95,4 +97,51 @@ func (s *Server) DTLSStats() DTLSStats {
 		}
 	}
 	return st
+}
+
+// dtlsReportInterval is how often the server logs what the DTLS listeners
+// did with handshakes, when they did anything.
+var dtlsReportInterval = time.Minute
+
+// since is what the counters of a grew by since b, with a's gauge.
+func (a DTLSStats) since(b DTLSStats) DTLSStats {
+	return DTLSStats{Handshakes: a.Handshakes,
+		HelloVerifySent: a.HelloVerifySent - b.HelloVerifySent, Started: a.Started - b.Started,
+		Completed: a.Completed - b.Completed, TimedOut: a.TimedOut - b.TimedOut,
+		DroppedTotalCap: a.DroppedTotalCap - b.DroppedTotalCap, DroppedPrefixCap: a.DroppedPrefixCap - b.DroppedPrefixCap,
+		DroppedBadCookie: a.DroppedBadCookie - b.DroppedBadCookie, DroppedOther: a.DroppedOther - b.DroppedOther}
+}
+
+// reportDTLS logs, every dtlsReportInterval in which anything happened,
+// the DTLS handshake counters' growth: INFO, or WARN when handshakes were
+// dropped at a cap or timed out.
+func (s *Server) reportDTLS() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(dtlsReportInterval)
+		defer t.Stop()
+		var last DTLSStats
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+			st := s.DTLSStats()
+			d := st.since(last)
+			last = st
+			if d == (DTLSStats{Handshakes: d.Handshakes}) {
+				continue
+			}
+			level := slog.LevelInfo
+			if d.DroppedTotalCap+d.DroppedPrefixCap+d.TimedOut > 0 {
+				level = slog.LevelWarn
+			}
+			s.log.Log(context.Background(), level, "dtls handshakes", "interval", dtlsReportInterval,
+				"hello-verify-sent", d.HelloVerifySent, "started", d.Started, "completed", d.Completed,
+				"timed-out", d.TimedOut, "dropped-total-cap", d.DroppedTotalCap, "dropped-prefix-cap", d.DroppedPrefixCap,
+				"bad-cookie", d.DroppedBadCookie, "dropped-other", d.DroppedOther, "in-progress", st.Handshakes)
+		}
+	}()
 }

@@ -1,5 +1,15 @@
 package dotsserver
 
+import "time"
+
+// SetDTLSReportInterval sets how often the DTLS counters are logged, for
+// servers started afterwards, and returns the previous value.
+func SetDTLSReportInterval(d time.Duration) time.Duration {
+	old := dtlsReportInterval
+	dtlsReportInterval = d
+	return old
+}
+
 // SessionState counts what the server holds for connections: connections,
 // identified sessions, Observe registrations and connections holding them.
 func (s *Server) SessionState() (conns, sessions, observers, observedConns int) {

@@ -196,6 +196,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.live.run(s.stop)
 	}()
 	s.watchCRL()
+	s.reportDTLS()
 	return nil
 }
 
