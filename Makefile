@@ -27,6 +27,8 @@ bench: build ## Go benchmarks, the scrubber's drop rate, then the load tool agai
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(BIN)/scrubbench
 	$(BIN)/dotsload --dotsd $(BIN)/dotsd --phases 12345678
+	@if [ "$$(id -u)" = 0 ]; then $(BIN)/dotslab bench loss --bin $(BIN); \
+	  else echo "loss lab skipped: it builds network namespaces, which needs root (sudo make bench)"; fi
 
 .PHONY: lab
 lab: build ## run the scrubbing lab step by step (root: network namespaces; LAB_FLAGS=--keep leaves it up)

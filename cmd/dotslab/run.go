@@ -25,6 +25,10 @@ const usage = `usage:
       the same lab with an escalation ladder: FlowSpec first, scrubbing after
       the client reports under-attack, FlowSpec again after it reports the
       attack mitigated (--keep: leave it up at the end, back at FlowSpec)
+  dotslab bench loss [--bin DIR] [--loss 50,25] [--requests 60]
+      the loss lab (client and dotsd in two namespaces, random loss each way):
+      the share of mitigation requests acknowledged within 10 s and the
+      median time to acknowledgement, beside their targets
   dotslab export containerlab [--out FILE] [--image IMAGE]
       write the same lab as a containerlab topology, with its configurations
       and a development PKI beside it
@@ -45,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runScenario(ctx, "escalation", netlab.RunEscalation, args[2:], stdout, stderr)
 	case "export containerlab":
 		return exportContainerlab(args[2:], stdout, stderr)
+	case "bench loss":
+		return benchLoss(ctx, args[2:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
