@@ -64,7 +64,9 @@ func MustEncode(m *Message) []byte {
 
 // Decode parses one DOTS body. Unknown comprehension-required keys, type
 // mismatches, duplicate keys and trailing bytes are 4.00 errors whose
-// diagnostic names the offending key.
+// diagnostic names the offending key. A comprehension-optional key is
+// ignored when Levee does not know it, or knows it but cannot read its
+// value (dropForeignOptional).
 func Decode(data []byte) (*Message, error) {
 	if len(data) == 0 {
 		return nil, &Error{Code: BadRequest, Diag: "empty payload: a DOTS body is required", Err: ErrEmpty}
@@ -85,7 +87,14 @@ func Decode(data []byte) (*Message, error) {
 		return nil, err
 	}
 	var m Message
-	if err := decMode.Unmarshal(data, &m); err != nil {
+	err = decMode.Unmarshal(data, &m)
+	if err != nil {
+		if kept, ok := dropForeignOptional(data, messageType); ok {
+			m = Message{}
+			err = decMode.Unmarshal(kept, &m)
+		}
+	}
+	if err != nil {
 		return nil, &Error{Code: BadRequest, Diag: "invalid DOTS body: " + describeTypeError(err, generic), Err: err}
 	}
 	return &m, nil
@@ -216,7 +225,8 @@ func fieldKeyName(goPath string) string {
 var unmarshalerType = reflect.TypeOf((*cbor.Unmarshaler)(nil)).Elem()
 
 // locate returns the path of the first value in v (a generic decode) that
-// does not decode into type t, or "" when every value does.
+// does not decode into type t, or "" when every value does. Comprehension-
+// optional keys are skipped: Decode drops those it cannot read.
 func locate(v any, t reflect.Type, path string) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -248,7 +258,7 @@ func locate(v any, t reflect.Type, path string) string {
 		fields := cborFields(t)
 		keys := make([]uint64, 0, len(m))
 		for k := range m {
-			if key, ok := asKey(k); ok {
+			if key, ok := asKey(k); ok && ComprehensionRequired(key) {
 				if _, ok := fields[key]; ok {
 					keys = append(keys, key)
 				}

@@ -29,6 +29,7 @@ func addGoldenSeeds(f *testing.F) {
 		"A1 18 1E A1 18 20 A1 18 28 A1 18 2B C4 82 20 0F",                  // exponent -1
 		"BF 01 BF 02 9F A1 0E 20 FF FF FF",                                 // indefinite lengths
 		"A1 01 A1 02 81 A1 07 81 A1 08 1A 00010000",                        // port overflow
+		"A1 01 A1 02 81 A3 0E 19 0E10 19 C000 01 19 C001 A0",               // Levee's optional keys, foreign values
 	} {
 		f.Add(h(f, s))
 	}

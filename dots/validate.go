@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/netip"
-	"net/url"
 	"strings"
 )
 
@@ -82,7 +81,7 @@ func ParseMitigationRequest(m *Message) (*Request, error) {
 		}
 	}
 	for _, u := range s.TargetURI {
-		if _, err := URIHost(u); err != nil {
+		if _, err := ParseTargetURI(u); err != nil {
 			return nil, err
 		}
 	}
@@ -140,13 +139,4 @@ func ValidFQDN(name string) bool {
 		}
 	}
 	return true
-}
-
-// URIHost returns the host part of a target-uri.
-func URIHost(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" || u.Hostname() == "" {
-		return "", Errorf(BadRequest, "target-uri %q is not an absolute URI with a host", s)
-	}
-	return u.Hostname(), nil
 }

@@ -31,8 +31,11 @@ func (s *Service) firstStep(domain string, sc *dots.Scope, now time.Time) *escal
 	return &p
 }
 
+// portsOrProtocols tells whether the scope narrows the traffic by port or
+// protocol, its target-uri included (dots.Scope.Filter).
 func portsOrProtocols(sc *dots.Scope) bool {
-	return len(sc.TargetPortRange) > 0 || len(sc.TargetProtocol) > 0
+	ports, protocols := sc.Filter()
+	return len(ports) > 0 || len(protocols) > 0
 }
 
 // decide is the escalation decision for one request (mitigation.Decide).

@@ -382,14 +382,17 @@ func (s *Service) KnownClients() []string {
 }
 
 func diversionOf(r *mitigation.Record) divert.Diversion {
+	// target-uri: the scheme and the port add to the ports and protocols
+	// (RFC 9132 §4.4.1.1); the host's addresses are in Prefixes.
+	ports, protocols := r.Scope.Filter()
 	d := divert.Diversion{Key: divert.Key{CUID: r.CUID, MID: r.MID}, Domain: r.Domain, Prefixes: r.Prefixes,
-		FromNames: r.FromNames, Ports: r.Scope.TargetPortRange,
+		FromNames: r.FromNames, Ports: ports,
 		FQDNs:   append(slices.Clone(r.Scope.TargetFQDN), uriHosts(r.Scope.TargetURI)...),
 		Expires: r.Expires, Countermeasure: r.Scope.Countermeasure}
 	if d.Countermeasure == "" && r.Escalation != nil {
 		d.Countermeasure = r.Escalation.Kind
 	}
-	for _, p := range r.Scope.TargetProtocol {
+	for _, p := range protocols {
 		d.Protocols = append(d.Protocols, uint8(p))
 	}
 	return d
