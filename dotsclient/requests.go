@@ -40,8 +40,11 @@ type request struct {
 }
 
 // do sends a request and returns the response. Non-confirmable requests
-// are re-sent with growing intervals until an answer arrives or ctx ends
-// (RFC 9132 §4.4.1: a NON request is repeated until answered).
+// are re-sent every nonRepeat until an answer arrives, ctx ends or
+// nonAttempts were sent (RFC 9132 §4.4.1: a NON request is repeated until
+// answered; without an RTT estimate at most one NON request per 3 s, and
+// no backoff, which under loss would leave a 10 s window with three tries
+// instead of four).
 func (c *Client) do(ctx context.Context, rq request) (*Response, error) {
 	var payload []byte
 	if rq.body != nil {
@@ -51,12 +54,19 @@ func (c *Client) do(ctx context.Context, rq request) (*Response, error) {
 		}
 		payload = b
 	}
-	wait := 2 * time.Second
-	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, wait)
+	if !rq.nonConf || c.transport != "dtls" {
+		// Confirmable, or over TLS: the transport retransmits.
+		resp, err := c.once(ctx, rq, payload)
+		if err != nil {
+			return nil, fmt.Errorf("dotsclient: %s %s: %w", rq.code, rq.path, err)
+		}
+		return resp, nil
+	}
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, nonRepeat)
 		resp, err := c.once(actx, rq, payload)
 		cancel()
-		if err == nil || ctx.Err() != nil || !rq.nonConf || c.transport != "dtls" || attempt >= 4 {
+		if err == nil || ctx.Err() != nil || attempt >= nonAttempts {
 			if err != nil {
 				return nil, fmt.Errorf("dotsclient: %s %s: %w", rq.code, rq.path, err)
 			}
@@ -65,9 +75,15 @@ func (c *Client) do(ctx context.Context, rq request) (*Response, error) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("dotsclient: %s %s: %w", rq.code, rq.path, err)
 		}
-		wait *= 2
 	}
 }
+
+// NON request pacing: one every 3 s (RFC 9132 §4.4.1 without an RTT
+// estimate), for at most a minute.
+const (
+	nonRepeat   = 3 * time.Second
+	nonAttempts = 20
+)
 
 func (c *Client) once(ctx context.Context, rq request, payload []byte) (*Response, error) {
 	var req *pool.Message

@@ -106,5 +106,8 @@ func failureCause(msg string) string {
 	case strings.Contains(msg, "answered after"):
 		return "answered after the window"
 	}
+	if len(msg) > 160 {
+		msg = msg[:160] + "…"
+	}
 	return "other: " + msg
 }
