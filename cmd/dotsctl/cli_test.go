@@ -521,3 +521,46 @@ func TestNextMID(t *testing.T) {
 		seen[m] = true
 	}
 }
+
+// TestAgentServesCommands: while the agent runs, mitigate, status and
+// withdraw go over its session (no new handshake reaches the server) through
+// a 0600 socket beside the state file; once it stopped, the socket is gone
+// and the commands open their own sessions again.
+func TestAgentServesCommands(t *testing.T) {
+	e := newCtlEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"--config", e.config, "agent"}, &out, &errOut) }()
+	waitFor(t, "agent", &out, "session up")
+	sock := strings.TrimSuffix(e.state, ".json") + ".agent.sock"
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("agent socket %s: %v, mode %v; want a socket, 0600", sock, err, fi.Mode())
+	}
+	handshakes := e.srv.Srv.DTLSStats().Completed
+	contains(t, "mitigate", e.ok(t, "mitigate", "--target", "203.0.113.9/32"), "mid 1", "2.01")
+	contains(t, "status", e.ok(t, "-o", "json", "status", "1"), "203.0.113.9/32")
+	contains(t, "withdraw", e.ok(t, "withdraw", "1"), "2.02")
+	if _, _, err := e.ctl(t, "withdraw", "x"); err == nil || !strings.Contains(err.Error(), "mid") {
+		t.Errorf("a bad argument through the agent: %v, want the command's own error", err)
+	}
+	if n := e.srv.Srv.DTLSStats().Completed; n != handshakes {
+		t.Errorf("%d DTLS handshakes while the agent served the commands, want none", n-handshakes)
+	}
+	if got := strings.Count(out.String(), "agent: served"); got != 4 {
+		t.Errorf("the agent served %d commands, want 4:\n%s", got, out.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("agent: %v", err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left after the agent stopped: %v", err)
+	}
+	contains(t, "mitigate without the agent", e.ok(t, "mitigate", "--target", "203.0.113.10/32"), "2.01")
+	if n := e.srv.Srv.DTLSStats().Completed; n != handshakes+1 {
+		t.Errorf("without the agent: %d new handshakes, want 1", n-handshakes)
+	}
+}

@@ -62,7 +62,7 @@ func cmdMitigate(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer g.close(c)
 	mid := uint32(*midFlag)
 	if mid == 0 {
 		if mid, err = nextMID(cfg.State); err != nil {
@@ -112,7 +112,7 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer g.close(c)
 	rctx, cancel := g.reqCtx(ctx)
 	defer cancel()
 	r, err := c.Status(rctx, mid, "")
@@ -140,7 +140,7 @@ func cmdWithdraw(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer g.close(c)
 	rctx, cancel := g.reqCtx(ctx)
 	defer cancel()
 	r, err := c.Withdraw(rctx, mid)
@@ -173,7 +173,7 @@ func cmdEfficacy(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer g.close(c)
 	rctx, cancel := g.reqCtx(ctx)
 	defer cancel()
 	// The efficacy update repeats the request's parameters: fetch them.

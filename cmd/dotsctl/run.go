@@ -33,7 +33,9 @@ commands:
   session get                      show the session configuration (limits and current values)
   session set --sid N [--heartbeat-interval S] [--missing-hb-allowed N] [--idle-heartbeat-interval S]
   session reset                    back to the server's defaults
-  agent                            keep a session with heartbeats, reconnecting as RFC 9132 says
+  agent                            keep a session with heartbeats, reconnecting as RFC 9132 says;
+                                   while it runs, mitigate, status, withdraw and efficacy go over
+                                   its session (a 0600 socket beside the state file)
 
 The configuration defaults to $DOTSCTL_CONFIG.
 `
@@ -45,6 +47,17 @@ type globals struct {
 	timeout time.Duration
 	stdout  io.Writer
 	stderr  io.Writer
+	// session, in the agent, is its established session, which the
+	// commands it serves use (and do not close).
+	session *dotsclient.Client
+}
+
+// commands are dotsctl's commands by name.
+func commands() map[string]func(context.Context, *globals, []string) error {
+	return map[string]func(context.Context, *globals, []string) error{
+		"mitigate": cmdMitigate, "status": cmdStatus, "withdraw": cmdWithdraw,
+		"efficacy": cmdEfficacy, "session": cmdSession, "agent": cmdAgent,
+	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,16 +80,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("a command is required")
 	}
 	cmd, cargs := rest[0], rest[1:]
-	commands := map[string]func(context.Context, *globals, []string) error{
-		"mitigate": cmdMitigate, "status": cmdStatus, "withdraw": cmdWithdraw,
-		"efficacy": cmdEfficacy, "session": cmdSession, "agent": cmdAgent,
-	}
-	f, ok := commands[cmd]
+	f, ok := commands()[cmd]
 	if !ok {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
 	}
-	if err := f(ctx, g, cargs); err != nil {
+	handled, err := viaAgent(ctx, g, cmd, cargs)
+	if !handled {
+		err = f(ctx, g, cargs)
+	}
+	if err != nil {
 		if gf := globalFlagIn(cargs); gf != "" {
 			return fmt.Errorf("%w (%s is a global option: give it before the command, as in dotsctl %s ... %s)", err, gf, gf, cmd)
 		}
@@ -117,6 +130,9 @@ func (g *globals) dial(ctx context.Context) (*dotsclient.Client, *ctlConfig, err
 	if err != nil {
 		return nil, nil, err
 	}
+	if g.session != nil {
+		return g.session, cfg, nil
+	}
 	cc, err := cfg.clientConfig()
 	if err != nil {
 		return nil, nil, err
@@ -128,6 +144,13 @@ func (g *globals) dial(ctx context.Context) (*dotsclient.Client, *ctlConfig, err
 		return nil, nil, err
 	}
 	return c, cfg, nil
+}
+
+// close ends a session dial opened (not the agent's).
+func (g *globals) close(c *dotsclient.Client) {
+	if c != g.session {
+		c.Close()
+	}
 }
 
 func (g *globals) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -95,8 +95,19 @@ func cmdAgent(ctx context.Context, g *globals, args []string) error {
 		return errors.New("agent: takes no arguments")
 	}
 	const reconnectDelay = 60 * time.Second
+	cfg, err := loadCtlConfig(g.config)
+	if err != nil {
+		return err
+	}
+	sock, err := listenAgent(g, cfg)
+	if err != nil {
+		return err
+	}
+	go sock.serve(ctx)
+	defer sock.close()
+	fmt.Fprintf(g.stdout, "%s agent: serving dotsctl commands on %s\n", time.Now().Format(time.TimeOnly), sock.path)
 	for {
-		err := agentSession(ctx, g)
+		err := agentSession(ctx, g, sock)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -109,12 +120,14 @@ func cmdAgent(ctx context.Context, g *globals, args []string) error {
 	}
 }
 
-func agentSession(ctx context.Context, g *globals) error {
+func agentSession(ctx context.Context, g *globals, sock *agentServer) error {
 	c, _, err := g.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	sock.cur.Store(c)
+	defer sock.cur.Store(nil)
 	interval, missing := 30*time.Second, 15
 	rctx, cancel := g.reqCtx(ctx)
 	if r, err := c.GetConfig(rctx, nil); err == nil && r.Body != nil && r.Body.SignalConfig != nil {
