@@ -6,6 +6,7 @@
 package dotsclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -48,6 +49,10 @@ type Config struct {
 	Logger       *slog.Logger
 	// OnHeartbeat is called for each heartbeat the server sends.
 	OnHeartbeat func(peerHBStatus bool)
+	// Sessions, shared by the Dials of one agent, lets a reconnection
+	// resume the last (D)TLS session with the server (resume.go); nil:
+	// every handshake is a full one.
+	Sessions *SessionCache
 }
 
 // Client is one signal-channel session.
@@ -61,6 +66,8 @@ type Client struct {
 
 	mu       sync.Mutex
 	lastHBRx time.Time
+
+	resumed sync.Map // mux.Conn of an attempt → whether its handshake resumed a session
 }
 
 // CUID returns the client identifier used in requests.
@@ -295,23 +302,23 @@ func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) 
 		if err != nil {
 			return nil, err
 		}
-		dc, err := piondtls.ClientWithOptions(packetConn{raw}, raw.RemoteAddr(),
-			piondtls.WithCertificates(c.cfg.Certificate), piondtls.WithRootCAs(c.cfg.RootCAs),
-			piondtls.WithServerName(cand.serverName),
-			piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret))
+		dc, err := piondtls.ClientWithOptions(packetConn{raw}, raw.RemoteAddr(), c.dtlsOptions(cand)...)
 		if err != nil {
 			raw.Close()
 			return nil, err
 		}
+		offered := c.offeredDTLS(raw.RemoteAddr(), cand)
 		if err := dc.HandshakeContext(ctx); err != nil {
 			dc.Close()
 			return nil, fmt.Errorf("DTLS handshake: %w", err)
 		}
-		return dtls.Client(dc, options.WithMux(handler), options.WithCloseSocket(), options.WithErrors(c.libErr),
-			options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() })), nil
+		cc := dtls.Client(dc, options.WithMux(handler), options.WithCloseSocket(), options.WithErrors(c.libErr),
+			options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() }))
+		st, _ := dc.ConnectionState()
+		c.resumed.Store(mux.Conn(cc), len(offered) > 0 && bytes.Equal(offered, st.SessionID))
+		return cc, nil
 	default:
-		d := tls.Dialer{Config: &tls.Config{Certificates: []tls.Certificate{c.cfg.Certificate}, RootCAs: c.cfg.RootCAs,
-			ServerName: cand.serverName, MinVersion: tls.VersionTLS12, NextProtos: []string{"coap"}}}
+		d := tls.Dialer{Config: c.tlsConfig(cand)}
 		nc, err := d.DialContext(ctx, "tcp", cand.addr)
 		if err != nil {
 			return nil, err
@@ -322,6 +329,7 @@ func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) 
 			nc.Close()
 			return nil, err
 		}
+		c.resumed.Store(mux.Conn(cc), nc.(*tls.Conn).ConnectionState().DidResume)
 		return cc, nil
 	}
 }

@@ -2,6 +2,7 @@ package dotsserver
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,8 +26,13 @@ import (
 // handshake from it: message_seq 1, which pion as patched in
 // third_party/pion-dtls accepts and continues (README.md, "DTLS cookie").
 // The handshake ends, as far as the caps go, when pion sends its
-// ChangeCipherSpec (the client's Finished and certificate are verified),
-// at the handshake deadline, or when the connection is closed.
+// ChangeCipherSpec after the peer's (a full handshake: the client's
+// certificate and Finished are verified), at the handshake deadline, or
+// when the connection is closed. In an abbreviated handshake (session
+// resumption, RFC 5246 §7.3) the server's ChangeCipherSpec comes first,
+// when the peer has proved nothing yet; such a handshake ends with the
+// peer's first application-data record. The server refuses DTLS
+// resumption (resume.go), so that case does not arise with its options.
 type dtlsGate struct {
 	pc      *net.UDPConn
 	lim     DTLSLimits
@@ -90,6 +96,9 @@ func (g *dtlsGate) route(from netip.AddrPort, pkt []byte) {
 	g.mu.Lock()
 	c := g.conns[from]
 	if c != nil {
+		if c.handshaking {
+			g.receivedLocked(c, pkt)
+		}
 		g.mu.Unlock()
 		c.deliver(pkt)
 		return
@@ -173,14 +182,51 @@ func (g *dtlsGate) admitLocked(from netip.AddrPort) *gateConn {
 	return c
 }
 
-// sent notes the ChangeCipherSpec with which pion ends a handshake.
+// sent notes the ChangeCipherSpec with which pion ends a full handshake
+// (the peer's came first), or with which it starts to end an abbreviated
+// one.
 func (g *dtlsGate) sent(c *gateConn, pkt []byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if c.handshaking && hasChangeCipherSpec(pkt) {
+	if !c.handshaking || !hasChangeCipherSpec(pkt) {
+		return
+	}
+	if !c.peerCCS {
+		c.serverCCS = true // abbreviated: wait for the peer's data
+		return
+	}
+	g.stats.Completed++
+	g.endHandshakeLocked(c)
+}
+
+// receivedLocked notes the peer's ChangeCipherSpec, and ends an
+// abbreviated handshake on the peer's first application-data record.
+func (g *dtlsGate) receivedLocked(c *gateConn, pkt []byte) {
+	if hasChangeCipherSpec(pkt) {
+		c.peerCCS = true
+	}
+	if c.serverCCS && hasRecordOf(pkt, dtlsContentApplicationData) {
 		g.stats.Completed++
 		g.endHandshakeLocked(c)
 	}
+}
+
+// dtlsContentApplicationData is the application_data record type (RFC 6347 §4.1).
+const dtlsContentApplicationData = 23
+
+// hasRecordOf reports whether a datagram holds a record of the content type.
+func hasRecordOf(pkt []byte, contentType byte) bool {
+	for len(pkt) >= dtlsRecordHeaderLen {
+		if pkt[0] == contentType {
+			return true
+		}
+		n := dtlsRecordHeaderLen + int(binary.BigEndian.Uint16(pkt[11:13]))
+		if n > len(pkt) {
+			return false
+		}
+		pkt = pkt[n:]
+	}
+	return false
 }
 
 // endHandshakeLocked releases what a handshake in progress counts against.
@@ -273,6 +319,8 @@ type gateConn struct {
 
 	// Under g.mu.
 	handshaking bool
+	peerCCS     bool // the peer has sent its ChangeCipherSpec
+	serverCCS   bool // pion sent its ChangeCipherSpec before the peer's
 	timer       *time.Timer
 	born        time.Time
 }

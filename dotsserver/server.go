@@ -259,6 +259,7 @@ func (s *Server) listenDTLS(addr string) (*dtlsListener, error) {
 		piondtls.WithClientCAs(s.opts.ClientCAs),
 		piondtls.WithVerifyPeerCertificate(s.verifyDTLSPeer),
 		piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret),
+		piondtls.WithCipherSuites(dtlsCipherSuites...), // AEAD only (resume.go)
 	)
 	if err != nil {
 		return nil, fmt.Errorf("listen DTLS on %s: %w", addr, err)
@@ -295,6 +296,7 @@ func (s *Server) tlsConfig() *tls.Config {
 		ClientCAs:        s.opts.ClientCAs,
 		VerifyConnection: s.verifyTLSConn,
 		MinVersion:       tls.VersionTLS12,
+		CipherSuites:     tlsCipherSuites, // TLS 1.2: AEAD only (resume.go)
 		NextProtos:       []string{"coap"},
 	}
 }

@@ -1,0 +1,60 @@
+package dotsserver
+
+import (
+	"crypto/tls"
+
+	piondtls "github.com/pion/dtls/v3"
+)
+
+// The (D)TLS profile of the signal channel (RFC 9132 §7, which points to
+// RFC 7525, now RFC 9325).
+//
+// Cipher suites: only AEAD suites with ephemeral ECDH are offered or
+// accepted (RFC 9325 §4.2, §4.2.1): AES-GCM and ChaCha20-Poly1305, for ECDSA
+// and RSA certificates. pion's and crypto/tls's defaults still carry
+// AES-CBC with HMAC-SHA1, which a client offering nothing else would get;
+// with these lists it gets a handshake_failure alert instead. TLS 1.3
+// suites are all AEAD and crypto/tls does not let them be chosen.
+//
+// Session resumption:
+//   - TLS: crypto/tls issues session tickets (TLS 1.3 tickets, TLS 1.2
+//     RFC 5077 tickets), i.e. resumption without server state, with keys it
+//     rotates itself (a new key every 24 h, a ticket accepted for at most
+//     7 days). A resumed session carries the client's certificate chain;
+//     crypto/tls refuses one whose leaf has expired or whose chain no
+//     longer verifies against Options.ClientCAs, and calls
+//     VerifyConnection (verifyTLSConn: CRL and client domain) on full and
+//     resumed handshakes alike, so a resumed session keeps its identity
+//     and loses it with a revocation or a domain change.
+//   - DTLS: resumption is refused. pion v3.1.15 does not resume a session
+//     whose client sent a certificate (it drops the session id when the
+//     client's Certificate arrives, and a server session with client
+//     authentication required is never usable, session.go), and it has no
+//     session tickets. The server therefore has no session store: with one,
+//     its ServerHello would carry a session id that it never keeps, which
+//     clients would cache and offer in vain. Every DTLS handshake is a full
+//     one, so the gate's rule that a handshake ends with the server's
+//     ChangeCipherSpec (after the client's certificate and Finished have
+//     been verified) holds for every handshake (README.md).
+
+// dtlsCipherSuites are the DTLS 1.2 suites of the signal channel, in order
+// of preference.
+var dtlsCipherSuites = []piondtls.CipherSuiteID{
+	piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	piondtls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	piondtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	piondtls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	piondtls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	piondtls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// tlsCipherSuites are the TLS 1.2 suites of the signal channel (crypto/tls
+// orders them itself).
+var tlsCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
