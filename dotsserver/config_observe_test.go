@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsserver/dotstest"
 )
@@ -165,5 +168,45 @@ func waitObservers(t *testing.T, e *env, n int) {
 			t.Fatalf("the server holds %d Observe registrations, want %d", obs, n)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestConfigObserveCancel: an observation of /config ends with a GET with
+// Observe 1 (RFC 7641 §3.6) and with its session, and no notification
+// follows a change after either.
+func TestConfigObserveCancel(t *testing.T) {
+	clk := dotstest.NewClock()
+	e := newEnv(t, "127.0.0.1:0", clk.Install)
+	for i, tc := range []struct {
+		name, transport string
+		cancel          func(t *testing.T, rc *rawConn, tok message.Token)
+	}{
+		{"Observe 1 over DTLS", "dtls", cancelObserve},
+		{"Observe 1 over TLS", "tls", cancelObserve},
+		{"session end over DTLS", "dtls", func(_ *testing.T, rc *rawConn, _ message.Token) { rc.close() }},
+		{"session end over TLS", "tls", func(_ *testing.T, rc *rawConn, _ message.Token) { rc.close() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := e.client(t, "alpha", "dtls")
+			rc := dialRaw(t, e, "alpha", tc.transport)
+			tok := rc.token()
+			rc.register(t, tok, "config")
+			waitObservers(t, e, 1)
+			tc.cancel(t, rc, tok)
+			waitObservers(t, e, 0)
+			putHB(t, c, uint32(300+i), uint16(25+i), dots.Created)
+			clk.Advance(3 * time.Second)
+			if n, ok := rc.note(tok, 300*time.Millisecond); ok {
+				t.Fatalf("after the cancellation a notification came: %v", n.Code)
+			}
+		})
+	}
+}
+
+func cancelObserve(t *testing.T, rc *rawConn, tok message.Token) {
+	t.Helper()
+	r := rc.roundTrip(t, rc.get(tok, 1, "config"))
+	if _, ok := optUint(r, message.Observe); r.Code != codes.Content || ok {
+		t.Fatalf("GET /config with Observe 1: %v (Observe present %v), want 2.05 without Observe", r.Code, ok)
 	}
 }

@@ -199,3 +199,24 @@ func TestObserveEndDiagnostic(t *testing.T) {
 	}
 	waitObservers(t, e, 0)
 }
+
+// TestObserveTLSUnpaced: over TLS, TCP's congestion control paces, so
+// notifications of changes in a row leave at once, one per change.
+func TestObserveTLSUnpaced(t *testing.T) {
+	clk := dotstest.NewClock()
+	e := newEnv(t, "127.0.0.1:0", clk.Install)
+	c := e.client(t, "alpha", "dtls")
+	rc := dialRaw(t, e, "alpha", "tls")
+	tok := rc.token()
+	rc.register(t, tok, "config")
+	for i, hb := range []uint16{51, 52, 53} {
+		putHB(t, c, uint32(1+i), hb, dots.Created)
+		n, ok := rc.note(tok, 5*time.Second)
+		if !ok {
+			t.Fatalf("no notification of change %d", i+1)
+		}
+		if got := mitigatingHB(t, n.Payload); got != hb {
+			t.Fatalf("notification %d: heartbeat-interval %d, want %d", i+1, got, hb)
+		}
+	}
+}
