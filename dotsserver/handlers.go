@@ -32,6 +32,9 @@ type request struct {
 // serveCOAP is the single entry point of the signal channel.
 func (s *Server) serveCOAP(w mux.ResponseWriter, r *mux.Message) {
 	if r.Code() == codes.Empty {
+		if r.Type() == message.Reset {
+			s.obs.reset(w.Conn(), r.MessageID())
+		}
 		return
 	}
 	defer s.recovered(w, r)
@@ -225,7 +228,7 @@ func (s *Server) getMitigation(w mux.ResponseWriter, req *request) error {
 			if err != nil {
 				return err
 			}
-			seq, err := s.obs.add(req.conn, req.msg.Token(), req.client(cuid), midp, c)
+			seq, err := s.obs.add(req.conn, req.msg.Token(), &observer{client: req.client(cuid), mid: midp, c: c})
 			if err != nil {
 				s.rlog.warn("observe:"+cuid, "Observe registration refused: the session has the most allowed", "cuid", cuid,
 					"limit", s.limits.MaxObservePerSession, "remote", req.conn.RemoteAddr().String())
@@ -302,20 +305,53 @@ func (s *Server) sid(req *request) (uint32, bool, error) {
 	return uint32(n), true, nil
 }
 
+// getConfig answers GET /config, with Observe 0 registering for its
+// changes and Observe 1 canceling (RFC 9132 §4.5.2).
 func (s *Server) getConfig(w mux.ResponseWriter, req *request) error {
 	sid, withSID, err := s.sid(req)
 	if err != nil {
 		return err
 	}
-	cfg := s.svc.SessionConfig(req.client(req.peer.cuid))
-	if withSID && sid != cfg.SID {
-		return dots.Errorf(dots.NotFound, "no session configuration with sid %d (current sid %d)", sid, cfg.SID)
+	var sidp *uint32
+	if withSID {
+		sidp = &sid
 	}
-	if err := reply(w, dots.Content, s.opts.Ranges.Describe(cfg, withSID)); err != nil {
+	client := req.client(req.peer.cuid)
+	m, err := s.configMessage(client, sidp)
+	if err != nil {
 		return err
+	}
+	obs, oerr := req.msg.Observe()
+	if oerr == nil && obs == 1 {
+		s.obs.cancel(req.conn, req.msg.Token())
+	}
+	var seq uint32
+	observed := oerr == nil && obs == 0
+	if observed {
+		if seq, err = s.obs.add(req.conn, req.msg.Token(), &observer{client: client, config: true, sid: sidp}); err != nil {
+			s.rlog.warn("observe:"+client.CUID, "Observe registration refused: the session has the most allowed", "cuid", client.CUID,
+				"limit", s.limits.MaxObservePerSession, "remote", req.conn.RemoteAddr().String())
+			return err
+		}
+	}
+	if err := reply(w, dots.Content, m); err != nil {
+		return err
+	}
+	if observed {
+		w.Message().SetObserve(seq)
 	}
 	w.Message().SetOptionUint32(message.MaxAge, s.opts.ConfigMaxAge)
 	return nil
+}
+
+// configMessage renders a client's session configuration; with a sid, 4.04
+// unless it is the current one.
+func (s *Server) configMessage(c service.Client, sid *uint32) (*dots.Message, error) {
+	cfg := s.svc.SessionConfig(c)
+	if sid != nil && *sid != cfg.SID {
+		return nil, dots.Errorf(dots.NotFound, "no session configuration with sid %d (current sid %d)", *sid, cfg.SID)
+	}
+	return s.opts.Ranges.Describe(cfg, sid != nil), nil
 }
 
 func (s *Server) putConfig(w mux.ResponseWriter, req *request) error {
@@ -334,6 +370,7 @@ func (s *Server) putConfig(w mux.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
+	s.obs.configChanged(req.peer.cuid)
 	if err := reply(w, code, nil); err != nil {
 		return err
 	}
@@ -348,6 +385,7 @@ func (s *Server) deleteConfig(w mux.ResponseWriter, req *request) error {
 	if err := s.svc.ResetSessionConfig(req.client(req.peer.cuid)); err != nil {
 		return err
 	}
+	s.obs.configChanged(req.peer.cuid)
 	return reply(w, dots.Deleted, nil)
 }
 

@@ -177,6 +177,7 @@ func (l *liveness) run(stop <-chan struct{}) {
 		now := l.s.now()
 		l.s.svc.Tick()
 		l.sweep(now)
+		l.s.obs.flush(now)
 		if now.Sub(lastNotify) >= l.s.opts.NotifyInterval {
 			lastNotify = now
 			// Through the effect queue, so it cannot overtake the

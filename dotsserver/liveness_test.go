@@ -137,9 +137,13 @@ func TestObserveNotifications(t *testing.T) {
 			clk.Advance(61 * time.Second)
 			until(dots.StatusInProgress, 0, "periodic")
 			expect(t, dots.Deleted)(c.Withdraw(ctx(t), mid))
+			// Over DTLS one notification per 3 s: the change waits for the
+			// gap after the periodic one (RFC 7641 §4.5.1).
+			clk.Advance(3 * time.Second)
 			until(dots.StatusClientWithdrawn, dots.StatusInProgress, "after DELETE")
 			clk.Advance(121 * time.Second)
 			until(dots.StatusTerminated, dots.StatusClientWithdrawn, "end of active-but-terminating")
+			clk.Advance(3 * time.Second)
 			if r := next("end of observation"); r.Code != dots.NotFound {
 				t.Fatalf("after the request vanished: %s, want 4.04", r.Code)
 			}

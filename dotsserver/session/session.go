@@ -83,7 +83,8 @@ func (r Ranges) describeSet(v Values) *dots.ConfigSet {
 
 // Negotiate applies PUT /config/sid=N. It returns the new configuration and
 // 2.01 (new sid) or 2.04 (same sid); a value outside the ranges is 4.22, a
-// malformed body 4.00 (RFC 9132 §4.5.2).
+// malformed body, a sid in the body or a sid lower than the current one
+// 4.00 (RFC 9132 §4.5.2).
 func (r Ranges) Negotiate(cur Config, sid uint32, m *dots.Message) (Config, dots.Code, error) {
 	if m == nil || m.SignalConfig == nil || m.MitigationScope != nil || m.Heartbeat != nil {
 		return cur, 0, dots.Errorf(dots.BadRequest, "body must hold ietf-dots-signal-channel:signal-config")
@@ -99,6 +100,13 @@ func (r Ranges) Negotiate(cur Config, sid uint32, m *dots.Message) (Config, dots
 		if set != nil && *set == (dots.ConfigSet{}) {
 			return cur, 0, dots.Errorf(dots.BadRequest, "a configuration set must hold at least one parameter")
 		}
+	}
+	if sid < cur.SID {
+		// RFC 9132 §4.5.2: sid values increase monotonically, and the
+		// configuration of a higher sid replaces (deletes) a lower one. A
+		// lower sid is a late or replayed PUT: it must not roll back.
+		return cur, 0, dots.Errorf(dots.BadRequest, "sid %d is lower than the current sid %d: sid values increase monotonically, "+
+			"so this configuration is stale (GET /config shows the current one; DELETE /config resets it)", sid, cur.SID)
 	}
 	known := cur.SID == sid && cur != DefaultConfig()
 	next := cur
