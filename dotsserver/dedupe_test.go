@@ -15,6 +15,7 @@ import (
 
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsserver"
+	"github.com/levee-dots/levee/dotsserver/dotstest"
 	"github.com/levee-dots/levee/service"
 	"github.com/levee-dots/levee/store"
 )
@@ -192,6 +193,122 @@ func TestRepeatedRequestAnsweredFromCache(t *testing.T) {
 			if got := d.changes(); got != changes {
 				t.Errorf("the repeats caused %d change events, want none", got-changes)
 			}
+		})
+	}
+}
+
+// TestRepeatExpiry: an answer is repeated until EXCHANGE_LIFETIME (CON)
+// or NON_LIFETIME (NON) has passed on the server's clock, computed from
+// the client's negotiated transmission parameters (RFC 7252 §4.8.2, RFC
+// 9132 §4.5); after that the same Message ID is a new request (2.04).
+func TestRepeatExpiry(t *testing.T) {
+	short := &dots.ConfigSet{
+		MaxRetransmit:   &dots.Uint16Param{CurrentValue: dots.Ptr[uint16](2)},
+		AckTimeout:      &dots.DecimalParam{CurrentValue: dots.Ptr[dots.Decimal](100)},
+		AckRandomFactor: &dots.DecimalParam{CurrentValue: dots.Ptr[dots.Decimal](110)},
+	}
+	for i, tc := range []struct {
+		name   string
+		typ    message.Type
+		config *dots.ConfigSet // nil: the defaults
+		life   time.Duration
+	}{
+		// defaults: MAX_TRANSMIT_SPAN = 2 s × (2³−1) × 1.5 = 21 s
+		{"NON defaults", message.NonConfirmable, nil, 21*time.Second + 100*time.Second},
+		{"CON defaults", message.Confirmable, nil, 21*time.Second + 200*time.Second + 2*time.Second},
+		// negotiated: MAX_TRANSMIT_SPAN = 1 s × (2²−1) × 1.1 = 3.3 s
+		{"NON negotiated", message.NonConfirmable, short, 3300*time.Millisecond + 100*time.Second},
+		{"CON negotiated", message.Confirmable, short, 3300*time.Millisecond + 200*time.Second + time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := dotstest.NewClock()
+			e := newEnv(t, "127.0.0.1:0", clk.Install)
+			if tc.config != nil {
+				c := e.client(t, "alpha", "tls")
+				expect(t, dots.Created)(c.PutConfig(ctx(t), 1, &dots.SignalConfig{MitigatingConfig: tc.config, IdleConfig: tc.config}))
+			}
+			rc := dialRaw(t, e, "alpha", "dtls")
+			m := rc.mitigatePut(rc.token(), 7, nil, mitigationBody("203.0.113.7/32"))
+			m.Type, m.MessageID = tc.typ, int32(500+i)
+			first := rc.answer(t, m)
+			if c := decodeAnswer(t, first).Code; c != codes.Created {
+				t.Fatalf("first answer %v, want 2.01", c)
+			}
+			clk.Advance(tc.life - time.Second)
+			if again := rc.answer(t, m); !bytes.Equal(again, first) {
+				t.Fatalf("a second before the lifetime: answered %v, want the first answer again", decodeAnswer(t, again).Code)
+			}
+			clk.Advance(2 * time.Second)
+			if c := decodeAnswer(t, rc.answer(t, m)).Code; c != codes.Changed {
+				t.Fatalf("a second after the lifetime: answered %v, want 2.04 (executed again)", c)
+			}
+		})
+	}
+}
+
+// TestRepeatCacheBound: the answers kept for repeats are bounded in number
+// and bytes per session and in bytes over all sessions; the oldest go
+// first, and a repeat of a dropped answer is executed again (2.04).
+func TestRepeatCacheBound(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// bounds, given the size of one answer
+		bounds   func(one int) (sessionEntries, sessionBytes, totalBytes int)
+		sessions int // requests alternate over this many sessions
+		kept     int // answers kept after 6 requests
+	}{
+		{"entries per session", func(one int) (int, int, int) { return 3, 1 << 20, 1 << 30 }, 1, 3},
+		{"bytes per session", func(one int) (int, int, int) { return 100, 2*one + one/2, 1 << 30 }, 1, 2},
+		{"entries per session, two sessions", func(one int) (int, int, int) { return 2, 1 << 20, 1 << 30 }, 2, 4},
+		{"bytes in total", func(one int) (int, int, int) { return 100, 1 << 20, 3*one + one/2 }, 2, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, "127.0.0.1:0", nil)
+			names := []string{"alpha", "beta"}[:tc.sessions]
+			var rcs []*rawConn
+			for _, n := range names {
+				rcs = append(rcs, dialRaw(t, e, n, "dtls"))
+			}
+			var reqs []message.Message
+			var answers [][]byte
+			one := 0 // the size of the first answer
+			for i := 0; i < 6; i++ {
+				rc := rcs[i%len(rcs)]
+				prefix := fmt.Sprintf("203.0.113.%d/32", 10+i)
+				if rc.cuid != rcs[0].cuid {
+					prefix = fmt.Sprintf("203.0.113.%d/32", 140+i)
+				}
+				m := rc.mitigatePut(rc.token(), uint32(10+i), nil, mitigationBody(prefix))
+				m.Type, m.MessageID = message.NonConfirmable, int32(700+i)
+				reqs, answers = append(reqs, m), append(answers, rc.answer(t, m))
+				if i == 0 {
+					_, one = e.Srv.DedupeState()
+					e.Srv.SetDedupeBounds(tc.bounds(one))
+				}
+			}
+			entries, size := e.Srv.DedupeState()
+			se, sb, tb := tc.bounds(one)
+			if entries != tc.kept {
+				t.Errorf("%d answers kept, want %d", entries, tc.kept)
+			}
+			if size > tb || tc.sessions == 1 && size > sb || entries > se*tc.sessions {
+				t.Errorf("%d answers of %d bytes kept, over the bounds %d answers, %d bytes per session, %d bytes in total", entries, size, se, sb, tb)
+			}
+			// The kept ones first: a dropped one executed again is kept anew.
+			for i := len(reqs) - 1; i >= 0; i-- {
+				got := rcs[i%len(rcs)].answer(t, reqs[i])
+				kept := i >= len(reqs)-tc.kept
+				switch c := decodeAnswer(t, got).Code; {
+				case kept && !bytes.Equal(got, answers[i]):
+					t.Errorf("request %d (kept): repeat answered %v, not the first answer", i, c)
+				case !kept && c != codes.Changed:
+					t.Errorf("request %d (dropped): repeat answered %v, want 2.04", i, c)
+				}
+			}
+			for _, rc := range rcs {
+				rc.close()
+			}
+			waitFor(t, 5*time.Second, "the answers of closed sessions dropped", func() bool { n, _ := e.Srv.DedupeState(); return n == 0 })
 		})
 	}
 }
