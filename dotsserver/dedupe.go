@@ -201,13 +201,20 @@ func (d *dedupe) store(cc *udpClient.Conn, mid int32, token string, resp []byte,
 		return
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	s := d.sessions[cc]
 	if s == nil {
 		s = &dedupeSession{byMID: map[int32]*dedupeEntry{}}
 		d.sessions[cc] = s
-		cc.AddOnClose(func() { d.dropSession(cc) })
+		defer func() {
+			cc.AddOnClose(func() { d.dropSession(cc) })
+			// go-coap cancels the session's context before it runs the
+			// close callbacks: a session closing meanwhile is dropped here.
+			if cc.Context().Err() != nil {
+				d.dropSession(cc)
+			}
+		}()
 	}
+	defer d.mu.Unlock()
 	if old := s.byMID[mid]; old != nil {
 		d.removeLocked(old)
 	}
