@@ -312,3 +312,25 @@ func TestRepeatCacheBound(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeatedEmptyAcknowledgement: a CON request the server answers with
+// nothing (an efficacy update of an unknown mid, RFC 9132 §4.4.3) gets an
+// empty acknowledgement (RFC 7252 §4.2), and its repeat the same one.
+func TestRepeatedEmptyAcknowledgement(t *testing.T) {
+	e := newEnv(t, "127.0.0.1:0", nil)
+	rc := dialRaw(t, e, "alpha", "dtls")
+	sc := scope("203.0.113.9/32", 3600)
+	sc.AttackStatus = dots.Ptr(dots.AttackUnderAttack)
+	body := dots.MustEncode(&dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{sc}}})
+	m := rc.mitigatePut(rc.token(), 99, nil, body)
+	m.Options = append(message.Options{{ID: message.IfMatch, Value: []byte{}}}, m.Options...)
+	m.Type, m.MessageID = message.Confirmable, 900
+	first := rc.answer(t, m)
+	if a := decodeAnswer(t, first); a.Type != message.Acknowledgement || a.Code != codes.Empty || a.MessageID != m.MessageID || len(a.Token) != 0 {
+		t.Fatalf("answered %v %v MID %d token %x, want an empty acknowledgement of MID %d", a.Type, a.Code, a.MessageID, a.Token, m.MessageID)
+	}
+	if again := rc.answer(t, m); !bytes.Equal(again, first) {
+		a := decodeAnswer(t, again)
+		t.Fatalf("repeat answered %v %v MID %d, want the same empty acknowledgement", a.Type, a.Code, a.MessageID)
+	}
+}
