@@ -107,8 +107,9 @@ type Server struct {
 	ownSvc  bool // built by New, closed by Close
 	unwatch func()
 
-	obs  *observers
-	live *liveness
+	obs    *observers
+	live   *liveness
+	dedupe *dedupe // answers of DTLS requests, for their repeats
 
 	dtlsServers []*dtlsServer.Server
 	tcpServers  []*tcpServer.Server
@@ -172,6 +173,7 @@ func New(opts Options) (*Server, error) {
 	s.opts.Ranges = s.svc.Ranges()
 	s.obs = newObservers(s)
 	s.live = newLiveness(s)
+	s.dedupe = newDedupe(opts.Now)
 	return s, nil
 }
 
@@ -306,7 +308,11 @@ const idleLimit = 2 * time.Hour
 
 func (s *Server) serve(dl *dtlsListener, tl *tlsListener) {
 	handler := mux.HandlerFunc(s.serveCOAP)
+	// RFC 9132 §4.5 defaults until a session's client negotiates its own
+	// (dedupe.go sets them per session).
+	ack, factor, retransmit := transmission(session.Defaults)
 	ds := dtls.NewServer(
+		options.WithTransmission(1, ack, retransmit, factor),
 		options.WithMux(handler),
 		options.WithContext(context.Background()),
 		options.WithInactivityMonitor(idleLimit, func(cc *udpClient.Conn) { _ = cc.Close() }),
@@ -337,7 +343,7 @@ func (s *Server) serve(dl *dtlsListener, tl *tlsListener) {
 					cc.ProcessReceivedMessageWithHandler(req, s.udpTooLarge(n))
 					return
 				}
-				onFreshStack(func() { cc.ProcessReceivedMessageWithHandler(req, nonForNon(req, h)) })
+				onFreshStack(func() { s.dedupe.process(cc, req, nonForNon(req, h), s.sessionValues) })
 			})),
 		options.WithOnNewConn(func(cc *udpClient.Conn) { s.live.opened(cc, true) }),
 		options.WithErrors(func(err error) { s.log.Debug("dtls", "err", err) }),

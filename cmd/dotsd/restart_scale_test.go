@@ -225,9 +225,13 @@ func putShare(c *dotsclient.Client, k, step, n int) error {
 			return fmt.Errorf("PUT mid %d %s: %w", mid, scaleTarget(i), err)
 		}
 		// A NON request unanswered for 2 s is sent again (RFC 9132
-		// §4.4.1); on a loaded host the repeat can find the request the
-		// first copy created and is answered 2.04. Every mitigation is
-		// counted at the router below either way.
+		// §4.4.1). dotsclient sends the repeat as a new message (new
+		// Message ID and token), so it is not a duplicate in the sense
+		// of RFC 7252 §4.5 and the server's cache of answers does not
+		// apply: on a loaded host the repeat finds the request the first
+		// copy created and is answered 2.04 (a refresh, RFC 9132
+		// §4.4.1). Every mitigation is counted at the router below
+		// either way.
 		if r.Code != dots.Created && r.Code != dots.Changed {
 			return fmt.Errorf("PUT mid %d %s: %s %s", mid, scaleTarget(i), r.Code, r.Diag)
 		}
