@@ -50,6 +50,9 @@ type globals struct {
 	// session, in the agent, is its established session, which the
 	// commands it serves use (and do not close).
 	session *dotsclient.Client
+	// sessions, in the agent, keeps what a reconnect resumes ((D)TLS
+	// session tickets and ids).
+	sessions *dotsclient.SessionCache
 }
 
 // commands are dotsctl's commands by name.
@@ -137,6 +140,7 @@ func (g *globals) dial(ctx context.Context) (*dotsclient.Client, *ctlConfig, err
 	if err != nil {
 		return nil, nil, err
 	}
+	cc.Sessions = g.sessions
 	dctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	c, err := dotsclient.Dial(dctx, cc)

@@ -105,6 +105,7 @@ func cmdAgent(ctx context.Context, g *globals, args []string) error {
 	}
 	go sock.serve(ctx)
 	defer sock.close()
+	g.sessions = dotsclient.NewSessionCache(0) // a reconnect resumes where the server allows it
 	fmt.Fprintf(g.stdout, "%s agent: serving dotsctl commands on %s\n", time.Now().Format(time.TimeOnly), sock.path)
 	for {
 		err := agentSession(ctx, g, sock)
