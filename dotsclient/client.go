@@ -17,6 +17,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
@@ -68,6 +69,8 @@ type Client struct {
 	lastHBRx time.Time
 
 	resumed sync.Map // mux.Conn of an attempt → whether its handshake resumed a session
+
+	srtt atomic.Int64 // smoothed round-trip time of answered first tries, ns (0: no estimate)
 }
 
 // CUID returns the client identifier used in requests.

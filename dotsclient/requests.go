@@ -40,11 +40,9 @@ type request struct {
 }
 
 // do sends a request and returns the response. Non-confirmable requests
-// are re-sent every nonRepeat until an answer arrives, ctx ends or
-// nonAttempts were sent (RFC 9132 §4.4.1: a NON request is repeated until
-// answered; without an RTT estimate at most one NON request per 3 s, and
-// no backoff, which under loss would leave a 10 s window with three tries
-// instead of four).
+// over DTLS are repeated at the pace nonInterval gives until an answer
+// arrives, ctx ends or nonRepeatWindow has passed; without backoff, which
+// under loss would leave fewer tries in the seconds that matter.
 func (c *Client) do(ctx context.Context, rq request) (*Response, error) {
 	var payload []byte
 	if rq.body != nil {
@@ -62,11 +60,17 @@ func (c *Client) do(ctx context.Context, rq request) (*Response, error) {
 		}
 		return resp, nil
 	}
+	deadline := time.Now().Add(nonRepeatWindow)
 	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, nonRepeat)
+		wait := nonInterval(time.Duration(c.srtt.Load()))
+		actx, cancel := context.WithTimeout(ctx, wait)
+		sent := time.Now()
 		resp, err := c.once(actx, rq, payload)
 		cancel()
-		if err == nil || ctx.Err() != nil || attempt >= nonAttempts {
+		if err == nil && attempt == 1 {
+			c.sampleRTT(time.Since(sent)) // Karn: never from a repeat, whose answer may be the first try's
+		}
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
 			if err != nil {
 				return nil, fmt.Errorf("dotsclient: %s %s: %w", rq.code, rq.path, err)
 			}
@@ -78,12 +82,42 @@ func (c *Client) do(ctx context.Context, rq request) (*Response, error) {
 	}
 }
 
-// NON request pacing: one every 3 s (RFC 9132 §4.4.1 without an RTT
-// estimate), for at most a minute.
+// NON request pacing (RFC 9132 §4.4.1: repeated until answered). Without
+// an RTT estimate at most one NON request per 3 s; with one, RFC 8085
+// §3.1.3 allows one datagram per RTT, and a repeat goes out after twice
+// the smoothed RTT but never sooner than nonMinRepeat. Under 50% loss each
+// way a try gets through with a chance of 1 in 4, so the number of tries
+// in the first seconds is what decides whether a mitigation request is
+// acknowledged in time.
 const (
-	nonRepeat   = 3 * time.Second
-	nonAttempts = 20
+	nonRepeat       = 3 * time.Second
+	nonMinRepeat    = 500 * time.Millisecond
+	nonRepeatWindow = time.Minute // repeats stop after this, whatever the context allows
 )
+
+// nonInterval is the wait before repeating a NON request, given the
+// smoothed RTT (0: none measured).
+func nonInterval(srtt time.Duration) time.Duration {
+	if srtt <= 0 {
+		return nonRepeat
+	}
+	return min(max(2*srtt, nonMinRepeat), nonRepeat)
+}
+
+// sampleRTT folds one round trip into the smoothed RTT (RFC 6298 §2: the
+// first sample is taken as is, later ones with weight 1/8).
+func (c *Client) sampleRTT(r time.Duration) {
+	for {
+		old := c.srtt.Load()
+		next := int64(r)
+		if old != 0 {
+			next = old + (int64(r)-old)/8
+		}
+		if c.srtt.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
 
 func (c *Client) once(ctx context.Context, rq request, payload []byte) (*Response, error) {
 	var req *pool.Message
@@ -201,7 +235,12 @@ func (c *Client) Heartbeat(ctx context.Context, peerHBStatus bool) (*Response, e
 	body := &dots.Message{Heartbeat: &dots.Heartbeat{PeerHBStatus: &peerHBStatus}}
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return c.once(actx, request{code: codes.PUT, path: hbPath, nonConf: true, body: body}, dots.MustEncode(body))
+	sent := time.Now()
+	r, err := c.once(actx, request{code: codes.PUT, path: hbPath, nonConf: true, body: body}, dots.MustEncode(body))
+	if err == nil {
+		c.sampleRTT(time.Since(sent)) // a heartbeat is never repeated: its answer is its own
+	}
+	return r, err
 }
 
 // Observe subscribes to one (mid set) or all mitigation requests; fn gets

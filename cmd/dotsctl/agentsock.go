@@ -61,7 +61,6 @@ type agentServer struct {
 	path string
 	ln   net.Listener
 	cur  atomic.Pointer[dotsclient.Client] // the session, while one is up
-	mu   sync.Mutex                        // one command at a time, as from a terminal
 	wg   sync.WaitGroup
 }
 
@@ -128,8 +127,8 @@ func (s *agentServer) run(ctx context.Context, req agentRequest) agentReply {
 	if !slices.Contains(forwardable, req.Command) {
 		return agentReply{Error: fmt.Sprintf("the agent does not run %q", req.Command)}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	// Commands run side by side, as from several terminals: each is its
+	// own exchange on the session (mids come from the locked state file).
 	c := s.cur.Load()
 	if c == nil {
 		return agentReply{NoSession: true}

@@ -56,40 +56,49 @@ func benchLoss(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	type row struct{ figure, measured, target, verdict string }
 	var rows []row
 	for _, loss := range losses {
-		fmt.Fprintf(stdout, "== loss lab: %d%% random loss each way, %d one-shot `dotsctl mitigate` (each its own session), one every 250ms\n", loss, *n)
-		res, err := netlab.RunLoss(ctx, netlab.LossOptions{Bins: bins, Loss: loss, Requests: *n, Spacing: 250 * time.Millisecond,
-			Window: lossWindow, Logf: func(f string, a ...any) { fmt.Fprintf(stdout, "  "+f+"\n", a...) }})
-		if err != nil {
-			if errors.Is(err, netlab.ErrNotRoot) {
-				return errNotRoot
+		for _, agent := range []bool{false, true} {
+			how, target := "one-shot `dotsctl mitigate` (each its own session)", targetLossOneShot
+			if agent {
+				how, target = "`dotsctl mitigate` through `dotsctl agent` (its session up before the loss)", targetLossAgent
 			}
-			return err
-		}
-		causes := map[string]int{}
-		for _, f := range res.Failed {
-			causes[failureCause(f)]++
-		}
-		for c, k := range causes {
-			fmt.Fprintf(stdout, "  not acknowledged: %d × %s\n", k, c)
-		}
-		target, verdict := "(informative)", ""
-		if loss == 50 {
-			target, verdict = fmt.Sprintf("≥ %.0f%%", 100*targetLossOneShot), "FAIL"
-			if res.AckedShare() >= targetLossOneShot {
-				verdict = "PASS"
+			fmt.Fprintf(stdout, "== loss lab: %d%% random loss each way, %d %s, one every 250ms\n", loss, *n, how)
+			res, err := netlab.RunLoss(ctx, netlab.LossOptions{Bins: bins, Loss: loss, Requests: *n, Spacing: 250 * time.Millisecond,
+				Window: lossWindow, Agent: agent, Logf: func(f string, a ...any) { fmt.Fprintf(stdout, "  "+f+"\n", a...) }})
+			if err != nil {
+				if errors.Is(err, netlab.ErrNotRoot) {
+					return errNotRoot
+				}
+				return err
 			}
+			causes := map[string]int{}
+			for _, f := range res.Failed {
+				causes[failureCause(f)]++
+			}
+			for c, k := range causes {
+				fmt.Fprintf(stdout, "  not acknowledged: %d × %s\n", k, c)
+			}
+			name := "one-shot"
+			measured := fmt.Sprintf("%d of %d (%.0f%%), %d held by dotsd", len(res.Acked), res.Requests, 100*res.AckedShare(), res.Stored)
+			if agent {
+				name = "agent"
+				measured += fmt.Sprintf(", %d served by the agent", res.Served)
+			}
+			targetText, verdict := "(informative)", ""
+			if loss == 50 {
+				targetText, verdict = fmt.Sprintf("≥ %.0f%%", 100*target), "FAIL"
+				if res.AckedShare() >= target {
+					verdict = "PASS"
+				}
+			}
+			rows = append(rows,
+				row{fmt.Sprintf("%d%% loss: %s acked ≤ 10s", loss, name), measured, targetText, verdict},
+				row{fmt.Sprintf("%d%% loss: %s median ack", loss, name), res.Median().Round(time.Millisecond).String(), "(informative)", ""})
 		}
-		rows = append(rows,
-			row{fmt.Sprintf("%d%% loss: one-shot acked ≤ 10s", loss), fmt.Sprintf("%d of %d (%.0f%%), %d held by dotsd",
-				len(res.Acked), res.Requests, 100*res.AckedShare(), res.Stored), target, verdict},
-			row{fmt.Sprintf("%d%% loss: one-shot median ack", loss), res.Median().Round(time.Millisecond).String(), "(informative)", ""},
-			row{fmt.Sprintf("%d%% loss: through dotsctl agent", loss), "(not measured: dotsctl agent is not built yet)",
-				fmt.Sprintf("≥ %.0f%%", 100*targetLossAgent), ""})
 	}
 	fmt.Fprintln(stdout, "\n== summary")
-	fmt.Fprintf(stdout, "%-36s %-60s %-14s %s\n", "figure", "measured", "target", "verdict")
+	fmt.Fprintf(stdout, "%-32s %-72s %-14s %s\n", "figure", "measured", "target", "verdict")
 	for _, r := range rows {
-		fmt.Fprintf(stdout, "%-36s %-60s %-14s %s\n", r.figure, r.measured, r.target, r.verdict)
+		fmt.Fprintf(stdout, "%-32s %-72s %-14s %s\n", r.figure, r.measured, r.target, r.verdict)
 	}
 	return nil
 }

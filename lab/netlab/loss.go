@@ -157,7 +157,10 @@ type LossOptions struct {
 	Requests int
 	Spacing  time.Duration
 	Window   time.Duration
-	Logf     func(format string, args ...any)
+	// Agent starts `dotsctl agent` in the client before the loss begins,
+	// so that the commands go over its session.
+	Agent bool
+	Logf  func(format string, args ...any)
 }
 
 // LossResult is what a loss run measured.
@@ -171,6 +174,8 @@ type LossResult struct {
 	// Stored is how many of the acknowledged requests dotsd's store holds
 	// after the run.
 	Stored int
+	// Served is how many mitigate commands the agent ran (with Agent).
+	Served int
 	// Counts is what the loss tables saw and dropped, per direction.
 	Counts map[string]LossCount
 }
@@ -239,6 +244,21 @@ func RunLoss(ctx context.Context, o LossOptions) (res *LossResult, err error) {
 	}()
 	if err := dotsd.WaitOutput("dotsd ready", 15*time.Second); err != nil {
 		return nil, fmt.Errorf("netlab: loss: %w\n%s", err, dotsd.Out.String())
+	}
+	if o.Agent {
+		agent, err := l.Start(LossClient, dir, "agent", o.Bins.Dotsctl, "--config", filepath.Join(dir, "dotsctl.yaml"), "agent")
+		if err != nil {
+			return nil, err
+		}
+		defer func() { err = errors.Join(err, agent.Stop()) }()
+		if err := agent.WaitOutput("session up", 15*time.Second); err != nil {
+			return nil, fmt.Errorf("netlab: loss: dotsctl agent: %w\n%s", err, agent.Out.String())
+		}
+		defer func() {
+			if res != nil {
+				res.Served = strings.Count(agent.Out.String(), "agent: served mitigate")
+			}
+		}()
 	}
 	if err := l.SetLoss(o.Loss); err != nil {
 		return nil, err
