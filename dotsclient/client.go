@@ -41,6 +41,11 @@ type Config struct {
 	// CUID overrides the identifier derived from the certificate (only
 	// after a cuid collision, RFC 9132 §4.4.1.3).
 	CUID string
+	// OnCUIDChange is called with the old and the new cuid when a cuid
+	// collision (4.09 cuid-collision) made the client generate a new one,
+	// before the request is sent again with it: the place to keep the new
+	// cuid for later sessions. An error stops the retry.
+	OnCUIDChange func(old, new string) error
 	// Transport restricts Happy Eyeballs: "" or "auto" (DTLS preferred,
 	// TLS as fallback), "dtls" or "tls".
 	Transport string
@@ -71,7 +76,11 @@ type Client struct {
 }
 
 // CUID returns the client identifier used in requests.
-func (c *Client) CUID() string { return c.cuid }
+func (c *Client) CUID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cuid
+}
 
 // Transport returns "dtls" or "tls".
 func (c *Client) Transport() string { return c.transport }
