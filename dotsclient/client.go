@@ -46,6 +46,9 @@ type Config struct {
 	// before the request is sent again with it: the place to keep the new
 	// cuid for later sessions. An error stops the retry.
 	OnCUIDChange func(old, new string) error
+	// KeepCUID answers a cuid collision with the 4.09 as it came, making
+	// no new cuid (for a caller that handles collisions itself).
+	KeepCUID bool
 	// Transport restricts Happy Eyeballs: "" or "auto" (DTLS preferred,
 	// TLS as fallback), "dtls" or "tls".
 	Transport string

@@ -119,3 +119,24 @@ func TestCUIDCollisionKeepFails(t *testing.T) {
 		t.Fatalf("server holds %+v, want nothing", recs)
 	}
 }
+
+// TestCUIDCollisionKept: with KeepCUID the 4.09 is the answer, and no new
+// cuid is made.
+func TestCUIDCollisionKept(t *testing.T) {
+	e := collidedEnv(t)
+	cfg := e.config(t, "alpha", e.addr)
+	cfg.KeepCUID = true
+	cfg.OnCUIDChange = func(old, cuid string) error { t.Errorf("OnCUIDChange(%s, %s) with KeepCUID", old, cuid); return nil }
+	c, err := Dial(timeout(t, 10*time.Second), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r, err := c.Mitigate(timeout(t, 10*time.Second), 1, dots.Scope{TargetPrefix: []string{"203.0.113.10/32"}})
+	if err != nil || !IsCUIDCollision(r) {
+		t.Fatalf("Mitigate: %+v, %v; want the 4.09 cuid-collision", r, err)
+	}
+	if c.CUID() != e.dev.Clients["alpha"].CUID {
+		t.Fatalf("cuid %s, want the derived one kept", c.CUID())
+	}
+}

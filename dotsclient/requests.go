@@ -54,7 +54,7 @@ func (c *Client) do(ctx context.Context, rq request) (*Response, error) {
 	cuid := c.CUID()
 	rq.path = mitigationPathOf(cuid, rq.mid)
 	resp, err := c.send(ctx, rq)
-	if err != nil || !IsCUIDCollision(resp) {
+	if err != nil || c.cfg.KeepCUID || !IsCUIDCollision(resp) {
 		return resp, err
 	}
 	if cuid, err = c.renewCUID(cuid); err != nil {

@@ -88,7 +88,8 @@ func TestAuthorization(t *testing.T) {
 	})
 }
 
-// clientWithCUID dials as name but puts cuid in the Uri-Path.
+// clientWithCUID dials as name but puts cuid in the Uri-Path, and keeps it
+// after a cuid collision (the 4.09 is the answer).
 func (e *env) clientWithCUID(t *testing.T, name, cuid string) *dotsclient.Client {
 	t.Helper()
 	c := e.dev.Clients[name]
@@ -96,7 +97,7 @@ func (e *env) clientWithCUID(t *testing.T, name, cuid string) *dotsclient.Client
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := dotsclient.Dial(ctx(t), dotsclient.Config{Servers: []string{e.addr}, Certificate: cert, RootCAs: e.roots, CUID: cuid})
+	cl, err := dotsclient.Dial(ctx(t), dotsclient.Config{Servers: []string{e.addr}, Certificate: cert, RootCAs: e.roots, CUID: cuid, KeepCUID: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestCUIDCollision(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	alpha := e.client(t, "alpha", "dtls")
+	alpha := e.clientWithCUID(t, "alpha", e.dev.Clients["alpha"].CUID)
 	wantCUIDCollision(t, expect(t, dots.Conflict)(alpha.Mitigate(ctx(t), 1, scope("203.0.113.10/32", 60))))
 	own := e.clientWithCUID(t, "alpha", "alpha-chosen-cuid-00001")
 	expect(t, dots.Created)(own.Mitigate(ctx(t), 1, scope("203.0.113.10/32", 60)))
