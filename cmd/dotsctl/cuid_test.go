@@ -6,10 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/dotsserver/dotstest"
+	"github.com/levee-dots/levee/pki"
 	"github.com/levee-dots/levee/store"
 )
 
@@ -167,5 +171,57 @@ func TestMIDRollover(t *testing.T) {
 				t.Fatalf("mids on the server %v, want %v", got, tc.wantMIDs)
 			}
 		})
+	}
+}
+
+// TestStatusWatchKeepsNewCUID: a watch that met a cuid collision speaks as
+// its new cuid in the sessions that follow, and so sees the mitigations
+// made under it.
+func TestStatusWatchKeepsNewCUID(t *testing.T) {
+	e := newCtlEnvWith(t, dotstest.Options{Seed: func(s *dotstest.Server) {
+		op := store.Op{Bucket: "cuid-bindings", Key: s.Dev.Clients["alpha"].CUID, Value: []byte("another-key")}
+		if err := s.Store.Apply(context.Background(), op); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	w := e.startWatch(t, "--timeout", "2s", "status", "--watch", "--interval", "1s")
+	deadline := time.Now().Add(10 * time.Second)
+	for e.stateOnDisk(t).CUID == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch kept no new cuid:\n%s\nstderr:\n%s", w.out.String(), w.errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	kept := e.stateOnDisk(t).CUID
+	e.ok(t, "mitigate", "--target", "203.0.113.31/32") // under the kept cuid
+	waitFor(t, "watch, the new mitigation", &w.out, "attack-mitigation-in-progress")
+
+	e.srv.Srv.Close()
+	waitFor(t, "watch, server gone", &w.out, "reconnecting (")
+	cert, _, err := pki.LoadKeyPair(e.srv.Dev.ServerCert, e.srv.Dev.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := dotsserver.New(dotsserver.Options{Listen: []string{e.addr}, Certificate: cert, ClientCAs: e.srv.Roots,
+		Domains: dotstest.Domains(), Store: e.srv.Store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Close) // before the store is closed
+	lost := strings.LastIndex(w.out.String(), "reconnecting (")
+	deadline = time.Now().Add(15 * time.Second)
+	for !strings.Contains(w.out.String()[lost:], "attack-mitigation-in-progress") {
+		if time.Now().After(deadline) {
+			t.Fatalf("after reconnecting the watch does not see the mitigation (state cuid %s, kept %s):\n%s",
+				e.stateOnDisk(t).CUID, kept, w.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	w.stop(t)
+	if st := e.stateOnDisk(t); st.CUID != kept {
+		t.Fatalf("state cuid %s, want %s kept", st.CUID, kept)
 	}
 }
