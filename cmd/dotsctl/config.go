@@ -29,11 +29,6 @@ type ctlConfig struct {
 	Transport   string   `yaml:"transport"` // auto, dtls or tls
 	State       string   `yaml:"state"`     // mid counter and cuid file
 	CUID        string   `yaml:"cuid"`      // instead of the derived one
-
-	// held is the state while this process holds the state file's lock
-	// (nextMID's rollover): a new cuid goes there, not through the lock.
-	heldMu sync.Mutex
-	held   *ctlState
 }
 
 func loadCtlConfig(path string) (*ctlConfig, error) {
@@ -113,10 +108,10 @@ func (c *ctlConfig) cuid(spki []byte) (string, error) {
 // keepCUID records in the state file the cuid made after a collision on
 // old (RFC 9132 §4.4.1), used from then on instead of old.
 func (c *ctlConfig) keepCUID(old, cuid string) error {
-	c.heldMu.Lock()
-	defer c.heldMu.Unlock()
-	if c.held != nil {
-		c.held.CUID, c.held.CUIDReplaces = cuid, old
+	heldMu.Lock()
+	defer heldMu.Unlock()
+	if st := held[c.State]; st != nil {
+		st.CUID, st.CUIDReplaces = cuid, old
 		return nil
 	}
 	return updateState(c.State, func(st *ctlState) error {
@@ -185,17 +180,26 @@ func updateState(path string, fn func(*ctlState) error) error {
 // and returns the next free mid; st is the state, locked, as it is read.
 type rolloverFunc func(first uint32, st *ctlState) (next uint32, ok bool, err error)
 
+// held are the states whose file this process has locked, by path, during
+// nextMID's rollover: a new cuid made meanwhile goes there, not through the
+// lock, which the same process cannot take twice (flock(2) locks are per
+// open file, and the agent's session has a ctlConfig of its own).
+var (
+	heldMu sync.Mutex
+	held   = map[string]*ctlState{}
+)
+
 // rollover is dotsclient.Rollover for nextMID: a cuid collision meanwhile
 // keeps the new cuid in the locked state.
 func (c *ctlConfig) rollover(ctx context.Context, cl *dotsclient.Client) rolloverFunc {
 	return func(first uint32, st *ctlState) (uint32, bool, error) {
-		c.heldMu.Lock()
-		c.held = st
-		c.heldMu.Unlock()
+		heldMu.Lock()
+		held[c.State] = st
+		heldMu.Unlock()
 		defer func() {
-			c.heldMu.Lock()
-			c.held = nil
-			c.heldMu.Unlock()
+			heldMu.Lock()
+			delete(held, c.State)
+			heldMu.Unlock()
 		}()
 		return cl.Rollover(ctx, first)
 	}

@@ -225,3 +225,40 @@ func TestStatusWatchKeepsNewCUID(t *testing.T) {
 		t.Fatalf("state cuid %s, want %s kept", st.CUID, kept)
 	}
 }
+
+// TestAgentRolloverAfterCUIDCollision: a mitigate served by the agent meets
+// the cuid collision during the mid rollover (the state file locked by the
+// agent's own process): the new cuid is kept and the mids restart at 0.
+func TestAgentRolloverAfterCUIDCollision(t *testing.T) {
+	e := newCtlEnvWith(t, dotstest.Options{Seed: func(s *dotstest.Server) {
+		op := store.Op{Bucket: "cuid-bindings", Key: s.Dev.Clients["alpha"].CUID, Value: []byte("another-key")}
+		if err := s.Store.Apply(context.Background(), op); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	if err := updateState(e.state, func(st *ctlState) error {
+		n := uint64(midRollover) + 1
+		st.NextMID = &n
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"--config", e.config, "agent"}, &out, &errOut) }()
+	waitFor(t, "agent", &out, "session up")
+	contains(t, "mitigate through the agent", e.ok(t, "mitigate", "--target", "203.0.113.10/32"), "mid 0 created (2.01)")
+	if got := strings.Count(out.String(), "agent: served"); got != 1 {
+		t.Errorf("the agent served %d commands, want 1:\n%s", got, out.String())
+	}
+	st := e.stateOnDisk(t)
+	if st.CUID == "" || st.CUIDReplaces != e.srv.Dev.Clients["alpha"].CUID || st.NextMID == nil || *st.NextMID != 1 {
+		t.Fatalf("state %+v: want the new cuid kept and next_mid 1", st)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("agent: %v", err)
+	}
+}
