@@ -2,7 +2,9 @@
 // (RFC 9132): Happy Eyeballs over DTLS and TLS (§4.3), mitigation requests,
 // refresh, efficacy updates, status with Observe, withdrawal (§4.4), session
 // configuration (§4.5), heartbeats in both directions (§4.7), and an agent
-// that keeps a session alive and reconnects as §4.7 prescribes.
+// that keeps a session alive and reconnects as §4.7 prescribes. A cuid
+// collision makes a new cuid, and the mids roll over, as §4.4.1 says
+// (cuid.go, mid.go).
 package dotsclient
 
 import (
@@ -39,9 +41,18 @@ type Config struct {
 	Certificate tls.Certificate
 	RootCAs     *x509.CertPool
 	ServerName  string // for certificate verification; default: the host of each server address
-	// CUID overrides the identifier derived from the certificate (only
-	// after a cuid collision, RFC 9132 §4.4.1.3).
+	// CUID overrides the identifier derived from the certificate (a
+	// server takes it after a cuid collision, or where its policy lets
+	// clients choose, RFC 9132 §4.4.1).
 	CUID string
+	// OnCUIDChange is called with the old and the new cuid when a cuid
+	// collision (4.09 cuid-collision) made the client generate a new one,
+	// before the request is sent again with it: the place to keep the new
+	// cuid for later sessions. An error stops the retry.
+	OnCUIDChange func(old, new string) error
+	// KeepCUID answers a cuid collision with the 4.09 as it came, making
+	// no new cuid (for a caller that handles collisions itself).
+	KeepCUID bool
 	// Transport restricts Happy Eyeballs: "" or "auto" (DTLS preferred,
 	// TLS as fallback), "dtls" or "tls".
 	Transport string
@@ -74,7 +85,11 @@ type Client struct {
 }
 
 // CUID returns the client identifier used in requests.
-func (c *Client) CUID() string { return c.cuid }
+func (c *Client) CUID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cuid
+}
 
 // Transport returns "dtls" or "tls".
 func (c *Client) Transport() string { return c.transport }

@@ -21,8 +21,10 @@ const (
 	configPath   = wellKnown + "/config"
 )
 
-func (c *Client) mitigationPath(mid *uint32) string {
-	p := mitigatePath + "/cuid=" + c.cuid
+func (c *Client) mitigationPath(mid *uint32) string { return mitigationPathOf(c.CUID(), mid) }
+
+func mitigationPathOf(cuid string, mid *uint32) string {
+	p := mitigatePath + "/cuid=" + cuid
 	if mid != nil {
 		p += fmt.Sprintf("/mid=%d", *mid)
 	}
@@ -31,19 +33,42 @@ func (c *Client) mitigationPath(mid *uint32) string {
 
 // request describes one CoAP exchange.
 type request struct {
-	code    codes.Code
-	path    string
-	queries []string
-	body    *dots.Message
-	nonConf bool // Non-confirmable over DTLS (mitigation requests, heartbeats)
-	ifMatch bool // empty If-Match (efficacy update)
+	code codes.Code
+	path string // set by do for /mitigate (mitigate true)
+	// mitigate: a /mitigate request for mid (nil: all): its path names the
+	// client's current cuid, and a cuid collision makes a new one.
+	mitigate bool
+	mid      *uint32
+	queries  []string
+	body     *dots.Message
+	nonConf  bool // Non-confirmable over DTLS (mitigation requests, heartbeats)
+	ifMatch  bool // empty If-Match (efficacy update)
 }
 
-// do sends a request and returns the response. Non-confirmable requests
+// do sends a request and returns the response. A /mitigate request that
+// meets a cuid collision is sent once more with a new cuid (cuid.go).
+func (c *Client) do(ctx context.Context, rq request) (*Response, error) {
+	if !rq.mitigate {
+		return c.send(ctx, rq)
+	}
+	cuid := c.CUID()
+	rq.path = mitigationPathOf(cuid, rq.mid)
+	resp, err := c.send(ctx, rq)
+	if err != nil || c.cfg.KeepCUID || !IsCUIDCollision(resp) {
+		return resp, err
+	}
+	if cuid, err = c.renewCUID(cuid); err != nil {
+		return nil, err
+	}
+	rq.path = mitigationPathOf(cuid, rq.mid)
+	return c.send(ctx, rq)
+}
+
+// send sends a request and returns the response. Non-confirmable requests
 // over DTLS are repeated at the pace nonInterval gives until an answer
 // arrives, ctx ends or nonRepeatWindow has passed; without backoff, which
 // under loss would leave fewer tries in the seconds that matter.
-func (c *Client) do(ctx context.Context, rq request) (*Response, error) {
+func (c *Client) send(ctx context.Context, rq request) (*Response, error) {
 	var payload []byte
 	if rq.body != nil {
 		b, err := dots.Encode(rq.body)
@@ -184,7 +209,7 @@ func parseResponse(m *pool.Message) (*Response, error) {
 
 // Mitigate sends a mitigation request (create or refresh) for mid.
 func (c *Client) Mitigate(ctx context.Context, mid uint32, scope dots.Scope) (*Response, error) {
-	return c.do(ctx, request{code: codes.PUT, path: c.mitigationPath(&mid), nonConf: true,
+	return c.do(ctx, request{code: codes.PUT, mitigate: true, mid: &mid, nonConf: true,
 		body: &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{scope}}}})
 }
 
@@ -192,14 +217,14 @@ func (c *Client) Mitigate(ctx context.Context, mid uint32, scope dots.Scope) (*R
 // and an empty If-Match (RFC 9132 §4.4.3).
 func (c *Client) Efficacy(ctx context.Context, mid uint32, scope dots.Scope, status dots.AttackStatus) (*Response, error) {
 	scope.AttackStatus = &status
-	return c.do(ctx, request{code: codes.PUT, path: c.mitigationPath(&mid), nonConf: true, ifMatch: true,
+	return c.do(ctx, request{code: codes.PUT, mitigate: true, mid: &mid, nonConf: true, ifMatch: true,
 		body: &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{scope}}}})
 }
 
 // Status retrieves one (mid set) or all mitigation requests; content is
 // the 'c' query: "c", "n" or "a" ("" for the default).
 func (c *Client) Status(ctx context.Context, mid *uint32, content string) (*Response, error) {
-	rq := request{code: codes.GET, path: c.mitigationPath(mid), nonConf: true}
+	rq := request{code: codes.GET, mitigate: true, mid: mid, nonConf: true}
 	if content != "" {
 		rq.queries = []string{"c=" + content}
 	}
@@ -208,7 +233,7 @@ func (c *Client) Status(ctx context.Context, mid *uint32, content string) (*Resp
 
 // Withdraw deletes a mitigation request (always 2.02).
 func (c *Client) Withdraw(ctx context.Context, mid uint32) (*Response, error) {
-	return c.do(ctx, request{code: codes.DELETE, path: c.mitigationPath(&mid), nonConf: true})
+	return c.do(ctx, request{code: codes.DELETE, mitigate: true, mid: &mid, nonConf: true})
 }
 
 // GetConfig retrieves the session configuration (sid nil: limits and current values).

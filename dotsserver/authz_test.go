@@ -2,12 +2,14 @@ package dotsserver_test
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsclient"
+	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/pki"
 	"github.com/levee-dots/levee/store"
 )
@@ -36,10 +38,8 @@ func TestAuthorization(t *testing.T) {
 		}},
 	} {
 		t.Run("beta cuid/"+tc.name, func(t *testing.T) {
-			r := expect(t, dots.Forbidden)(tc.call())
-			if !strings.Contains(r.Diag, betaCUID) {
-				t.Fatalf("diagnostic %q does not name the cuid", r.Diag)
-			}
+			// beta's cuid is bound to beta's key: a cuid collision for alpha.
+			wantCUIDCollision(t, expect(t, dots.Conflict)(tc.call()))
 		})
 	}
 	t.Run("own cuid, beta's mid", func(t *testing.T) {
@@ -88,7 +88,8 @@ func TestAuthorization(t *testing.T) {
 	})
 }
 
-// clientWithCUID dials as name but puts cuid in the Uri-Path.
+// clientWithCUID dials as name but puts cuid in the Uri-Path, and keeps it
+// after a cuid collision (the 4.09 is the answer).
 func (e *env) clientWithCUID(t *testing.T, name, cuid string) *dotsclient.Client {
 	t.Helper()
 	c := e.dev.Clients[name]
@@ -96,7 +97,7 @@ func (e *env) clientWithCUID(t *testing.T, name, cuid string) *dotsclient.Client
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := dotsclient.Dial(ctx(t), dotsclient.Config{Servers: []string{e.addr}, Certificate: cert, RootCAs: e.roots, CUID: cuid})
+	cl, err := dotsclient.Dial(ctx(t), dotsclient.Config{Servers: []string{e.addr}, Certificate: cert, RootCAs: e.roots, CUID: cuid, KeepCUID: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,8 @@ func (e *env) clientWithCUID(t *testing.T, name, cuid string) *dotsclient.Client
 
 // TestCUIDCollision: when the cuid derived from a certificate is already
 // bound to another key, the server answers 4.09 cuid-collision; the client
-// then picks its own cuid, which gets bound to its key and to nobody else.
+// then picks its own cuid, which gets bound to its key, and is a collision
+// for anybody else (RFC 9132 §4.4.1).
 func TestCUIDCollision(t *testing.T) {
 	e := newEnvSeeded(t, "127.0.0.1:0", nil, func(e *env) {
 		// The store says alpha's derived cuid belongs to some other key.
@@ -115,16 +117,60 @@ func TestCUIDCollision(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	alpha := e.client(t, "alpha", "dtls")
-	r := expect(t, dots.Conflict)(alpha.Mitigate(ctx(t), 1, scope("203.0.113.10/32", 60)))
-	ci := r.Body.MitigationScope.Scope[0].ConflictInformation
-	if ci == nil || ci.ConflictCause == nil || *ci.ConflictCause != dots.CauseCUIDCollision {
-		t.Fatalf("4.09 body %+v, want conflict-cause cuid-collision", r.Body)
-	}
+	alpha := e.clientWithCUID(t, "alpha", e.dev.Clients["alpha"].CUID)
+	wantCUIDCollision(t, expect(t, dots.Conflict)(alpha.Mitigate(ctx(t), 1, scope("203.0.113.10/32", 60))))
 	own := e.clientWithCUID(t, "alpha", "alpha-chosen-cuid-00001")
 	expect(t, dots.Created)(own.Mitigate(ctx(t), 1, scope("203.0.113.10/32", 60)))
 	expect(t, dots.Content)(own.Status(ctx(t), dots.Ptr[uint32](1), ""))
-	// Nobody else may use it.
+	// For anybody else it is a collision.
 	beta := e.clientWithCUID(t, "beta", "alpha-chosen-cuid-00001")
-	expect(t, dots.Forbidden)(beta.Status(ctx(t), nil, ""))
+	wantCUIDCollision(t, expect(t, dots.Conflict)(beta.Status(ctx(t), nil, "")))
+	wantCUIDCollision(t, expect(t, dots.Conflict)(beta.Mitigate(ctx(t), 2, scope("203.0.113.130/32", 60))))
+	expect(t, dots.Content)(own.Status(ctx(t), dots.Ptr[uint32](1), ""))
+}
+
+// wantCUIDCollision checks a 4.09 body of RFC 9132 Figure 11: conflict-cause
+// cuid-collision and nothing else.
+func wantCUIDCollision(t *testing.T, r *dotsclient.Response) {
+	t.Helper()
+	if r.Body == nil || r.Body.MitigationScope == nil || len(r.Body.MitigationScope.Scope) != 1 {
+		t.Fatalf("4.09 body %+v, want one scope with conflict-information", r.Body)
+	}
+	want := dots.ConflictInformation{ConflictCause: dots.Ptr(dots.CauseCUIDCollision)}
+	if sc := r.Body.MitigationScope.Scope[0]; !reflect.DeepEqual(sc, dots.Scope{ConflictInformation: &want}) {
+		t.Fatalf("4.09 scope %+v (conflict-information %+v), want conflict-cause cuid-collision only", sc, sc.ConflictInformation)
+	}
+}
+
+// TestChosenCUIDPolicy: an unbound cuid that is not the derived one (and
+// no collision happened) is bound only when policy.allow-chosen-cuid is
+// set; otherwise 4.03 names the setting.
+func TestChosenCUIDPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		allow bool
+		want  dots.Code
+	}{
+		{"forbidden by default", false, dots.Forbidden},
+		{"allowed by policy", true, dots.Created},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, "127.0.0.1:0", func(o *dotsserver.Options) { o.Policy.AllowChosenCUID = tc.allow })
+			chosen := e.clientWithCUID(t, "alpha", "alpha-chosen-cuid-00002")
+			r := expect(t, tc.want)(chosen.Mitigate(ctx(t), 1, scope("203.0.113.10/32", 60)))
+			if !tc.allow {
+				if !strings.Contains(r.Diag, "policy.allow-chosen-cuid") || !strings.Contains(r.Diag, e.dev.Clients["alpha"].CUID) {
+					t.Fatalf("diagnostic %q does not name the setting and the derived cuid", r.Diag)
+				}
+				// Nothing was bound: beta may not have it either, and gets 4.03, not 4.09.
+				expect(t, dots.Forbidden)(e.clientWithCUID(t, "beta", "alpha-chosen-cuid-00002").Status(ctx(t), nil, ""))
+				return
+			}
+			expect(t, dots.Content)(chosen.Status(ctx(t), dots.Ptr[uint32](1), ""))
+			// Bound to alpha's key: a collision for beta.
+			wantCUIDCollision(t, expect(t, dots.Conflict)(e.clientWithCUID(t, "beta", "alpha-chosen-cuid-00002").Status(ctx(t), nil, "")))
+			// alpha's derived cuid still works.
+			expect(t, dots.NotFound)(e.client(t, "alpha", "dtls").Status(ctx(t), nil, ""))
+		})
+	}
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsserver/session"
@@ -82,37 +83,45 @@ func (s *Service) SessionValues(cuids []string) map[string]session.Values {
 
 // CheckCUID checks that a client (known by the cuid derived from its
 // certificate and the certificate's SPKI hash) may speak as cuid, binding
-// a first-used cuid to it (RFC 9132 §4.4.1): the derived cuid, or after a
-// collision on it (4.09 cuid-collision) a cuid of the client's own making.
+// a first-used cuid to it (RFC 9132 §4.4.1). A cuid bound to another
+// certificate is a cuid collision: 4.09 with conflict-cause cuid-collision
+// (§4.4.1, Figure 11), after which the client makes a new cuid. An unbound
+// cuid is bound when it is the derived one, when the derived one collided,
+// or when the policy lets clients choose their cuid (4.03 otherwise).
 func (s *Service) CheckCUID(derived, spki, cuid string) error {
 	s.mu.Lock()
 	derivedOwner, derivedBound := s.bindings[derived]
 	owner, bound := s.bindings[cuid]
 	s.mu.Unlock()
 	switch {
-	case cuid == derived && (!derivedBound || derivedOwner == spki):
-		if !derivedBound {
-			return s.bind(cuid, spki)
-		}
+	case bound && owner == spki:
 		return nil
-	case cuid == derived:
-		ci := &dots.ConflictInformation{ConflictCause: dots.Ptr(dots.CauseCUIDCollision)}
-		return &dots.Error{Code: dots.Conflict, Diag: "cuid collision: choose another cuid",
-			Body: &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{{ConflictInformation: ci}}}}}
-	case derivedBound && derivedOwner != spki && (!bound || owner == spki):
-		if !bound {
-			return s.bind(cuid, spki)
-		}
-		return nil
+	case bound:
+		return cuidCollision(cuid)
+	case cuid == derived, derivedBound && derivedOwner != spki, s.opts.Policy.AllowChosenCUID:
+		return s.bind(cuid, spki)
 	}
-	return dots.Errorf(dots.Forbidden, "cuid %s is not bound to this client's certificate (expected %s)", cuid, derived)
+	return dots.Errorf(dots.Forbidden, "cuid %s is not the one derived from this client's certificate (%s): "+
+		"another cuid is accepted after a cuid collision, or always with the server setting policy.allow-chosen-cuid: true", cuid, derived)
+}
+
+// cuidCollision is the 4.09 of RFC 9132 §4.4.1: conflict-information with
+// conflict-cause cuid-collision only (no conflict-status, conflict-scope
+// or retry-timer).
+func cuidCollision(cuid string) error {
+	ci := &dots.ConflictInformation{ConflictCause: dots.Ptr(dots.CauseCUIDCollision)}
+	return &dots.Error{Code: dots.Conflict, Diag: fmt.Sprintf("cuid collision: cuid %s is in use by another client; choose another cuid", cuid),
+		Body: &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{{ConflictInformation: ci}}}}}
 }
 
 func (s *Service) bind(cuid, spki string) error {
 	s.mu.Lock()
-	if cur, ok := s.bindings[cuid]; ok && cur != spki {
+	if cur, ok := s.bindings[cuid]; ok {
 		s.mu.Unlock()
-		return dots.Errorf(dots.Forbidden, "cuid %s is bound to another client", cuid)
+		if cur != spki {
+			return cuidCollision(cuid) // bound by another client since CheckCUID looked
+		}
+		return nil
 	}
 	s.bindings[cuid] = spki
 	done := s.j.add([]store.Op{{Bucket: bucketBindings, Key: cuid, Value: []byte(spki)}}, func() { delete(s.bindings, cuid) })

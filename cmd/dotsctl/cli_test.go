@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,8 +33,14 @@ type ctlEnv struct {
 
 func newCtlEnv(t *testing.T) *ctlEnv {
 	t.Helper()
+	return newCtlEnvWith(t, dotstest.Options{})
+}
+
+// newCtlEnvWith is newCtlEnv with a server started with o.
+func newCtlEnvWith(t *testing.T, o dotstest.Options) *ctlEnv {
+	t.Helper()
 	t.Setenv("DOTSCTL_CONFIG", "")
-	s := dotstest.Start(t, dotstest.Options{})
+	s := dotstest.Start(t, o)
 	dir := s.Dir
 	e := &ctlEnv{srv: s, dir: dir, addr: s.Addr, config: filepath.Join(dir, "dotsctl.yaml"), state: filepath.Join(dir, "state", "alpha.json")}
 	// Relative paths are relative to the configuration file (dotstest puts
@@ -112,10 +121,10 @@ func (e *ctlEnv) nextMIDOnDisk(t *testing.T) uint32 {
 		t.Fatal(err)
 	}
 	var st ctlState
-	if err := json.Unmarshal(b, &st); err != nil {
-		t.Fatalf("state file %s: %v", b, err)
+	if err := json.Unmarshal(b, &st); err != nil || st.NextMID == nil {
+		t.Fatalf("state file %s: %v, want a next_mid", b, err)
 	}
-	return st.NextMID
+	return uint32(*st.NextMID)
 }
 
 // row returns the line of a status table for mid.
@@ -473,25 +482,65 @@ func TestNextMID(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "sub", "state.json") // the directory is created
 	for want := uint32(1); want <= 3; want++ {
-		got, err := nextMID(p)
+		got, err := nextMID(p, nil)
 		if err != nil || got != want {
 			t.Fatalf("nextMID = %d, %v; want %d", got, err, want)
 		}
 	}
-	// Past 3/4 of the mid space the counter restarts (RFC 9132 §4.4.1).
-	if err := os.WriteFile(p, []byte(fmt.Sprintf(`{"next_mid":%d}`, midRollover)), 0o600); err != nil {
-		t.Fatal(err)
+	// Once a mid has reached 3/4 of the mid space the mids restart where
+	// the rollover says, if it may (RFC 9132 §4.4.1); else they go on.
+	at := func(next uint64) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(fmt.Sprintf(`{"next_mid":%d}`, next)), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got, err := nextMID(p); err != nil || got != midRollover {
-		t.Fatalf("nextMID at the rollover point = %d, %v", got, err)
+	var asked []uint32
+	roll := func(next uint32, ok bool, err error) rolloverFunc {
+		return func(first uint32, _ *ctlState) (uint32, bool, error) {
+			asked = append(asked, first)
+			return next, ok, err
+		}
 	}
-	if got, err := nextMID(p); err != nil || got != 1 {
-		t.Fatalf("nextMID after the rollover = %d, %v; want 1", got, err)
+	for _, tc := range []struct {
+		name     string
+		next     uint64
+		rollover rolloverFunc
+		want     uint32
+		asked    []uint32
+		err      string
+	}{
+		{"the rollover point itself", uint64(midRollover), roll(0, true, nil), midRollover, nil, ""},
+		{"past it: restart at 0", uint64(midRollover) + 1, roll(0, true, nil), 0, []uint32{0}, ""},
+		{"past it: two preconfigured requests took 0 and 1", uint64(midRollover) + 1, roll(2, true, nil), 2, []uint32{0}, ""},
+		{"past it: an attack mitigation is active", uint64(midRollover) + 1, roll(0, false, nil), midRollover + 1, []uint32{0}, ""},
+		{"past it: no server to ask", uint64(midRollover) + 1, nil, midRollover + 1, nil, ""},
+		{"the rollover fails", uint64(midRollover) + 1, roll(0, false, errors.New("no answer")), 0, []uint32{0}, "no answer"},
+		{"the last mid", math.MaxUint32, roll(0, false, nil), math.MaxUint32, []uint32{0}, ""},
+		{"none left", math.MaxUint32 + 1, roll(0, false, nil), 0, []uint32{0}, "withdraw"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			at(tc.next)
+			asked = nil
+			got, err := nextMID(p, tc.rollover)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("nextMID = %d, %v; want an error with %q", got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want || !slices.Equal(asked, tc.asked) {
+				t.Fatalf("nextMID = %d, %v (rollover asked %v); want %d (asked %v)", got, err, asked, tc.want, tc.asked)
+			}
+			if again, err := nextMID(p, nil); got < math.MaxUint32 && (err != nil || again != got+1) {
+				t.Fatalf("the mid after %d: %d, %v", got, again, err)
+			}
+		})
 	}
 	if err := os.WriteFile(p, []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nextMID(p); err == nil || !strings.Contains(err.Error(), "corrupt") || !strings.Contains(err.Error(), p) {
+	if _, err := nextMID(p, nil); err == nil || !strings.Contains(err.Error(), "corrupt") || !strings.Contains(err.Error(), p) {
 		t.Fatalf("corrupt counter: %v", err)
 	}
 
@@ -504,7 +553,7 @@ func TestNextMID(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, err := nextMID(q)
+			m, err := nextMID(q, nil)
 			if err != nil {
 				t.Error(err)
 			}

@@ -65,7 +65,10 @@ func cmdMitigate(ctx context.Context, g *globals, args []string) error {
 	defer g.close(c)
 	mid := uint32(*midFlag)
 	if mid == 0 {
-		if mid, err = nextMID(cfg.State); err != nil {
+		rctx, cancel := g.reqCtx(ctx)
+		mid, err = nextMID(cfg.State, cfg.rollover(rctx, c))
+		cancel()
+		if err != nil {
 			return err
 		}
 	}

@@ -2,15 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsclient"
 	"github.com/levee-dots/levee/pki"
 )
@@ -23,8 +27,8 @@ type ctlConfig struct {
 	CA          string   `yaml:"ca"`
 	ServerName  string   `yaml:"server-name"`
 	Transport   string   `yaml:"transport"` // auto, dtls or tls
-	State       string   `yaml:"state"`     // mid counter file
-	CUID        string   `yaml:"cuid"`      // only after a cuid collision
+	State       string   `yaml:"state"`     // mid counter and cuid file
+	CUID        string   `yaml:"cuid"`      // instead of the derived one
 }
 
 func loadCtlConfig(path string) (*ctlConfig, error) {
@@ -67,7 +71,7 @@ func loadCtlConfig(path string) (*ctlConfig, error) {
 }
 
 func (c *ctlConfig) clientConfig() (dotsclient.Config, error) {
-	cert, _, err := pki.LoadKeyPair(c.Certificate, c.Key)
+	cert, leaf, err := pki.LoadKeyPair(c.Certificate, c.Key)
 	if err != nil {
 		return dotsclient.Config{}, err
 	}
@@ -75,50 +79,166 @@ func (c *ctlConfig) clientConfig() (dotsclient.Config, error) {
 	if err != nil {
 		return dotsclient.Config{}, err
 	}
+	cuid, err := c.cuid(leaf.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return dotsclient.Config{}, err
+	}
 	return dotsclient.Config{Servers: c.Servers, Certificate: cert, RootCAs: roots, ServerName: c.ServerName,
-		Transport: c.Transport, CUID: c.CUID}, nil
+		Transport: c.Transport, CUID: cuid, OnCUIDChange: c.keepCUID}, nil
 }
 
-// midRollover is 3/4 of 2^32-1 (RFC 9132 §4.4.1): past it mids restart at 0.
-const midRollover = 3221225471
+// cuid is the cuid to speak as: the one the state file keeps since a cuid
+// collision on the configured (or derived) one, else the configured one,
+// else "" (the derived one).
+func (c *ctlConfig) cuid(spki []byte) (string, error) {
+	st, err := readState(c.State)
+	if err != nil {
+		return "", err
+	}
+	was := c.CUID
+	if was == "" {
+		was = dots.CUIDFromSPKI(spki)
+	}
+	if st.CUID != "" && st.CUIDReplaces == was {
+		return st.CUID, nil
+	}
+	return c.CUID, nil
+}
 
+// keepCUID records in the state file the cuid made after a collision on
+// old (RFC 9132 §4.4.1), used from then on instead of old.
+func (c *ctlConfig) keepCUID(old, cuid string) error {
+	heldMu.Lock()
+	defer heldMu.Unlock()
+	if st := held[c.State]; st != nil {
+		st.CUID, st.CUIDReplaces = cuid, old
+		return nil
+	}
+	return updateState(c.State, func(st *ctlState) error {
+		st.CUID, st.CUIDReplaces = cuid, old
+		return nil
+	})
+}
+
+// midRollover is 3/4 of 2^32-1 (RFC 9132 §4.4.1): once a mid has reached
+// it, mids restart at 0 (when no attack mitigation is active).
+const midRollover = dotsclient.MIDRollover
+
+// ctlState is dotsctl's state file: the mid counter, and the cuid made
+// after a cuid collision with the cuid it replaces.
 type ctlState struct {
-	NextMID uint32 `json:"next_mid"`
+	NextMID      *uint64 `json:"next_mid,omitempty"` // absent: 1
+	CUID         string  `json:"cuid,omitempty"`
+	CUIDReplaces string  `json:"cuid_replaces,omitempty"`
 }
 
-// nextMID returns a fresh mid and persists the counter (under a file lock,
-// so concurrent dotsctl runs never reuse a mid).
-func nextMID(path string) (uint32, error) {
+func readState(path string) (ctlState, error) {
+	var st ctlState
+	b, err := os.ReadFile(path)
+	switch {
+	case os.IsNotExist(err):
+		return st, nil
+	case err != nil:
+		return st, fmt.Errorf("state file: %w", err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("state file %s is corrupt (%v): fix or remove it", path, err)
+	}
+	return st, nil
+}
+
+// updateState changes the state file under a file lock, so concurrent
+// dotsctl runs never reuse a mid or lose a cuid.
+func updateState(path string, fn func(*ctlState) error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return 0, err
+		return err
 	}
 	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("mid counter: %w", err)
+		return fmt.Errorf("state file: %w", err)
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return 0, fmt.Errorf("mid counter lock: %w", err)
+		return fmt.Errorf("state file lock: %w", err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	var st ctlState
-	if b, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(b, &st); err != nil {
-			return 0, fmt.Errorf("mid counter %s is corrupt (%v): fix or remove it", path, err)
-		}
-	} else if !os.IsNotExist(err) {
-		return 0, fmt.Errorf("mid counter: %w", err)
+	st, err := readState(path)
+	if err != nil {
+		return err
 	}
-	if st.NextMID == 0 {
-		st.NextMID = 1
-	}
-	mid := st.NextMID
-	st.NextMID++
-	if st.NextMID > midRollover {
-		st.NextMID = 1
+	if err := fn(&st); err != nil {
+		return err
 	}
 	b, _ := json.Marshal(st)
 	if err := pki.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	return nil
+}
+
+// rolloverFunc restarts mids at first when it may (dotsclient.Rollover)
+// and returns the next free mid; st is the state, locked, as it is read.
+type rolloverFunc func(first uint32, st *ctlState) (next uint32, ok bool, err error)
+
+// held are the states whose file this process has locked, by path, during
+// nextMID's rollover: a new cuid made meanwhile goes there, not through the
+// lock, which the same process cannot take twice (flock(2) locks are per
+// open file, and the agent's session has a ctlConfig of its own).
+var (
+	heldMu sync.Mutex
+	held   = map[string]*ctlState{}
+)
+
+// rollover is dotsclient.Rollover for nextMID: a cuid collision meanwhile
+// keeps the new cuid in the locked state.
+func (c *ctlConfig) rollover(ctx context.Context, cl *dotsclient.Client) rolloverFunc {
+	return func(first uint32, st *ctlState) (uint32, bool, error) {
+		heldMu.Lock()
+		held[c.State] = st
+		heldMu.Unlock()
+		defer func() {
+			heldMu.Lock()
+			delete(held, c.State)
+			heldMu.Unlock()
+		}()
+		return cl.Rollover(ctx, first)
+	}
+}
+
+// nextMID returns a fresh mid and persists the counter. Once the last mid
+// handed out has reached midRollover, rollover is asked to restart the
+// mids at 0 (RFC 9132 §4.4.1); while it may not (an attack mitigation is
+// active, or rollover is nil), the counter goes on.
+func nextMID(path string, rollover rolloverFunc) (uint32, error) {
+	var mid uint32
+	var rollErr error
+	err := updateState(path, func(st *ctlState) error {
+		next := uint64(1)
+		if st.NextMID != nil {
+			next = *st.NextMID
+		}
+		if next > uint64(midRollover) && rollover != nil {
+			n, ok, err := rollover(0, st)
+			if err != nil {
+				rollErr = err // the state is written all the same: it may hold a new cuid
+				return nil
+			}
+			if ok {
+				next = uint64(n)
+			}
+		}
+		if next > math.MaxUint32 {
+			return errors.New("every mid up to 2^32-1 is used and an attack mitigation is still active: withdraw it, and the mids restart at 0")
+		}
+		mid = uint32(next)
+		next++
+		st.NextMID = &next
+		return nil
+	})
+	if err == nil {
+		err = rollErr
+	}
+	if err != nil {
 		return 0, fmt.Errorf("mid counter: %w", err)
 	}
 	return mid, nil

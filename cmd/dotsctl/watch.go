@@ -137,6 +137,7 @@ func (w *watcher) session(ctx context.Context) (answered bool, err error) {
 		return false, err
 	}
 	defer c.Close()
+	defer func() { w.cc.CUID = c.CUID() }() // a new cuid after a collision is the next session's
 	s := &watchSession{w: w, c: c, updates: make(chan update, 16), stop: make(chan struct{})}
 	defer s.deregister() // runs after close(s.stop), before c.Close
 	defer close(s.stop)

@@ -55,6 +55,7 @@ type fileConfig struct {
 		MaxActiveButTerminating time.Duration `yaml:"max-active-but-terminating"`
 		RejectOtherClients      bool          `yaml:"reject-overlap-with-other-clients"`
 		MaxRequestsPerClient    int           `yaml:"max-requests-per-client"`
+		AllowChosenCUID         bool          `yaml:"allow-chosen-cuid"`
 	} `yaml:"policy"`
 	// Limits bound what one peer can make dotsd hold (limits.go).
 	Limits limitsConfig `yaml:"limits"`
@@ -329,6 +330,7 @@ func (c *fileConfig) policy() mitigation.Policy {
 		MaxTerminating:           c.Policy.MaxActiveButTerminating,
 		RejectOtherClientOverlap: c.Policy.RejectOtherClients,
 		MaxPerClient:             c.Policy.MaxRequestsPerClient,
+		AllowChosenCUID:          c.Policy.AllowChosenCUID,
 	}
 	return p
 }

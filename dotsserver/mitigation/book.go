@@ -28,6 +28,10 @@ type Policy struct {
 	RejectOtherClientOverlap bool
 	// MaxPerClient bounds the requests one client may hold (0: 1024).
 	MaxPerClient int
+	// AllowChosenCUID binds any unbound cuid a client speaks as, not only
+	// the one derived from its certificate (RFC 9132 §4.4.1); the service
+	// applies it.
+	AllowChosenCUID bool
 }
 
 func (p *Policy) defaults() {
