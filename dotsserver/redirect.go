@@ -237,7 +237,7 @@ func (rd *redirects) overflowing(conn mux.Conn, over int) bool {
 		rd.overflow[conn] = v
 	}
 	if v {
-		rd.s.log.Info("session redirected: the server holds more sessions than signal.redirect-when-sessions-over",
+		rd.s.rlog.warn("redirect:sessions", "session redirected: the server holds more sessions than its session redirect allows",
 			"sessions", n, "limit", over, "remote", conn.RemoteAddr().String())
 	}
 	return v
