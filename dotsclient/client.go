@@ -1,10 +1,10 @@
 // Package dotsclient is the DOTS client side of the signal channel
 // (RFC 9132): Happy Eyeballs over DTLS and TLS (§4.3), mitigation requests,
 // refresh, efficacy updates, status with Observe, withdrawal (§4.4), session
-// configuration (§4.5), heartbeats in both directions (§4.7), and an agent
-// that keeps a session alive and reconnects as §4.7 prescribes. A cuid
-// collision makes a new cuid, and the mids roll over, as §4.4.1 says
-// (cuid.go, mid.go).
+// configuration (§4.5), following redirects (§4.6, redirect.go), heartbeats
+// in both directions (§4.7), and an agent that keeps a session alive and
+// reconnects as §4.7 prescribes. A cuid collision makes a new cuid, and the
+// mids roll over, as §4.4.1 says (cuid.go, mid.go).
 package dotsclient
 
 import (

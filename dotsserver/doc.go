@@ -3,7 +3,7 @@
 // (§4.1, §7), mutual X.509 authentication mapped to client domains and the
 // cuid binding of §4.4.1, the /mitigate resource (§4.4) with Observe
 // (RFC 7641, §4.4.2.1), the /config resource (§4.5) with Observe too,
-// heartbeats (§4.7),
+// redirected signaling (§4.6, redirect.go), heartbeats (§4.7),
 // and the translation of each request into a call of the mitigation service
 // (package service), which checks ownership, stores the change before it
 // is acknowledged and diverts: CoAP and CBOR in, a service call, CoAP out.

@@ -83,6 +83,9 @@ func (s *Server) parse(conn mux.Conn, r *mux.Message) (*request, error) {
 }
 
 func (s *Server) dispatch(w mux.ResponseWriter, req *request) error {
+	if r, ttl, ok := s.redirectFor(req); ok {
+		return replyRedirect(w, r, ttl)
+	}
 	code := req.msg.Code()
 	switch req.resource {
 	case "mitigate":

@@ -91,6 +91,9 @@ type Options struct {
 	RateLimit RateLimit
 	// CRL lists revoked client certificates (none: no revocation check).
 	CRL CRL
+	// SessionRedirect, when set, sends the sessions beyond a number to an
+	// alternate server (redirect.go).
+	SessionRedirect *SessionRedirect
 }
 
 // Server is a DOTS signal-channel server: CoAP in, a call of the
@@ -110,6 +113,7 @@ type Server struct {
 	obs    *observers
 	live   *liveness
 	dedupe *dedupe // answers of DTLS requests, for their repeats
+	redir  *redirects
 
 	dtlsServers []*dtlsServer.Server
 	tcpServers  []*tcpServer.Server
@@ -146,6 +150,11 @@ func New(opts Options) (*Server, error) {
 	if err := validateRates(opts); err != nil {
 		return nil, fmt.Errorf("dotsserver: %w", err)
 	}
+	if sr := opts.SessionRedirect; sr != nil {
+		if err := sr.Validate(); err != nil {
+			return nil, fmt.Errorf("dotsserver: session redirect: %w", err)
+		}
+	}
 	s := &Server{opts: opts, limits: opts.Limits.withDefaults(), log: opts.Logger, now: opts.Now, svc: opts.Service, stop: make(chan struct{})}
 	s.rate = newRateLimiter(opts.RateLimit)
 	crl, err := newRevocations(opts.CRL, opts.Logger, opts.Now)
@@ -174,6 +183,7 @@ func New(opts Options) (*Server, error) {
 	s.obs = newObservers(s)
 	s.live = newLiveness(s)
 	s.dedupe = newDedupe(opts.Now)
+	s.redir = newRedirects(s)
 	return s, nil
 }
 

@@ -49,13 +49,14 @@ type serverInfo struct {
 //	GET    /v1/bgp/neighbors           the BGP sessions (dotsd bgp neighbors)
 //	GET    /v1/dns/conflicts           pending DNS restore conflicts (dotsd dns conflicts)
 //	DELETE /v1/dns/conflicts/{name}    forget a conflict (?type=A or AAAA; none: both)
+//	GET, PUT, DELETE /v1/redirect      redirected signaling (dotsd redirect, redirect.go)
 //
 // A socket file left by a crash is replaced; a socket another process
 // still serves is never touched: startAdmin fails instead (checkSocket).
 // Close removes the socket only if the file is still the one this process
 // created. store names this server in GET /v1/server; speaker and dnsb may
-// be nil when not configured.
-func startAdmin(path, store string, speaker *bgp.Backend, dnsb *dns.Backend, log *slog.Logger) (io.Closer, error) {
+// be nil when not configured; routes add further endpoints.
+func startAdmin(path, store string, speaker *bgp.Backend, dnsb *dns.Backend, log *slog.Logger, routes ...func(*http.ServeMux)) (io.Closer, error) {
 	if path == "" {
 		return io.NopCloser(nil), nil
 	}
@@ -80,7 +81,7 @@ func startAdmin(path, store string, speaker *bgp.Backend, dnsb *dns.Backend, log
 		return io.NopCloser(nil), nil
 	}
 	info := serverInfo{PID: os.Getpid(), Store: store}
-	srv := &http.Server{Handler: newAdminHandler(info, nl, cs), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: newAdminHandler(info, nl, cs, routes...), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin socket", "err", err)
@@ -196,9 +197,12 @@ type closerFunc func() error
 func (f closerFunc) Close() error { return f() }
 
 // newAdminHandler routes the admin API; nl and cs may be nil (not
-// configured).
-func newAdminHandler(info serverInfo, nl neighborLister, cs conflictStore) http.Handler {
+// configured); routes register further endpoints.
+func newAdminHandler(info serverInfo, nl neighborLister, cs conflictStore, routes ...func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
+	for _, r := range routes {
+		r(mux)
+	}
 	mux.HandleFunc("GET /v1/server", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, info)
 	})
@@ -278,12 +282,17 @@ func writeJSON(w http.ResponseWriter, v any) {
 // the body of a 2xx answer; any other answer is an error with the body's
 // text.
 func adminRequest(ctx context.Context, path, method, target string) ([]byte, error) {
+	return adminDo(ctx, path, method, target, nil)
+}
+
+// adminDo is adminRequest with a request body (nil: none).
+func adminDo(ctx context.Context, path, method, target string, body io.Reader) ([]byte, error) {
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		}}}
-	req, err := http.NewRequestWithContext(ctx, method, "http://dotsd"+target, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://dotsd"+target, body)
 	if err != nil {
 		return nil, err
 	}
@@ -292,14 +301,14 @@ func adminRequest(ctx context.Context, path, method, target string) ([]byte, err
 		return nil, fmt.Errorf("is dotsd running? (admin.socket %s) %w", path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	answer, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, errors.New(strings.TrimSpace(string(body)))
+		return nil, errors.New(strings.TrimSpace(string(answer)))
 	}
-	return body, nil
+	return answer, nil
 }
 
 // adminFlags parses the flags common to the admin commands and loads the

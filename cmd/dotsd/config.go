@@ -33,6 +33,10 @@ type fileConfig struct {
 		UDPReceiveBuffer int           `yaml:"udp-receive-buffer"`
 		NotifyInterval   time.Duration `yaml:"notify-interval"`
 		ConfigMaxAge     uint32        `yaml:"config-max-age"`
+		// RedirectWhenSessionsOver sends the sessions beyond this number
+		// to RedirectTo (RFC 9132 §4.6; redirect.go).
+		RedirectWhenSessionsOver int             `yaml:"redirect-when-sessions-over"`
+		RedirectTo               *redirectConfig `yaml:"redirect-to"`
 	} `yaml:"signal"`
 	TLS struct {
 		Certificate string   `yaml:"certificate"`
@@ -193,6 +197,9 @@ func (c *fileConfig) validate(file string) error {
 	}
 	if c.Signal.NotifyInterval < 0 {
 		return bad("signal.notify-interval", "%v: must not be negative", c.Signal.NotifyInterval)
+	}
+	if err := c.validateRedirect(bad); err != nil {
+		return err
 	}
 	if c.TLS.Certificate == "" {
 		return bad("tls.certificate", "the server certificate file is required")
@@ -492,6 +499,9 @@ var explicitKeys = map[string]string{
 	"divert.dns.backoff":                "must be positive; leave the key out for the default 500ms",
 	"divert.scrub.poll-interval":        "must be positive; leave the key out for the default 5s",
 	"divert.scrub.timeout":              "must be positive; leave the key out for the default 10s",
+
+	"signal.redirect-when-sessions-over": "must be at least 1; leave the key out to redirect no session",
+	"signal.redirect-to.ttl":             "must be at least 1s; leave the key out for the default 1h",
 
 	"divert.bgp.min-prefix-length-v4":          "must be 1-32; leave the key out for the default 24",
 	"divert.bgp.min-prefix-length-v6":          "must be 1-128; leave the key out for the default 48",

@@ -4,8 +4,9 @@
 //	dotsd dev --dir var/dev [--signal-listen 127.0.0.1:4646]
 //	dotsd bgp neighbors --config dotsd.yaml [-o json]
 //	dotsd dns conflicts --config dotsd.yaml [-o json] [--clear NAME [--type A|AAAA]]
+//	dotsd redirect --config dotsd.yaml [--to NAME [--to ADDR]... [--ttl 1h] [--clients CUID,...] | --clear]
 //
-// The last two read the running server's state over its admin socket
+// The last three reach the running server over its admin socket
 // (admin.socket).
 package main
 

@@ -27,6 +27,7 @@ const usage = `usage:
   dotsd dev --dir DIR [flags]         create (once) a development PKI and configuration in DIR, then run
   dotsd bgp neighbors --config FILE   show the BGP neighbors of the running dotsd (admin socket)
   dotsd dns conflicts --config FILE   list (or --clear NAME) the DNS restore conflicts of the running dotsd
+  dotsd redirect --config FILE        show, set (--to NAME [--ttl D] [--clients CUID,...]) or --clear the redirect of clients
 flags:
   --signal-listen ADDR:PORT           override the signal-channel address (default 127.0.0.1:4646)
 `
@@ -37,6 +38,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) > 0 && args[0] == "dns" {
 		return runDNS(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "redirect" {
+		return runRedirect(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "dev" {
 		return runDev(ctx, args[1:], stdout, stderr)
@@ -171,7 +175,8 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if len(backends) == 0 {
 		log.Warn("no mitigator is configured: mitigation requests are accepted and stored, but no traffic is diverted")
 	}
-	admin, err := startAdmin(cfg.Admin.Socket, cfg.Store.Path, speaker, dnsBackend, log)
+	var redirect redirectAdmin
+	admin, err := startAdmin(cfg.Admin.Socket, cfg.Store.Path, speaker, dnsBackend, log, redirect.routes)
 	if err != nil {
 		return err
 	}
@@ -194,10 +199,12 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		Service: svc, UDPReceiveBuffer: cfg.Signal.UDPReceiveBuffer,
 		NotifyInterval: cfg.Signal.NotifyInterval, ConfigMaxAge: cfg.Signal.ConfigMaxAge,
 		Limits: cfg.Limits.server(), RateLimit: cfg.Limits.rate(), CRL: crl,
+		SessionRedirect: cfg.sessionRedirect(),
 	})
 	if err != nil {
 		return err
 	}
+	redirect.set(srv)
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
