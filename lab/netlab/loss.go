@@ -283,8 +283,10 @@ func RunLoss(ctx context.Context, o LossOptions) (res *LossResult, err error) {
 		}()
 	}
 	wg.Wait()
-	if res.Counts, err = l.LossCounts(); err != nil {
-		return nil, err
+	if o.Loss > 0 {
+		if res.Counts, err = l.LossCounts(); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.SetLoss(0); err != nil {
 		return nil, err

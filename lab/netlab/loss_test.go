@@ -59,3 +59,30 @@ func TestLossLab(t *testing.T) {
 		t.Errorf("dotsd holds %d of the %d acknowledged requests", res.Stored, len(res.Acked))
 	}
 }
+
+// TestLossLabAgent: with `dotsctl agent` holding its session from before
+// the loss, every `dotsctl mitigate` goes over that session (the agent
+// serves each one; none opens its own), and dotsd holds every request it
+// acknowledged.
+func TestLossLabAgent(t *testing.T) {
+	bins := lossBins(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := netlab.RunLoss(ctx, netlab.LossOptions{Bins: bins, Dir: t.TempDir(), Loss: 50, Requests: 12,
+		Spacing: 250 * time.Millisecond, Window: 10 * time.Second, Agent: true, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range res.Failed {
+		t.Logf("failed: %s", f)
+	}
+	if res.Served != res.Requests {
+		t.Errorf("the agent served %d of %d commands", res.Served, res.Requests)
+	}
+	if len(res.Acked) == 0 {
+		t.Fatal("no request acknowledged through the agent under 50% loss")
+	}
+	if res.Stored != len(res.Acked) {
+		t.Errorf("dotsd holds %d of the %d acknowledged requests", res.Stored, len(res.Acked))
+	}
+}
