@@ -23,6 +23,7 @@ type connState struct {
 	peer       *peer
 	lastRx     time.Time
 	lastHBSent time.Time
+	replaced   bool // closed for a newer session of its client: not counted again
 }
 
 // clientState is what the server knows of a client across its sessions:
@@ -130,6 +131,9 @@ func (l *liveness) peer(conn mux.Conn) (*peer, error) {
 		return nil, err
 	}
 	now := l.s.now()
+	values := l.s.svc.SessionValues([]string{p.cuid})[p.cuid]
+	var replaced *connState
+	var silent time.Duration
 	l.mu.Lock()
 	if cs != nil && cs.peer != nil {
 		p = cs.peer // identified meanwhile by a concurrent request
@@ -138,16 +142,26 @@ func (l *liveness) peer(conn mux.Conn) (*peer, error) {
 	}
 	// The session may have closed while the certificate was looked at: its
 	// close callback found no peer to uncount, so it is not counted now.
-	if cs != nil && l.conns[conn] == cs {
+	if cs != nil && l.conns[conn] == cs && !cs.replaced {
 		if n := l.sessions[p.cuid]; n >= l.s.limits.MaxSessionsPerClient {
-			l.mu.Unlock()
-			return nil, &sessionCapError{cuid: p.cuid, limit: n}
+			if replaced = l.replaceableLocked(p.cuid, now, values); replaced == nil {
+				l.mu.Unlock()
+				return nil, &sessionCapError{cuid: p.cuid, limit: n}
+			}
+			replaced.peer, replaced.replaced = nil, true // uncounted here, not again when it closes
+			l.sessions[p.cuid]--
+			silent = now.Sub(replaced.lastRx)
 		}
 		cs.peer = p
 		l.sessions[p.cuid]++
 	}
 	l.clientLocked(p.cuid).seen(now)
 	l.mu.Unlock()
+	if replaced != nil {
+		l.s.rlog.warn("session-replaced:"+p.cuid, "client at its session limit: its longest-silent session, which missed a heartbeat, is closed for the new one",
+			"cuid", p.cuid, "closed", replaced.conn.RemoteAddr().String(), "silent", silent.String(), "new", conn.RemoteAddr().String())
+		_ = replaced.conn.Close()
+	}
 	l.s.log.Info("client session", "cuid", p.cuid, "domain", p.domain.Name, "transport", transport, "remote", conn.RemoteAddr())
 	return p, nil
 }
