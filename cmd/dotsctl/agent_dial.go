@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/levee-dots/levee/dotsclient"
@@ -19,6 +20,7 @@ import (
 type agentDialer struct {
 	g        *globals
 	rd       dotsclient.Redirects
+	mu       sync.Mutex        // for known: a probe and a parallel session may dial at once
 	known    map[string]string // servers, joined → "dtls" or "tls"
 	redirect *redirectError    // to follow on the next dial
 	ignored  bool              // the last redirect was ignored (a loop): do not rush to the next
@@ -41,6 +43,19 @@ func reprobeIn() time.Duration {
 func autoTransport(cc dotsclient.Config) bool { return cc.Transport == "" || cc.Transport == "auto" }
 
 func serversKey(cc dotsclient.Config) string { return strings.Join(cc.Servers, ",") }
+
+// knownGood is the transport that last worked for the servers of cc.
+func (d *agentDialer) knownGood(cc dotsclient.Config) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.known[serversKey(cc)]
+}
+
+func (d *agentDialer) remember(cc dotsclient.Config, transport string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.known[serversKey(cc)] = transport
+}
 
 // config is the client configuration of the next session.
 func (d *agentDialer) config(underAttack bool) (dotsclient.Config, error) {
@@ -78,7 +93,7 @@ func (d *agentDialer) dial(ctx context.Context, underAttack bool) (*dotsclient.C
 	if err != nil {
 		return nil, cc, err
 	}
-	if autoTransport(cc) && d.known[serversKey(cc)] == "tls" {
+	if autoTransport(cc) && d.knownGood(cc) == "tls" {
 		tlsOnly := cc
 		tlsOnly.Transport = "tls"
 		if c, err := d.open(ctx, tlsOnly); err == nil {
@@ -90,7 +105,7 @@ func (d *agentDialer) dial(ctx context.Context, underAttack bool) (*dotsclient.C
 		return nil, cc, err
 	}
 	if autoTransport(cc) {
-		d.known[serversKey(cc)] = c.Transport()
+		d.remember(cc, c.Transport())
 	}
 	return c, cc, nil
 }
@@ -113,7 +128,7 @@ func (d *agentDialer) probeDTLS(ctx context.Context, cc dotsclient.Config) (*dot
 	if err != nil {
 		return nil, err
 	}
-	d.known[serversKey(cc)] = "dtls"
+	d.remember(cc, "dtls")
 	return c, nil
 }
 

@@ -66,72 +66,214 @@ func agentSession(ctx context.Context, g *globals, sock *agentServer, life *agen
 	if err != nil {
 		return err
 	}
-	defer func() { c.Close() }() // c is the session of the moment
+	s := &agentLoop{g: g, sock: sock, life: life, d: d, c: c, cc: cc}
+	defer func() { s.c.Close() }() // the session of the moment
 	sock.cur.Store(c)
 	defer sock.cur.Store(nil)
 	if err := agentSync(ctx, g, life, c, true); err != nil {
 		return err
 	}
 	set, name := life.hb()
+	s.set = set
 	fmt.Fprintf(g.stdout, "%s agent: session up over %s to %s (cuid %s), %s\n",
 		stamp(), c.Transport(), c.Remote(), c.CUID(), hbText(set, name))
-	now := time.Now()
-	hbNext, reprobe := now, time.Time{}
-	if c.Transport() == "tls" && autoTransport(cc) {
-		reprobe = now.Add(reprobeIn())
-	}
-	unanswered := 0
+	s.hbNext = time.Now()
+	s.scheduleProbe()
+	s.probe = newBackgroundDial(ctx, func(ctx context.Context, cc dotsclient.Config) (*dotsclient.Client, dotsclient.Config, error) {
+		nc, err := d.probeDTLS(ctx, cc)
+		return nc, cc, err
+	})
+	defer s.probe.stop()
+	s.parallel = newBackgroundDial(ctx, func(ctx context.Context, _ dotsclient.Config) (*dotsclient.Client, dotsclient.Config, error) {
+		return d.dial(ctx, true)
+	})
+	defer s.parallel.stop()
+	return s.run(ctx)
+}
+
+// agentLoop is the state of one session of the agent.
+type agentLoop struct {
+	g    *globals
+	sock *agentServer
+	life *agentLife
+	d    *agentDialer
+	c    *dotsclient.Client
+	cc   dotsclient.Config // c was opened with it
+
+	set        hbSet
+	hbNext     time.Time
+	unanswered int
+	reprobe    time.Time // next DTLS probe; zero: none (on DTLS)
+	parallelAt time.Time // next parallel session allowed
+	probe      *backgroundDial
+	parallel   *backgroundDial
+}
+
+func (s *agentLoop) run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	probe := newDTLSProbe(ctx, d, cc)
-	defer probe.stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-c.Done():
-			return errors.New("the session was closed")
-		case <-sock.served:
-			if err := agentSync(ctx, g, life, c, false); err != nil {
+		case <-s.c.Done():
+			if err := s.closed(ctx); err != nil {
 				return err
 			}
-		case res := <-probe.done:
-			probe.running = false
-			if nc := agentMove(g, sock, c, res); nc != nil {
-				c, reprobe, unanswered = nc, time.Time{}, 0
+		case <-s.sock.served:
+			if err := agentSync(ctx, s.g, s.life, s.c, false); err != nil {
+				return err
+			}
+		case res := <-s.probe.done:
+			s.probe.running = false
+			if res.err != nil {
+				fmt.Fprintf(s.g.stderr, "%s agent: DTLS still fails, staying on TLS: %v\n", stamp(), res.err)
+			} else {
+				s.move(res, "session moved to dtls")
+			}
+		case res := <-s.parallel.done:
+			s.parallel.running = false
+			switch {
+			case res.err != nil:
+				fmt.Fprintf(s.g.stderr, "%s agent: parallel session failed, heartbeats go on on the old one: %v\n", stamp(), res.err)
+			case s.unanswered == 0:
+				res.c.Close() // the old session answers again: keep it
+			default:
+				s.move(res, "moved to a parallel session over "+res.c.Transport())
 			}
 		case <-timer.C:
 		}
-		now := time.Now()
-		if set.interval > 0 && !now.Before(hbNext) {
-			hbNext = now.Add(set.interval)
-			if err := agentHeartbeat(ctx, g, c, set, &unanswered); err != nil {
-				return err
-			}
-		}
-		if err := agentUpkeep(ctx, g, life, c); err != nil {
+		if err := s.tick(ctx); err != nil {
 			return err
 		}
-		if !reprobe.IsZero() && !time.Now().Before(reprobe) {
-			reprobe = time.Now().Add(reprobeIn())
-			probe.start()
-		}
-		if nset, nname := life.hb(); nset != set {
-			set = nset
-			hbNext = time.Now().Add(set.interval)
-			fmt.Fprintf(g.stdout, "%s agent: %s\n", stamp(), hbText(set, nname))
-		}
-		wake := life.next()
-		for _, t := range []time.Time{hbNext, reprobe} {
-			if !t.IsZero() && (t != hbNext || set.interval > 0) && (wake.IsZero() || t.Before(wake)) {
-				wake = t
-			}
-		}
-		if wake.IsZero() {
-			wake = time.Now().Add(time.Hour)
-		}
-		timer.Reset(max(time.Until(wake), 0))
+		timer.Reset(max(time.Until(s.wake()), 0))
 	}
+}
+
+// tick does what is due.
+func (s *agentLoop) tick(ctx context.Context) error {
+	if now := time.Now(); s.set.interval > 0 && !now.Before(s.hbNext) {
+		s.hbNext = now.Add(s.set.interval)
+		if err := s.heartbeat(ctx); err != nil {
+			return err
+		}
+	}
+	if err := agentUpkeep(ctx, s.g, s.life, s.c); err != nil {
+		return err
+	}
+	if !s.reprobe.IsZero() && !time.Now().Before(s.reprobe) {
+		s.reprobe = time.Now().Add(reprobeIn())
+		s.probe.start(s.cc)
+	}
+	if set, name := s.life.hb(); set != s.set {
+		s.set = set
+		s.hbNext = time.Now().Add(set.interval)
+		fmt.Fprintf(s.g.stdout, "%s agent: %s\n", stamp(), hbText(set, name))
+	}
+	return nil
+}
+
+// wake is when the loop has something to do next.
+func (s *agentLoop) wake() time.Time {
+	wake := s.life.next()
+	for _, t := range []time.Time{s.hbNext, s.reprobe} {
+		if !t.IsZero() && (t != s.hbNext || s.set.interval > 0) && (wake.IsZero() || t.Before(wake)) {
+			wake = t
+		}
+	}
+	if wake.IsZero() {
+		wake = time.Now().Add(time.Hour)
+	}
+	return wake
+}
+
+// scheduleProbe plans a DTLS probe for a session on a TLS fallback.
+func (s *agentLoop) scheduleProbe() {
+	s.reprobe = time.Time{}
+	if s.c.Transport() == "tls" && autoTransport(s.cc) {
+		s.reprobe = time.Now().Add(reprobeIn())
+	}
+}
+
+// move makes the session res opened the agent's. Make before break: the
+// old session is closed only once the new one is up and serving.
+func (s *agentLoop) move(res dialResult, what string) {
+	old := s.c
+	s.sock.cur.Store(res.c)
+	s.c, s.cc, s.unanswered = res.c, res.cc, 0
+	old.Close()
+	s.scheduleProbe()
+	fmt.Fprintf(s.g.stdout, "%s agent: %s to %s (cuid %s)\n", stamp(), what, res.c.Remote(), res.c.CUID())
+}
+
+// closed handles the end of the session by the peer. During a mitigation
+// the agent moves to a parallel session at once (RFC 9132 §4.7), the one
+// being opened or a new one, no more often than every parallelRetry;
+// else the session is over.
+func (s *agentLoop) closed(ctx context.Context) error {
+	if !s.life.active() {
+		return errors.New("the session was closed")
+	}
+	if !s.parallel.running {
+		if time.Now().Before(s.parallelAt) {
+			return errors.New("the session was closed")
+		}
+		s.parallelAt = time.Now().Add(parallelRetry)
+		fmt.Fprintf(s.g.stderr, "%s agent: the session was closed during a mitigation: opening a new one at once\n", stamp())
+		s.parallel.start(s.cc)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case res := <-s.parallel.done:
+		s.parallel.running = false
+		if res.err != nil {
+			return fmt.Errorf("the session was closed, and a new one failed: %w", res.err)
+		}
+		s.move(res, "moved to a parallel session over "+res.c.Transport())
+		return nil
+	}
+}
+
+// parallelRetry is the least time between two parallel sessions.
+const parallelRetry = time.Minute
+
+// heartbeat sends one heartbeat, waiting up to heartbeat-interval over
+// TLS (RFC 9132 §4.7; missing-hb-allowed is not negotiated there: one
+// unanswered heartbeat tells) and at most 5 s over DTLS. When too many go
+// unanswered and no mitigation is active, the session is lost (an
+// error). While one is, the session is not given up (§4.7): heartbeats
+// go on on it, and a parallel session is opened, to which the agent moves
+// once it is up.
+func (s *agentLoop) heartbeat(ctx context.Context) error {
+	c, set := s.c, s.set
+	wait, missing := min(set.interval, 5*time.Second), set.missing
+	if c.Transport() == "tls" {
+		wait, missing = set.interval, 1
+	}
+	peerOK := !c.LastServerHeartbeat().IsZero() && time.Since(c.LastServerHeartbeat()) <= 2*set.interval
+	r, err := c.HeartbeatWithin(ctx, peerOK, wait)
+	switch {
+	case err == nil && r.Code == dots.Changed:
+		s.unanswered = 0
+		return nil
+	case err == nil:
+		return fmt.Errorf("heartbeat answered %s %s", r.Code, r.Diag)
+	}
+	s.unanswered++
+	fmt.Fprintf(s.g.stderr, "%s agent: heartbeat %d unanswered: %v\n", stamp(), s.unanswered, err)
+	if s.unanswered < missing {
+		return nil
+	}
+	if !s.life.active() {
+		return fmt.Errorf("%d heartbeats unanswered: session lost", s.unanswered)
+	}
+	if !s.parallel.running && !time.Now().Before(s.parallelAt) {
+		s.parallelAt = time.Now().Add(parallelRetry)
+		fmt.Fprintf(s.g.stderr, "%s agent: %d heartbeats unanswered during a mitigation: keeping the session, opening a parallel one\n", stamp(), s.unanswered)
+		s.parallel.start(s.cc)
+	}
+	return nil
 }
 
 // agentSync reads the client's mitigations (and, with config, the session
@@ -182,78 +324,45 @@ func agentUpkeep(ctx context.Context, g *globals, life *agentLife, c *dotsclient
 	return nil
 }
 
-// agentHeartbeat sends one heartbeat; an error means the session is lost.
-func agentHeartbeat(ctx context.Context, g *globals, c *dotsclient.Client, set hbSet, unanswered *int) error {
-	peerOK := !c.LastServerHeartbeat().IsZero() && time.Since(c.LastServerHeartbeat()) <= 2*set.interval
-	r, err := c.Heartbeat(ctx, peerOK)
-	switch {
-	case err == nil && r.Code == dots.Changed:
-		*unanswered = 0
-	case err == nil:
-		return fmt.Errorf("heartbeat answered %s %s", r.Code, r.Diag)
-	default:
-		*unanswered++
-		fmt.Fprintf(g.stderr, "%s agent: heartbeat %d unanswered: %v\n", stamp(), *unanswered, err)
-		if *unanswered >= set.missing {
-			return fmt.Errorf("%d heartbeats unanswered: session lost", *unanswered)
-		}
-	}
-	return nil
-}
-
-// dtlsProbe tries DTLS in the background for a session that fell back
-// to TLS (RFC 9132 §4.3), so that heartbeats and refreshes go on meanwhile.
-type dtlsProbe struct {
+// backgroundDial opens a session in the background, so that heartbeats
+// and refreshes go on meanwhile: a DTLS probe, or a parallel session.
+type backgroundDial struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
-	d       *agentDialer
-	cc      dotsclient.Config
-	done    chan probeResult
+	dial    func(context.Context, dotsclient.Config) (*dotsclient.Client, dotsclient.Config, error)
+	done    chan dialResult
 	running bool
 }
 
-type probeResult struct {
+type dialResult struct {
 	c   *dotsclient.Client
+	cc  dotsclient.Config
 	err error
 }
 
-func newDTLSProbe(ctx context.Context, d *agentDialer, cc dotsclient.Config) *dtlsProbe {
+func newBackgroundDial(ctx context.Context, dial func(context.Context, dotsclient.Config) (*dotsclient.Client, dotsclient.Config, error)) *backgroundDial {
 	ctx, cancel := context.WithCancel(ctx)
-	return &dtlsProbe{ctx: ctx, cancel: cancel, d: d, cc: cc, done: make(chan probeResult, 1)}
+	return &backgroundDial{ctx: ctx, cancel: cancel, dial: dial, done: make(chan dialResult, 1)}
 }
 
-// start begins a probe unless one is running.
-func (p *dtlsProbe) start() {
-	if p.running {
+// start begins a dial from the session configuration cc unless one is running.
+func (b *backgroundDial) start(cc dotsclient.Config) {
+	if b.running {
 		return
 	}
-	p.running = true
+	b.running = true
 	go func() {
-		c, err := p.d.probeDTLS(p.ctx, p.cc)
-		p.done <- probeResult{c, err}
+		c, cc, err := b.dial(b.ctx, cc)
+		b.done <- dialResult{c, cc, err}
 	}()
 }
 
-// stop ends a running probe and closes a session it may have opened.
-func (p *dtlsProbe) stop() {
-	p.cancel()
-	if p.running {
-		if res := <-p.done; res.c != nil {
+// stop ends a running dial and closes a session it may have opened.
+func (b *backgroundDial) stop() {
+	b.cancel()
+	if b.running {
+		if res := <-b.done; res.c != nil {
 			res.c.Close()
 		}
 	}
-}
-
-// agentMove moves to the session a DTLS probe opened. Make before break:
-// the TLS session old is closed only once the DTLS one is up and serving;
-// nil when DTLS still fails.
-func agentMove(g *globals, sock *agentServer, old *dotsclient.Client, res probeResult) *dotsclient.Client {
-	if res.err != nil {
-		fmt.Fprintf(g.stderr, "%s agent: DTLS still fails, staying on TLS: %v\n", stamp(), res.err)
-		return nil
-	}
-	sock.cur.Store(res.c)
-	old.Close()
-	fmt.Fprintf(g.stdout, "%s agent: session moved to dtls to %s (cuid %s)\n", stamp(), res.c.Remote(), res.c.CUID())
-	return res.c
 }

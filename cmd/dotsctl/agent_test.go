@@ -39,7 +39,12 @@ func startAgent(t *testing.T, e *ctlEnv) *agentRun {
 			t.Error("agent did not stop when its context was cancelled")
 		}
 	}
-	t.Cleanup(a.stop)
+	t.Cleanup(func() {
+		a.stop()
+		if t.Failed() {
+			t.Logf("agent stderr:\n%s", a.errOut.String())
+		}
+	})
 	waitWithin(t, "agent", a.out, "session up", 10*time.Second)
 	return a
 }
