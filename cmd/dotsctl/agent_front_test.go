@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -10,11 +9,13 @@ import (
 
 // udpFront is 127.0.0.1:P in front of a server: TCP port P forwards to the
 // server's TCP port, and UDP port P swallows every datagram (a firewall
-// dropping UDP) until opened, then forwards them too.
+// dropping UDP) until opened, then forwards them too. With tcpStalled,
+// what clients send over TCP is swallowed too.
 type udpFront struct {
-	addr    string
-	open    atomic.Bool
-	dropped atomic.Int64 // datagrams swallowed
+	addr       string
+	open       atomic.Bool
+	dropped    atomic.Int64 // datagrams swallowed
+	tcpStalled atomic.Bool
 }
 
 func newUDPFront(t *testing.T, backend string) *udpFront {
@@ -50,11 +51,23 @@ func newUDPFront(t *testing.T, backend string) *udpFront {
 		conns = append(conns, cs...)
 		return true
 	}
-	pipe := func(dst, src net.Conn) {
+	pipe := func(dst, src net.Conn, stall *atomic.Bool) {
 		defer wg.Done()
-		_, _ = io.Copy(dst, src)
-		dst.Close()
-		src.Close()
+		defer dst.Close()
+		defer src.Close()
+		b := make([]byte, 65536)
+		for {
+			n, err := src.Read(b)
+			if err != nil {
+				return
+			}
+			if stall != nil && stall.Load() {
+				continue
+			}
+			if _, err := dst.Write(b[:n]); err != nil {
+				return
+			}
+		}
 	}
 	wg.Add(2)
 	go func() { // UDP: dropped, or forwarded by one socket per client
@@ -110,8 +123,8 @@ func newUDPFront(t *testing.T, backend string) *udpFront {
 				return
 			}
 			wg.Add(2)
-			go pipe(in, out)
-			go pipe(out, in)
+			go pipe(in, out, nil)
+			go pipe(out, in, &f.tcpStalled)
 		}
 	}()
 	t.Cleanup(func() {

@@ -44,3 +44,25 @@ func TestAgentKeepsSessionDuringMitigation(t *testing.T) {
 		t.Errorf("the agent served %d status commands, want 1:\n%s", n, a.out.String())
 	}
 }
+
+// TestAgentTLSWaitsHeartbeatInterval: over TLS, where missing-hb-allowed
+// is not negotiated, the agent waits heartbeat-interval (here 7 s, more
+// than the 5 s a DTLS heartbeat waits) for the answer of a heartbeat, and
+// then, no mitigation being active, concludes that the session is lost
+// (RFC 9132 §4.7).
+func TestAgentTLSWaitsHeartbeatInterval(t *testing.T) {
+	ranges := session.DefaultRanges
+	ranges.Min.HeartbeatInterval = 1
+	e := newCtlEnvWith(t, dotstest.Options{Mutate: func(o *dotsserver.Options) { o.Ranges = ranges }})
+	f := newUDPFront(t, e.addr)
+	e.useServers(t, f.addr)
+	e.ok(t, "session", "set", "--sid", "5", "--idle-heartbeat-interval", "7", "--idle-missing-hb-allowed", "15")
+	a := startAgent(t, e)
+	contains(t, "agent output", a.out.String(), "session up over tls to "+f.addr, "heartbeat every 7s (idle-config)")
+	stalled := time.Now()
+	f.tcpStalled.Store(true)
+	waitWithin(t, "the loss", a.errOut, "1 heartbeats unanswered: session lost", 20*time.Second)
+	if d := time.Since(stalled); d < 7*time.Second {
+		t.Errorf("the session was declared lost %s after TCP stalled, want at least the heartbeat interval (7s)", d.Round(time.Millisecond))
+	}
+}
