@@ -30,10 +30,15 @@ type agentLife struct {
 // agentReq is one of the client's mitigation requests.
 type agentReq struct {
 	scope    dots.Scope // its parameters, as a refresh repeats them
-	lifetime int64      // what a refresh asks for: the longest remaining lifetime seen
+	lifetime int64      // what a refresh asks for: the lifetime it was last given
 	status   dots.Status
+	expires  time.Time // zero: indefinite
 	due      time.Time // when to refresh; zero: never (indefinite, or ending)
 }
+
+// sameExpiry is how far two readings of a request's end may differ
+// (lifetimes are whole seconds, rounded up) for it to count as unchanged.
+const sameExpiry = 2 * time.Second
 
 // hbSet is the heartbeat part of a configuration set.
 type hbSet struct {
@@ -141,23 +146,30 @@ func (l *agentLife) learn(ctx context.Context, c *dotsclient.Client) error {
 			continue
 		}
 		rq := &agentReq{scope: requestParams(sc), status: *sc.Status, lifetime: -1}
-		if sc.Lifetime != nil {
-			rq.lifetime = *sc.Lifetime
+		if sc.Lifetime != nil && *sc.Lifetime >= 0 {
+			// What remains is the lifetime unless the request was read
+			// before with the same end: then it is the lifetime known. A
+			// different end means a refresh by someone else.
+			rq.lifetime, rq.expires = *sc.Lifetime, now.Add(time.Duration(*sc.Lifetime)*time.Second)
+			if old := l.reqs[*sc.MID]; old != nil && !old.expires.IsZero() && absDur(old.expires.Sub(rq.expires)) <= sameExpiry {
+				rq.lifetime, rq.expires = old.lifetime, old.expires
+			}
 		}
-		remaining := rq.lifetime
-		if old := l.reqs[*sc.MID]; old != nil && remaining >= 0 && old.lifetime > remaining {
-			rq.lifetime = old.lifetime
-		}
-		if remaining >= 0 && refreshable(rq.status) {
-			// The request started (or was last refreshed) lifetime ago
-			// less what remains; reading it again moves nothing.
+		if !rq.expires.IsZero() && refreshable(rq.status) {
 			life := time.Duration(rq.lifetime) * time.Second
-			rq.due = now.Add(time.Duration(remaining)*time.Second - life + refreshAfter(life))
+			rq.due = rq.expires.Add(-life + refreshAfter(life))
 		}
 		seen[*sc.MID] = rq
 	}
 	l.reqs = seen
 	return nil
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 // errOf is r's refusal, or its unexpected code.
@@ -198,9 +210,10 @@ func (l *agentLife) refreshDue(ctx context.Context, c *dotsclient.Client) error 
 			if r.Body != nil && r.Body.MitigationScope != nil && len(r.Body.MitigationScope.Scope) > 0 && r.Body.MitigationScope.Scope[0].Lifetime != nil {
 				granted = *r.Body.MitigationScope.Scope[0].Lifetime
 			}
-			rq.due = time.Time{}
+			rq.due, rq.expires = time.Time{}, time.Time{}
 			if granted >= 0 {
-				rq.due = l.now().Add(refreshAfter(time.Duration(granted) * time.Second))
+				at := l.now()
+				rq.due, rq.expires = at.Add(refreshAfter(time.Duration(granted)*time.Second)), at.Add(time.Duration(granted)*time.Second)
 			}
 			fmt.Fprintf(l.log, "%s agent: mid %d refreshed (%s), lifetime %s\n", stamp(), mid, r.Code, lifetimeText(granted))
 		case r.Code == dots.NotFound:

@@ -123,3 +123,34 @@ func TestAgentFollowsSessionConfig(t *testing.T) {
 		t.Errorf("the configuration was read %d times during a mitigation, want none:\n%s", m-n, a.out.String())
 	}
 }
+
+func TestRefreshAfter(t *testing.T) {
+	for _, tc := range []struct {
+		lifetime, want time.Duration
+	}{
+		{4 * time.Second, 3200 * time.Millisecond}, // 80%: 60 s before the end is already past
+		{time.Minute, 48 * time.Second},
+		{100 * time.Second, 40 * time.Second},  // 60 s before the end comes first
+		{300 * time.Second, 240 * time.Second}, // both at once
+		{time.Hour, 48 * time.Minute},          // 80% comes first
+	} {
+		t.Run(tc.lifetime.String(), func(t *testing.T) {
+			if got := refreshAfter(tc.lifetime); got != tc.want {
+				t.Errorf("refreshAfter(%s) = %s, want %s", tc.lifetime, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestAgentRefreshKeepsNewLifetime: a request refreshed through the agent
+// with a shorter lifetime is refreshed from then on with that lifetime
+// (the agent takes the new end for a refresh by someone else, not for
+// time gone by).
+func TestAgentRefreshKeepsNewLifetime(t *testing.T) {
+	e := newCtlEnv(t)
+	a := startAgent(t, e)
+	e.ok(t, "mitigate", "--target", "203.0.113.26/32", "--lifetime", "3600")
+	contains(t, "refresh", e.ok(t, "mitigate", "--mid", "1", "--target", "203.0.113.26/32", "--lifetime", "5"), "mid 1 refreshed (2.04)", "lifetime granted: 5s")
+	waitWithin(t, "the agent's refresh", a.out, "mid 1 refreshed (2.04), lifetime", 8*time.Second)
+	contains(t, "agent output", a.out.String(), "mid 1 refreshed (2.04), lifetime 5s")
+}
