@@ -282,18 +282,18 @@ func (s *agentLoop) heartbeat(ctx context.Context) error {
 func agentSync(ctx context.Context, g *globals, life *agentLife, c *dotsclient.Client, config bool) error {
 	rctx, cancel := g.reqCtx(ctx)
 	defer cancel()
-	var err error
-	if config {
-		err = life.readConfig(rctx, c)
-	}
-	if err == nil {
-		err = life.learn(rctx, c)
-	}
 	var re *redirectError
-	if errors.As(err, &re) {
-		return err
+	if config {
+		if err := life.readConfig(rctx, c); errors.As(err, &re) {
+			return err
+		} else if err != nil {
+			life.configDue = time.Now().Add(refreshRetry) // try again soon
+			fmt.Fprintf(g.stderr, "%s agent: %v\n", stamp(), err)
+		}
 	}
-	if err != nil {
+	if err := life.learn(rctx, c); errors.As(err, &re) {
+		return err
+	} else if err != nil {
 		fmt.Fprintf(g.stderr, "%s agent: %v\n", stamp(), err)
 	}
 	return nil
