@@ -50,8 +50,7 @@ type hbSet struct {
 var defaultHB = hbSet{interval: 30 * time.Second, missing: 15}
 
 // configRetry is how soon the configuration is read again without a
-// Max-Age (RFC 9132 §4.5: every 60 s), and how soon a failed refresh is
-// tried again.
+// Max-Age (RFC 9132 §4.5: every 60 s).
 const configRetry = time.Minute
 
 // refreshRetry is how soon a refresh that got no answer is tried again.
