@@ -62,6 +62,9 @@ type agentServer struct {
 	ln   net.Listener
 	cur  atomic.Pointer[dotsclient.Client] // the session, while one is up
 	wg   sync.WaitGroup
+	// served is signalled after each command served: the agent then reads
+	// the client's mitigations again (agent_life.go).
+	served chan struct{}
 }
 
 // listenAgent opens the socket. A socket that answers belongs to another
@@ -84,7 +87,7 @@ func listenAgent(g *globals, cfg *ctlConfig) (*agentServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: listen on %s: %w", path, err)
 	}
-	return &agentServer{g: g, path: path, ln: ln}, nil
+	return &agentServer{g: g, path: path, ln: ln, served: make(chan struct{}, 1)}, nil
 }
 
 // serve answers connections until the listener is closed.
@@ -137,6 +140,10 @@ func (s *agentServer) run(ctx context.Context, req agentRequest) agentReply {
 	g := &globals{config: s.g.config, output: req.Output, timeout: min(max(req.Timeout, time.Second), 5*time.Minute),
 		stdout: &out, stderr: &errOut, session: c}
 	err := commands()[req.Command](ctx, g, req.Args)
+	select {
+	case s.served <- struct{}{}:
+	default: // one signal pending is enough
+	}
 	reply := agentReply{Stdout: out.String(), Stderr: errOut.String()}
 	if err != nil {
 		reply.Error = err.Error()

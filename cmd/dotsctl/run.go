@@ -35,7 +35,9 @@ commands:
   session reset                    back to the server's defaults
   agent                            keep a session with heartbeats, reconnecting as RFC 9132 says;
                                    while it runs, mitigate, status, withdraw and efficacy go over
-                                   its session (a 0600 socket beside the state file)
+                                   its session (a 0600 socket beside the state file); it refreshes
+                                   the client's mitigations before their lifetime ends and follows
+                                   the session configuration, redirects and a return to DTLS
 
 The configuration defaults to $DOTSCTL_CONFIG.
 `
