@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"encoding/base64"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/levee-dots/levee/dotsserver"
+	"github.com/levee-dots/levee/pki"
 )
 
 // pskConfig is one pre-shared key of a client domain (match.psk): the
@@ -23,8 +18,8 @@ type pskConfig struct {
 
 // loadPSKs reads the key files of every clients[].match.psk entry (paths
 // relative to the configuration file's directory base) and keeps the keys
-// for domains(). Identities are unique over all domains; a key has at
-// least dotsserver.MinPSKBytes bytes.
+// for domains(). Identities are unique over all domains; a key file is
+// owner-only, in hex or base64, with at least 16 bytes (pki.LoadPSK).
 func (c *fileConfig) loadPSKs(file, base string) error {
 	bad := func(key, format string, args ...any) error {
 		return &configError{file: file, key: key, problem: fmt.Sprintf(format, args...)}
@@ -51,7 +46,7 @@ func (c *fileConfig) loadPSKs(file, base string) error {
 			if !filepath.IsAbs(path) {
 				path = filepath.Join(base, path)
 			}
-			k, err := readPSKFile(path)
+			k, err := pki.LoadPSK(path)
 			if err != nil {
 				return bad(key+".key-file", "%v", err)
 			}
@@ -59,48 +54,4 @@ func (c *fileConfig) loadPSKs(file, base string) error {
 		}
 	}
 	return nil
-}
-
-// readPSKFile reads a key written in hex or base64 (standard or URL
-// alphabet, padded or not; hex is tried first) in a file that only its
-// owner may read: a group- or world-readable key is refused.
-func readPSKFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%s has mode %04o: a key file must be readable by its owner only (chmod 600 %s)", path, perm, path)
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	text := string(bytes.TrimSpace(raw))
-	if text == "" {
-		return nil, fmt.Errorf("%s is empty: write the key in hex or base64, e.g. openssl rand -hex 32", path)
-	}
-	k, err := decodePSK(text)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(k) < dotsserver.MinPSKBytes {
-		return nil, fmt.Errorf("%s: the key has %d bytes, at least %d are required (e.g. openssl rand -hex 32)", path, len(k), dotsserver.MinPSKBytes)
-	}
-	return k, nil
-}
-
-func decodePSK(s string) ([]byte, error) {
-	if k, err := hex.DecodeString(s); err == nil {
-		return k, nil
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if k, err := enc.DecodeString(s); err == nil {
-			return k, nil
-		}
-	}
-	if strings.ContainsAny(s, " \t\r\n") {
-		return nil, errors.New("the key is neither hex nor base64 (it holds white space: write it on one line)")
-	}
-	return nil, errors.New("the key is neither hex nor base64")
 }
