@@ -176,7 +176,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	if cfg.PSK != nil {
-		cfg.Transport = "dtls"
+		cfg.Transport = "dtls" // Go's TLS has no external PSKs (psk.go)
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger, cuid: cuid}
 	if cfg.CUID != "" {
