@@ -199,7 +199,7 @@ func derivedCUID(cfg Config) (string, error) {
 		return checkPSK(cfg)
 	}
 	if len(cfg.Certificate.Certificate) == 0 {
-		return "", errors.New("dotsclient: a client certificate (or a PSK) is required")
+		return "", errors.New("dotsclient: a client certificate is required (or a PSK)")
 	}
 	leaf, err := x509.ParseCertificate(cfg.Certificate.Certificate[0])
 	if err != nil {

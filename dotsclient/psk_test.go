@@ -24,7 +24,7 @@ func TestPSKConfigErrors(t *testing.T) {
 		{"empty identity", Config{PSK: &PSK{Key: testPSK.Key}}, "identity is empty"},
 		{"with a certificate", Config{PSK: &testPSK, Certificate: e.ClientCert(t, "alpha")}, "not both"},
 		{"over TLS", Config{PSK: &testPSK, Transport: "tls"}, "DTLS only"},
-		{"neither", Config{}, "a client certificate (or a PSK) is required"},
+		{"neither", Config{}, "a client certificate is required (or a PSK)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Servers = []string{e.addr}
