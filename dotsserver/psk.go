@@ -22,8 +22,8 @@ import (
 // has to present a certificate of a configured CA: a PSK makes no difference
 // to it.
 //
-// Cipher suites, in the server's order of preference (RFC 9325 §4.2: AEAD
-// only, forward secrecy preferred):
+// Cipher suites (RFC 9325 §4.2: AEAD only, forward secrecy preferred); pion
+// takes the first suite of the client's offer that it accepts:
 //   - TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256 (RFC 7905): ECDHE-PSK,
 //     the (EC)DHE PSK handshake RFC 9132 §7 asks for, with an AEAD. It is
 //     the only AEAD ECDHE-PSK suite of pion v3.1.15 (its
@@ -32,7 +32,8 @@ import (
 //     TLS_PSK_WITH_AES_128_CCM (RFC 6655): plain PSK with an AEAD, for
 //     clients without the ECDHE-PSK suite above. They have no forward
 //     secrecy: whoever learns the key later can decrypt recorded sessions.
-//     Our client (dotsclient) offers the ECDHE-PSK suite first.
+//     Our client (dotsclient) and libcoap's OpenSSL build offer the
+//     ECDHE-PSK suite first.
 //
 // The CCM_8 suites (an 8-byte tag, RFC 9325 §4.2 keeps them for constrained
 // devices) and the CBC ones are not accepted.
