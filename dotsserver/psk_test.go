@@ -294,3 +294,43 @@ func coapClientLog(t *testing.T, args ...string) string {
 	}
 	return out.String()
 }
+
+// TestPSKCipherSuites: a PSK handshake gets an AEAD suite or none
+// (RFC 9132 §7, RFC 9325 §4.2): ECDHE-PSK with ChaCha20-Poly1305, plain PSK
+// with AES-128-GCM or -CCM; the CBC suites and CCM_8 are refused.
+func TestPSKCipherSuites(t *testing.T) {
+	e, _ := newPSKEnv(t)
+	raddr, err := net.ResolveUDPAddr("udp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		suite piondtls.CipherSuiteID
+		ok    bool
+	}{
+		{piondtls.TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256, true},
+		{piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256, true},
+		{piondtls.TLS_PSK_WITH_AES_128_CCM, true},
+		{piondtls.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256, false},
+		{piondtls.TLS_PSK_WITH_AES_128_CBC_SHA256, false},
+		{piondtls.TLS_PSK_WITH_AES_128_CCM_8, false},
+	} {
+		t.Run(tc.suite.String(), func(t *testing.T) {
+			dc, err := piondtls.DialWithOptions("udp", raddr,
+				piondtls.WithPSK(func([]byte) ([]byte, error) { return alphaPSK.Key, nil }),
+				piondtls.WithPSKIdentityHint([]byte(alphaPSK.Identity)),
+				piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret),
+				piondtls.WithCipherSuites(tc.suite))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dc.Close()
+			hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err = dc.HandshakeContext(hctx)
+			if tc.ok != (err == nil) {
+				t.Fatalf("handshake: %v, want success %v", err, tc.ok)
+			}
+		})
+	}
+}
