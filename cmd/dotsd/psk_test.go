@@ -2,10 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/dotsclient"
+	"github.com/levee-dots/levee/pki"
 )
 
 // pskClients replaces goodConfig's clients: alpha has two PSKs (hex and
@@ -135,4 +145,64 @@ func TestPSKConfigErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPSKServe: dotsd run from a configuration with a PSK client serves a
+// client that has the key and no certificate.
+func TestPSKServe(t *testing.T) {
+	dir := t.TempDir()
+	dev, err := pki.Dev(filepath.Join(dir, "pki"), []string{"alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "gamma.psk"), []byte(hexKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	cfg := fmt.Sprintf(`signal: {listen: [%q]}
+tls: {certificate: %q, key: %q, client-cas: [%q]}
+store: {path: levee.db}
+clients:
+  - name: alpha
+    prefixes: ["203.0.113.0/25"]
+    match: {common-names: [alpha]}
+  - name: gamma
+    prefixes: ["198.51.100.0/24"]
+    match:
+      psk: [{identity: gamma-psk-1, key-file: gamma.psk}]
+`, addr, dev.ServerCert, dev.ServerKey, dev.CAPath)
+	path := filepath.Join(dir, "dotsd.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &logBuffer{ready: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"--config", path}, &bytes.Buffer{}, stderr) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dotsd: %v", err)
+		}
+	}()
+	select {
+	case <-stderr.ready:
+	case err := <-done:
+		t.Fatalf("dotsd: %v\n%s", err, stderr)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("dotsd not ready within 20 s\n%s", stderr)
+	}
+	key, err := hex.DecodeString(hexKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := dotsclient.Dial(reqCtx(t), dotsclient.Config{Servers: []string{addr}, PSK: &dotsclient.PSK{Identity: "gamma-psk-1", Key: key}})
+	if err != nil {
+		t.Fatalf("PSK dial: %v", err)
+	}
+	defer c.Close()
+	r, err := c.Mitigate(reqCtx(t), 1, dots.Scope{TargetPrefix: []string{"198.51.100.7/32"}, Lifetime: dots.Ptr[int64](600)})
+	wantCode(t, "PUT mid=1 with a PSK", r, err, dots.Created)
+	r, err = c.Mitigate(reqCtx(t), 2, dots.Scope{TargetPrefix: []string{"203.0.113.7/32"}, Lifetime: dots.Ptr[int64](600)})
+	wantCode(t, "PUT mid=2 for alpha's address", r, err, dots.Forbidden)
 }
