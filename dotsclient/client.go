@@ -39,8 +39,12 @@ import (
 type Config struct {
 	Servers     []string // host:port, in order of preference
 	Certificate tls.Certificate
-	RootCAs     *x509.CertPool
-	ServerName  string // for certificate verification; default: the host of each server address
+	// PSK, instead of Certificate, authenticates the client with a
+	// pre-shared key (DTLS only, psk.go); the cuid is derived from its
+	// identity.
+	PSK        *PSK
+	RootCAs    *x509.CertPool
+	ServerName string // for certificate verification; default: the host of each server address
 	// CUID overrides the identifier derived from the certificate (a
 	// server takes it after a cuid collision, or where its policy lets
 	// clients choose, RFC 9132 §4.4.1).
@@ -167,14 +171,14 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.AttemptDelay == 0 {
 		cfg.AttemptDelay = 100 * time.Millisecond
 	}
-	if len(cfg.Certificate.Certificate) == 0 {
-		return nil, errors.New("dotsclient: a client certificate is required")
-	}
-	leaf, err := x509.ParseCertificate(cfg.Certificate.Certificate[0])
+	cuid, err := derivedCUID(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("dotsclient: client certificate: %w", err)
+		return nil, err
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, cuid: dots.CUIDFromSPKI(leaf.RawSubjectPublicKeyInfo)}
+	if cfg.PSK != nil {
+		cfg.Transport = "dtls" // Go's TLS has no external PSKs (psk.go)
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger, cuid: cuid}
 	if cfg.CUID != "" {
 		c.cuid = cfg.CUID
 	}
@@ -186,6 +190,22 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// derivedCUID is the cuid derived from the client's PSK identity or
+// certificate (RFC 9132 §4.4.1).
+func derivedCUID(cfg Config) (string, error) {
+	if cfg.PSK != nil {
+		return checkPSK(cfg)
+	}
+	if len(cfg.Certificate.Certificate) == 0 {
+		return "", errors.New("dotsclient: a client certificate is required (or a PSK)")
+	}
+	leaf, err := x509.ParseCertificate(cfg.Certificate.Certificate[0])
+	if err != nil {
+		return "", fmt.Errorf("dotsclient: client certificate: %w", err)
+	}
+	return dots.CUIDFromSPKI(leaf.RawSubjectPublicKeyInfo), nil
 }
 
 type candidate struct {
@@ -320,7 +340,11 @@ func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) 
 		if err != nil {
 			return nil, err
 		}
-		dc, err := piondtls.ClientWithOptions(packetConn{raw}, raw.RemoteAddr(), c.dtlsOptions(cand)...)
+		opts := c.dtlsOptions(cand)
+		if c.cfg.PSK != nil {
+			opts = c.pskDTLSOptions(cand)
+		}
+		dc, err := piondtls.ClientWithOptions(packetConn{raw}, raw.RemoteAddr(), opts...)
 		if err != nil {
 			raw.Close()
 			return nil, err

@@ -31,6 +31,8 @@ type ClientDomain struct {
 	SPKIPins    []string
 	CommonNames []string
 	DNSNames    []string
+	// PSKs authenticate clients without a certificate (DTLS only, psk.go).
+	PSKs []PSK
 	// RateLimit, when set, is the rate limit of each client identity of the
 	// domain; its zero fields are the server's (Options.RateLimit).
 	RateLimit *RateLimit

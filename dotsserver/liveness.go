@@ -112,6 +112,19 @@ func (l *liveness) heartbeat(conn mux.Conn, _ bool) {
 	}
 }
 
+// identify finds who a connection's client is: by its PSK identity or by
+// its certificate.
+func (l *liveness) identify(conn mux.Conn) (*peer, error) {
+	if p, ok, err := l.s.pskPeer(conn.NetConn()); ok {
+		return p, err
+	}
+	leaf, transport, err := peerLeaf(conn.NetConn())
+	if err != nil {
+		return nil, err
+	}
+	return identify(l.s.opts.Domains, leaf, transport)
+}
+
 // peer returns the authenticated identity of a connection, computing it once.
 func (l *liveness) peer(conn mux.Conn) (*peer, error) {
 	l.mu.Lock()
@@ -122,11 +135,7 @@ func (l *liveness) peer(conn mux.Conn) (*peer, error) {
 		return p, nil
 	}
 	l.mu.Unlock()
-	leaf, transport, err := peerLeaf(conn.NetConn())
-	if err != nil {
-		return nil, err
-	}
-	p, err := identify(l.s.opts.Domains, leaf, transport)
+	p, err := l.identify(conn)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +171,7 @@ func (l *liveness) peer(conn mux.Conn) (*peer, error) {
 			"cuid", p.cuid, "closed", replaced.conn.RemoteAddr().String(), "silent", silent.String(), "new", conn.RemoteAddr().String())
 		_ = replaced.conn.Close()
 	}
-	l.s.log.Info("client session", "cuid", p.cuid, "domain", p.domain.Name, "transport", transport, "remote", conn.RemoteAddr())
+	l.s.log.Info("client session", "cuid", p.cuid, "domain", p.domain.Name, "transport", p.transport, "remote", conn.RemoteAddr())
 	return p, nil
 }
 

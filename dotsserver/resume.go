@@ -14,7 +14,8 @@ import (
 // and RSA certificates. pion's and crypto/tls's defaults still carry
 // AES-CBC with HMAC-SHA1, which a client offering nothing else would get;
 // with these lists it gets a handshake_failure alert instead. TLS 1.3
-// suites are all AEAD and crypto/tls does not let them be chosen.
+// suites are all AEAD and crypto/tls does not let them be chosen. With
+// pre-shared keys configured, DTLS also takes the PSK suites of psk.go.
 //
 // Session resumption:
 //   - TLS: crypto/tls issues session tickets (TLS 1.3 tickets, TLS 1.2

@@ -104,6 +104,7 @@ type Server struct {
 	rlog    *rateLog // rate-limited warnings about what peers send
 	rate    *rateLimiter
 	crl     *revocations // nil: no CRL
+	psks    pskTable     // the PSK identities of all domains (psk.go)
 	log     *slog.Logger
 	now     func() time.Time
 	svc     *service.Service
@@ -162,6 +163,9 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("dotsserver: %w", err)
 	}
 	s.crl = crl
+	if s.psks, err = newPSKTable(opts.Domains); err != nil {
+		return nil, fmt.Errorf("dotsserver: %w", err)
+	}
 	s.rlog = newRateLog(opts.Logger, opts.Now, 10*time.Second)
 	if s.svc == nil {
 		if opts.Store == nil {
@@ -265,14 +269,14 @@ func (s *Server) listenDTLS(addr string) (*dtlsListener, error) {
 		return nil, fmt.Errorf("listen DTLS on %s: %w", addr, err)
 	}
 	// The gate bounds handshakes before pion sees them (dtlsgate.go).
-	l, err := newDTLSListener(pc.(*net.UDPConn), s.limits.DTLS, s.log, s.rlog,
+	l, err := newDTLSListener(pc.(*net.UDPConn), s.limits.DTLS, s.log, s.rlog, append([]piondtls.ServerOption{
 		piondtls.WithCertificates(s.opts.Certificate),
-		piondtls.WithClientAuth(piondtls.RequireAndVerifyClientCert),
+		piondtls.WithClientAuth(piondtls.RequireAndVerifyClientCert), // certificate suites; PSK suites authenticate by the key
 		piondtls.WithClientCAs(s.opts.ClientCAs),
 		piondtls.WithVerifyPeerCertificate(s.verifyDTLSPeer),
 		piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret),
-		piondtls.WithCipherSuites(dtlsCipherSuites...), // AEAD only (resume.go)
-	)
+		piondtls.WithCipherSuites(s.dtlsSuites()...), // AEAD only (resume.go, psk.go)
+	}, s.pskDTLSOptions()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("listen DTLS on %s: %w", addr, err)
 	}

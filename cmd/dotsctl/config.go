@@ -29,6 +29,16 @@ type ctlConfig struct {
 	Transport   string   `yaml:"transport"` // auto, dtls or tls
 	State       string   `yaml:"state"`     // mid counter and cuid file
 	CUID        string   `yaml:"cuid"`      // instead of the derived one
+	// PSK, instead of certificate and key, authenticates with a
+	// pre-shared key (DTLS only; RFC 9132 §7).
+	PSK *ctlPSK `yaml:"psk"`
+}
+
+// ctlPSK is the client's PSK identity and the file of its key (hex or
+// base64, readable by its owner only).
+type ctlPSK struct {
+	Identity string `yaml:"identity"`
+	KeyFile  string `yaml:"key-file"`
 }
 
 func loadCtlConfig(path string) (*ctlConfig, error) {
@@ -46,18 +56,20 @@ func loadCtlConfig(path string) (*ctlConfig, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	base := filepath.Dir(path)
-	for _, p := range []*string{&c.Certificate, &c.Key, &c.CA, &c.State} {
+	paths := []*string{&c.Certificate, &c.Key, &c.CA, &c.State}
+	if c.PSK != nil {
+		paths = append(paths, &c.PSK.KeyFile)
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
 	}
-	switch {
-	case len(c.Servers) == 0:
+	if len(c.Servers) == 0 {
 		return nil, fmt.Errorf("%s: servers: list at least one server as host:port", path)
-	case c.Certificate == "" || c.Key == "":
-		return nil, fmt.Errorf("%s: certificate and key: the client certificate files are required", path)
-	case c.CA == "":
-		return nil, fmt.Errorf("%s: ca: the CA file that signed the server certificate is required", path)
+	}
+	if err := c.checkCredentials(path); err != nil {
+		return nil, err
 	}
 	switch c.Transport {
 	case "", "auto", "dtls", "tls":
@@ -70,7 +82,48 @@ func loadCtlConfig(path string) (*ctlConfig, error) {
 	return &c, nil
 }
 
+// checkCredentials wants a certificate, its key and the CA, or a PSK
+// (identity and key file) instead; a PSK session is DTLS only.
+func (c *ctlConfig) checkCredentials(path string) error {
+	if p := c.PSK; p != nil {
+		switch {
+		case c.Certificate != "" || c.Key != "":
+			return fmt.Errorf("%s: psk: configure certificate and key, or psk, not both", path)
+		case p.Identity == "" || p.KeyFile == "":
+			return fmt.Errorf("%s: psk: identity and key-file are required", path)
+		case c.Transport == "tls":
+			return fmt.Errorf("%s: transport: tls does not work with psk (Go's TLS has no external PSKs): use dtls or auto", path)
+		}
+		return nil
+	}
+	switch {
+	case c.Certificate == "" || c.Key == "":
+		return fmt.Errorf("%s: certificate and key: the client certificate files (or psk) are required", path)
+	case c.CA == "":
+		return fmt.Errorf("%s: ca: the CA file that signed the server certificate is required", path)
+	}
+	return nil
+}
+
+// pskClientConfig is clientConfig for a PSK client: the key file is read,
+// and the cuid derived from the identity.
+func (c *ctlConfig) pskClientConfig() (dotsclient.Config, error) {
+	key, err := pki.LoadPSK(c.PSK.KeyFile)
+	if err != nil {
+		return dotsclient.Config{}, fmt.Errorf("psk: %w", err)
+	}
+	cuid, err := c.cuidFor(dotsclient.PSKCUID(c.PSK.Identity))
+	if err != nil {
+		return dotsclient.Config{}, err
+	}
+	return dotsclient.Config{Servers: c.Servers, PSK: &dotsclient.PSK{Identity: c.PSK.Identity, Key: key},
+		ServerName: c.ServerName, Transport: c.Transport, CUID: cuid, OnCUIDChange: c.keepCUID}, nil
+}
+
 func (c *ctlConfig) clientConfig() (dotsclient.Config, error) {
+	if c.PSK != nil {
+		return c.pskClientConfig()
+	}
 	cert, leaf, err := pki.LoadKeyPair(c.Certificate, c.Key)
 	if err != nil {
 		return dotsclient.Config{}, err
@@ -91,13 +144,18 @@ func (c *ctlConfig) clientConfig() (dotsclient.Config, error) {
 // collision on the configured (or derived) one, else the configured one,
 // else "" (the derived one).
 func (c *ctlConfig) cuid(spki []byte) (string, error) {
+	return c.cuidFor(dots.CUIDFromSPKI(spki))
+}
+
+// cuidFor is cuid with the derived cuid given.
+func (c *ctlConfig) cuidFor(derived string) (string, error) {
 	st, err := readState(c.State)
 	if err != nil {
 		return "", err
 	}
 	was := c.CUID
 	if was == "" {
-		was = dots.CUIDFromSPKI(spki)
+		was = derived
 	}
 	if st.CUID != "" && st.CUIDReplaces == was {
 		return st.CUID, nil

@@ -97,9 +97,12 @@ type clientConfig struct {
 		CommonNames []string `yaml:"common-names"`
 		DNSNames    []string `yaml:"dns-names"`
 		SPKIPins    []string `yaml:"spki-pins"`
+		// PSK lists pre-shared keys of clients without a certificate (psk.go).
+		PSK []pskConfig `yaml:"psk"`
 	} `yaml:"match"`
 	// Limits is the domain's own request rate limit (limits_rate.go).
-	Limits *rateConfig `yaml:"limits"`
+	Limits *rateConfig      `yaml:"limits"`
+	psks   []dotsserver.PSK // read from Match.PSK's key files at load
 }
 
 // configError names the key at fault and says what to fix.
@@ -175,6 +178,9 @@ func loadConfig(path string) (*fileConfig, error) {
 		c.dns = &d
 	}
 	if err := c.validate(path); err != nil {
+		return nil, err
+	}
+	if err := c.loadPSKs(path, base); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -273,8 +279,8 @@ func (c *fileConfig) validate(file string) error {
 				return bad(fmt.Sprintf("%s.prefixes[%d]", key, j), "%q is not a prefix like 203.0.113.0/24", p)
 			}
 		}
-		if len(cl.Match.CommonNames)+len(cl.Match.DNSNames)+len(cl.Match.SPKIPins) == 0 {
-			return bad(key+".match", "client %q needs common-names, dns-names or spki-pins to recognise its certificate", cl.Name)
+		if len(cl.Match.CommonNames)+len(cl.Match.DNSNames)+len(cl.Match.SPKIPins)+len(cl.Match.PSK) == 0 {
+			return bad(key+".match", "client %q needs common-names, dns-names or spki-pins to recognise its certificate, or psk", cl.Name)
 		}
 		if r := cl.rateLimit(); r != nil {
 			if err := validateRate(key+".limits", *r, bad); err != nil {
@@ -320,7 +326,7 @@ func (c *fileConfig) domains() []*dotsserver.ClientDomain {
 	var out []*dotsserver.ClientDomain
 	for _, cl := range c.Clients {
 		d := &dotsserver.ClientDomain{Name: cl.Name, CommonNames: cl.Match.CommonNames, DNSNames: cl.Match.DNSNames, SPKIPins: cl.Match.SPKIPins,
-			RateLimit: cl.rateLimit()}
+			PSKs: cl.psks, RateLimit: cl.rateLimit()}
 		for _, p := range cl.Prefixes {
 			d.Prefixes = append(d.Prefixes, netip.MustParsePrefix(p).Masked())
 		}
