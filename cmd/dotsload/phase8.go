@@ -14,7 +14,7 @@ import (
 
 // Phase 8: fairness. Client B's PUT latency alone, then while client A, of
 // another client domain, sends PUT/GET/DELETE as fast as it can over
-// several sessions and workers.
+// several sessions and workers, from its own process (phase8_child.go).
 
 // The target of phase 8 (issue 9): B's p50 and p99 at most twice the quiet ones.
 const targetFairRatio = 2.0
@@ -68,10 +68,6 @@ func phase8(ctx context.Context, e *env) (*phase8Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	certA, err := is.clientFor(1_000_001, fairADNSName)
-	if err != nil {
-		return nil, err
-	}
 	certB, err := is.clientFor(1_000_002, fairBDNSName)
 	if err != nil {
 		return nil, err
@@ -84,7 +80,7 @@ func phase8(ctx context.Context, e *env) (*phase8Result, error) {
 		return nil, err
 	}
 	defer srv.stop()
-	r, err := runFairness(ctx, e, addr, certA, certB)
+	r, err := runFairness(ctx, e, addr, certB)
 	if err == nil {
 		err = checkAlive(srv)
 	}
@@ -99,50 +95,37 @@ func checkAlive(srv *child) error {
 	return nil
 }
 
-func runFairness(ctx context.Context, e *env, addr string, certA, certB tls.Certificate) (*phase8Result, error) {
+func runFairness(ctx context.Context, e *env, addr string, certB tls.Certificate) (*phase8Result, error) {
 	b, err := dialSession(ctx, addr, e.opts.transport, e.roots, certB, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
-	var as []*dotsclient.Client
-	defer func() { closeAll(as) }()
-	for range fairSessions {
-		a, err := dialSession(ctx, addr, e.opts.transport, e.roots, certA, nil)
-		if err != nil {
-			return nil, fmt.Errorf("client A: %w", err)
-		}
-		as = append(as, a)
-	}
 	lc := &legitClient{e: e, addr: addr, c: b}
 	r := &phase8Result{aCodes: map[dots.Code]int{}}
 	r.quiet = lc.samplePUTs(ctx)
 	r.quiet.print(e, "B alone")
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	start := time.Now()
-	for s, a := range as {
-		for w := range fairWorkers {
-			id := s*fairWorkers + w
-			wg.Go(func() { r.hammer(ctx, a, id, stop, &mu) })
-		}
+	a, err := startFairLoad(ctx, e, addr)
+	if err != nil {
+		return nil, err
 	}
 	select {
 	case <-time.After(fairWarmup):
 	case <-ctx.Done():
 	}
 	r.loaded = lc.samplePUTs(ctx)
-	close(stop)
-	wg.Wait()
-	r.aElapsed = time.Since(start)
+	rep, err := a.stop()
+	if err != nil {
+		return nil, err
+	}
+	r.aCodes, r.aTimeouts, r.aErrors, r.aFirstErr, r.aElapsed = rep.Codes, rep.Timeouts, rep.Errors, rep.FirstErr, time.Duration(rep.ElapsedNS)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("phase bound reached: %w", ctx.Err())
 	}
 	r.loaded.print(e, "B under A's load")
 	n := r.aRequests()
-	fmt.Fprintf(e.out, "  client A: %d requests in %v (%.0f/s): %s; %d timeouts, %d other errors",
-		n, r.aElapsed.Round(time.Millisecond), float64(n)/r.aElapsed.Seconds(), codeCounts(r.aCodes), r.aTimeouts, r.aErrors)
+	fmt.Fprintf(e.out, "  client A (its own process, nice %d): %d requests in %v (%.0f/s): %s; %d timeouts, %d other errors",
+		fairNice, n, r.aElapsed.Round(time.Millisecond), float64(n)/r.aElapsed.Seconds(), codeCounts(r.aCodes), r.aTimeouts, r.aErrors)
 	if r.aFirstErr != "" {
 		fmt.Fprintf(e.out, " (first: %s)", r.aFirstErr)
 	}
