@@ -69,6 +69,14 @@ type Config struct {
 	// resume the last (D)TLS session with the server (resume.go); nil:
 	// every handshake is a full one.
 	Sessions *SessionCache
+	// ParallelRequests is how many requests the session has outstanding
+	// at once; more wait for their turn. 0 means 1, RFC 7252's NSTART
+	// default (§4.7), which counts NON requests awaiting their response
+	// too. An agent that runs several commands over one session during an
+	// attack may raise it (at most MaxParallelRequests): under loss each
+	// request otherwise holds the session for its repeats while the
+	// others wait.
+	ParallelRequests int
 }
 
 // Client is one signal-channel session.
@@ -355,7 +363,8 @@ func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) 
 			return nil, fmt.Errorf("DTLS handshake: %w", err)
 		}
 		cc := dtls.Client(dc, options.WithMux(handler), options.WithCloseSocket(), options.WithErrors(c.libErr),
-			options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() }))
+			options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() }),
+			options.WithLimitClientParallelRequest(c.cfg.parallel()), options.WithLimitClientEndpointParallelRequest(c.cfg.parallel()))
 		st, _ := dc.ConnectionState()
 		c.resumed.Store(mux.Conn(cc), len(offered) > 0 && bytes.Equal(offered, st.SessionID))
 		return cc, nil
@@ -366,7 +375,8 @@ func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) 
 			return nil, err
 		}
 		cc, err := tcp.Client(nc, options.WithMux(handler), options.WithErrors(c.libErr),
-			options.WithInactivityMonitor(idle, func(cc *tcpClient.Conn) { _ = cc.Close() }))
+			options.WithInactivityMonitor(idle, func(cc *tcpClient.Conn) { _ = cc.Close() }),
+			options.WithLimitClientParallelRequest(c.cfg.parallel()), options.WithLimitClientEndpointParallelRequest(c.cfg.parallel()))
 		if err != nil {
 			nc.Close()
 			return nil, err
@@ -411,3 +421,9 @@ func (c *Client) serveServer(w mux.ResponseWriter, r *mux.Message) {
 	}
 	_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
 }
+
+// MaxParallelRequests bounds Config.ParallelRequests.
+const MaxParallelRequests = 32
+
+// parallel is the session's limit of outstanding requests.
+func (c Config) parallel() int64 { return int64(min(max(c.ParallelRequests, 1), MaxParallelRequests)) }

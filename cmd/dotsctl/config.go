@@ -27,8 +27,12 @@ type ctlConfig struct {
 	CA          string   `yaml:"ca"`
 	ServerName  string   `yaml:"server-name"`
 	Transport   string   `yaml:"transport"` // auto, dtls or tls
-	State       string   `yaml:"state"`     // mid counter and cuid file
-	CUID        string   `yaml:"cuid"`      // instead of the derived one
+	// ParallelRequests is how many requests a session has outstanding at
+	// once (dotsclient.Config.ParallelRequests): 1, RFC 7252's NSTART, if
+	// left out.
+	ParallelRequests int    `yaml:"parallel-requests"`
+	State            string `yaml:"state"` // mid counter and cuid file
+	CUID             string `yaml:"cuid"`  // instead of the derived one
 	// PSK, instead of certificate and key, authenticates with a
 	// pre-shared key (DTLS only; RFC 9132 §7).
 	PSK *ctlPSK `yaml:"psk"`
@@ -76,6 +80,9 @@ func loadCtlConfig(path string) (*ctlConfig, error) {
 	default:
 		return nil, fmt.Errorf("%s: transport: %q, use auto, dtls or tls", path, c.Transport)
 	}
+	if c.ParallelRequests < 0 || c.ParallelRequests > dotsclient.MaxParallelRequests {
+		return nil, fmt.Errorf("%s: parallel-requests: %d, use 1 to %d (leave it out for 1, RFC 7252's NSTART)", path, c.ParallelRequests, dotsclient.MaxParallelRequests)
+	}
 	if c.State == "" {
 		c.State = filepath.Join(base, "state.json")
 	}
@@ -117,7 +124,7 @@ func (c *ctlConfig) pskClientConfig() (dotsclient.Config, error) {
 		return dotsclient.Config{}, err
 	}
 	return dotsclient.Config{Servers: c.Servers, PSK: &dotsclient.PSK{Identity: c.PSK.Identity, Key: key},
-		ServerName: c.ServerName, Transport: c.Transport, CUID: cuid, OnCUIDChange: c.keepCUID}, nil
+		ServerName: c.ServerName, Transport: c.Transport, CUID: cuid, OnCUIDChange: c.keepCUID, ParallelRequests: c.ParallelRequests}, nil
 }
 
 func (c *ctlConfig) clientConfig() (dotsclient.Config, error) {
@@ -137,7 +144,7 @@ func (c *ctlConfig) clientConfig() (dotsclient.Config, error) {
 		return dotsclient.Config{}, err
 	}
 	return dotsclient.Config{Servers: c.Servers, Certificate: cert, RootCAs: roots, ServerName: c.ServerName,
-		Transport: c.Transport, CUID: cuid, OnCUIDChange: c.keepCUID}, nil
+		Transport: c.Transport, CUID: cuid, OnCUIDChange: c.keepCUID, ParallelRequests: c.ParallelRequests}, nil
 }
 
 // cuid is the cuid to speak as: the one the state file keeps since a cuid

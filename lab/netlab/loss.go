@@ -158,7 +158,8 @@ type LossOptions struct {
 	Spacing  time.Duration
 	Window   time.Duration
 	// Agent starts `dotsctl agent` in the client before the loss begins,
-	// so that the commands go over its session.
+	// so that the commands go over its session, with parallel-requests
+	// lossParallel.
 	Agent bool
 	Logf  func(format string, args ...any)
 }
@@ -227,7 +228,7 @@ func RunLoss(ctx context.Context, o LossOptions) (res *LossResult, err error) {
 	for _, f := range []string{"levee.db", "dotsd.log"} {
 		_ = os.Remove(filepath.Join(dir, f))
 	}
-	files := map[string]string{"dotsd.yaml": lossDotsd(), "dotsctl.yaml": lossDotsctl()}
+	files := map[string]string{"dotsd.yaml": lossDotsd(), "dotsctl.yaml": lossDotsctl(o.Agent)}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			return nil, fmt.Errorf("netlab: loss: %w", err)
@@ -383,11 +384,19 @@ clients:
 `, LossSignalAddr.String())
 }
 
-func lossDotsctl() string {
+// lossParallel is the agent's parallel-requests in the loss lab: the
+// commands it serves go out side by side rather than one at a time.
+const lossParallel = 16
+
+func lossDotsctl(agent bool) string {
+	parallel := ""
+	if agent {
+		parallel = fmt.Sprintf("parallel-requests: %d\n", lossParallel)
+	}
 	return fmt.Sprintf(`servers: [%q]
 certificate: clients/alpha/cert.pem
 key: clients/alpha/key.pem
 ca: ca.pem
 state: alpha-state.json
-`, LossSignalAddr.String())
+%s`, LossSignalAddr.String(), parallel)
 }
