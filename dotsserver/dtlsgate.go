@@ -2,7 +2,6 @@ package dotsserver
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -209,24 +208,6 @@ func (g *dtlsGate) receivedLocked(c *gateConn, pkt []byte) {
 		g.stats.Completed++
 		g.endHandshakeLocked(c)
 	}
-}
-
-// dtlsContentApplicationData is the application_data record type (RFC 6347 §4.1).
-const dtlsContentApplicationData = 23
-
-// hasRecordOf reports whether a datagram holds a record of the content type.
-func hasRecordOf(pkt []byte, contentType byte) bool {
-	for len(pkt) >= dtlsRecordHeaderLen {
-		if pkt[0] == contentType {
-			return true
-		}
-		n := dtlsRecordHeaderLen + int(binary.BigEndian.Uint16(pkt[11:13]))
-		if n > len(pkt) {
-			return false
-		}
-		pkt = pkt[n:]
-	}
-	return false
 }
 
 // endHandshakeLocked releases what a handshake in progress counts against.

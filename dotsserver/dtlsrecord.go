@@ -9,6 +9,7 @@ const (
 
 	dtlsContentChangeCipherSpec = 20
 	dtlsContentHandshake        = 22
+	dtlsContentApplicationData  = 23
 
 	dtlsClientHello        = 1
 	dtlsHelloVerifyRequest = 3
@@ -115,9 +116,12 @@ func fragmentOffset(hs []byte) uint32 {
 // hasChangeCipherSpec reports whether a datagram holds a ChangeCipherSpec
 // record: sent by the server, it ends a full handshake on its side (the
 // client's Finished has been verified, RFC 5246 §7.3 flight order).
-func hasChangeCipherSpec(pkt []byte) bool {
+func hasChangeCipherSpec(pkt []byte) bool { return hasRecordOf(pkt, dtlsContentChangeCipherSpec) }
+
+// hasRecordOf reports whether a datagram holds a record of the content type.
+func hasRecordOf(pkt []byte, contentType byte) bool {
 	for len(pkt) >= dtlsRecordHeaderLen {
-		if pkt[0] == dtlsContentChangeCipherSpec {
+		if pkt[0] == contentType {
 			return true
 		}
 		n := dtlsRecordHeaderLen + int(binary.BigEndian.Uint16(pkt[11:13]))
