@@ -2,8 +2,6 @@ package dotsserver_test
 
 import (
 	"encoding/hex"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -26,14 +24,7 @@ var libcoapDump = regexp.MustCompile(`(?m)^<<([0-9a-f]+)>>$`)
 // a mitigation request and a status read; alpha's request is untouched.
 func TestLibcoapCUIDCollision(t *testing.T) {
 	requireLibcoap(t)
-	body, err := hex.DecodeString(fig8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bodyFile := filepath.Join(t.TempDir(), "fig8.cbor")
-	if err := os.WriteFile(bodyFile, body, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bodyFile := fig8File(t)
 	for _, tc := range []struct{ name, scheme string }{
 		{"dtls", "coaps"},
 		{"tls", "coaps+tcp"},

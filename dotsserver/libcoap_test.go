@@ -51,6 +51,20 @@ type coapResult struct {
 	log       string // combined stdout and stderr
 }
 
+// fig8File writes the fig8 body to a file for coap-client's -f.
+func fig8File(t *testing.T) string {
+	t.Helper()
+	body, err := hex.DecodeString(fig8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "fig8.cbor")
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func requireLibcoap(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath(libcoapClient); err != nil {
@@ -137,14 +151,7 @@ func (r coapResult) body(t *testing.T) *dots.Message {
 
 func TestLibcoapInterop(t *testing.T) {
 	requireLibcoap(t)
-	body, err := hex.DecodeString(fig8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bodyFile := filepath.Join(t.TempDir(), "fig8.cbor")
-	if err := os.WriteFile(bodyFile, body, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bodyFile := fig8File(t)
 	for _, tc := range []struct {
 		name, listen, scheme string
 		non                  bool

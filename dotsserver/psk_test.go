@@ -3,7 +3,6 @@ package dotsserver_test
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"log/slog"
 	"net"
 	"os"
@@ -232,14 +231,7 @@ func TestPSKValidation(t *testing.T) {
 func TestLibcoapPSK(t *testing.T) {
 	requireLibcoap(t)
 	e, logs := newPSKEnv(t)
-	body, err := hex.DecodeString(fig8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bodyFile := filepath.Join(t.TempDir(), "fig8.cbor")
-	if err := os.WriteFile(bodyFile, body, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bodyFile := fig8File(t)
 	cuid := dotsserver.PSKCUID(alphaPSK.Identity)
 	uri := "coaps://" + e.addr + "/.well-known/dots/mitigate/cuid=" + cuid + "/mid=123"
 	psk := []string{"-u", alphaPSK.Identity, "-k", string(alphaPSK.Key), "-N"}

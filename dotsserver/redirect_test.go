@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -89,14 +87,7 @@ func fig26(ttl time.Duration, clients ...string) dotsserver.Redirect {
 // are served again.
 func TestRedirectLibcoap(t *testing.T) {
 	requireLibcoap(t)
-	body, err := hex.DecodeString(fig8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bodyFile := filepath.Join(t.TempDir(), "fig8.cbor")
-	if err := os.WriteFile(bodyFile, body, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bodyFile := fig8File(t)
 	for _, scheme := range []string{"coaps", "coaps+tcp"} {
 		t.Run(scheme, func(t *testing.T) {
 			clock := dotstest.NewClock()
