@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/levee-dots/levee/dotsserver/dotstest"
 )
 
 // udpFront is 127.0.0.1:P in front of a server: TCP port P forwards to the
@@ -20,23 +22,7 @@ type udpFront struct {
 
 func newUDPFront(t *testing.T, backend string) *udpFront {
 	t.Helper()
-	var ln net.Listener
-	var pc net.PacketConn
-	for i := 0; ; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := net.ListenPacket("udp", l.Addr().String()) // the same port number over UDP
-		if err == nil {
-			ln, pc = l, p
-			break
-		}
-		l.Close()
-		if i == 20 {
-			t.Fatalf("no port free over both UDP and TCP: %v", err)
-		}
-	}
+	ln, pc := dotstest.ListenSamePort(t)
 	f := &udpFront{addr: ln.Addr().String()}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
