@@ -577,12 +577,7 @@ func TestNextMID(t *testing.T) {
 // and the commands open their own sessions again.
 func TestAgentServesCommands(t *testing.T) {
 	e := newCtlEnv(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errOut syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--config", e.config, "agent"}, &out, &errOut) }()
-	waitFor(t, "agent", &out, "session up")
+	a := startAgent(t, e)
 	sock := strings.TrimSuffix(e.state, ".json") + ".agent.sock"
 	fi, err := os.Stat(sock)
 	if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
@@ -598,13 +593,10 @@ func TestAgentServesCommands(t *testing.T) {
 	if n := e.srv.Srv.DTLSStats().Completed; n != handshakes {
 		t.Errorf("%d DTLS handshakes while the agent served the commands, want none", n-handshakes)
 	}
-	if got := strings.Count(out.String(), "agent: served"); got != 4 {
-		t.Errorf("the agent served %d commands, want 4:\n%s", got, out.String())
+	if got := strings.Count(a.out.String(), "agent: served"); got != 4 {
+		t.Errorf("the agent served %d commands, want 4:\n%s", got, a.out.String())
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("agent: %v", err)
-	}
+	a.stop()
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket left after the agent stopped: %v", err)
 	}

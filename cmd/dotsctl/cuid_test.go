@@ -31,12 +31,7 @@ func (e *ctlEnv) stateOnDisk(t *testing.T) ctlState {
 // it in its state file and sends the request again (RFC 9132 §4.4.1); the
 // next run speaks as the kept cuid at once.
 func TestMitigateAfterCUIDCollision(t *testing.T) {
-	e := newCtlEnvWith(t, dotstest.Options{Seed: func(s *dotstest.Server) {
-		op := store.Op{Bucket: "cuid-bindings", Key: s.Dev.Clients["alpha"].CUID, Value: []byte("another-key")}
-		if err := s.Store.Apply(context.Background(), op); err != nil {
-			t.Fatal(err)
-		}
-	}})
+	e := newCollidedCtlEnv(t)
 	derived := e.srv.Dev.Clients["alpha"].CUID
 	contains(t, "mitigate after a collision", e.ok(t, "mitigate", "--target", "203.0.113.10/32"), "mid 1 created (2.01)")
 	st := e.stateOnDisk(t)
@@ -66,19 +61,8 @@ func TestMitigateAfterCUIDCollision(t *testing.T) {
 // counter rolls over (the state file locked): the new cuid is kept and the
 // mids restart at 0.
 func TestCUIDCollisionDuringRollover(t *testing.T) {
-	e := newCtlEnvWith(t, dotstest.Options{Seed: func(s *dotstest.Server) {
-		op := store.Op{Bucket: "cuid-bindings", Key: s.Dev.Clients["alpha"].CUID, Value: []byte("another-key")}
-		if err := s.Store.Apply(context.Background(), op); err != nil {
-			t.Fatal(err)
-		}
-	}})
-	if err := updateState(e.state, func(st *ctlState) error {
-		n := uint64(midRollover) + 1
-		st.NextMID = &n
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	e := newCollidedCtlEnv(t)
+	atRollover(t, e)
 	contains(t, "mitigate", e.ok(t, "mitigate", "--target", "203.0.113.10/32"), "mid 0 created (2.01)")
 	st := e.stateOnDisk(t)
 	if st.CUID == "" || st.CUIDReplaces != e.srv.Dev.Clients["alpha"].CUID || st.NextMID == nil || *st.NextMID != 1 {
@@ -178,12 +162,7 @@ func TestMIDRollover(t *testing.T) {
 // its new cuid in the sessions that follow, and so sees the mitigations
 // made under it.
 func TestStatusWatchKeepsNewCUID(t *testing.T) {
-	e := newCtlEnvWith(t, dotstest.Options{Seed: func(s *dotstest.Server) {
-		op := store.Op{Bucket: "cuid-bindings", Key: s.Dev.Clients["alpha"].CUID, Value: []byte("another-key")}
-		if err := s.Store.Apply(context.Background(), op); err != nil {
-			t.Fatal(err)
-		}
-	}})
+	e := newCollidedCtlEnv(t)
 	w := e.startWatch(t, "--timeout", "2s", "status", "--watch", "--interval", "1s")
 	deadline := time.Now().Add(10 * time.Second)
 	for e.stateOnDisk(t).CUID == "" {
@@ -230,35 +209,40 @@ func TestStatusWatchKeepsNewCUID(t *testing.T) {
 // the cuid collision during the mid rollover (the state file locked by the
 // agent's own process): the new cuid is kept and the mids restart at 0.
 func TestAgentRolloverAfterCUIDCollision(t *testing.T) {
-	e := newCtlEnvWith(t, dotstest.Options{Seed: func(s *dotstest.Server) {
+	e := newCollidedCtlEnv(t)
+	atRollover(t, e)
+	a := startAgent(t, e)
+	contains(t, "mitigate through the agent", e.ok(t, "mitigate", "--target", "203.0.113.10/32"), "mid 0 created (2.01)")
+	if got := strings.Count(a.out.String(), "agent: served"); got != 1 {
+		t.Errorf("the agent served %d commands, want 1:\n%s", got, a.out.String())
+	}
+	st := e.stateOnDisk(t)
+	if st.CUID == "" || st.CUIDReplaces != e.srv.Dev.Clients["alpha"].CUID || st.NextMID == nil || *st.NextMID != 1 {
+		t.Fatalf("state %+v: want the new cuid kept and next_mid 1", st)
+	}
+}
+
+// newCollidedCtlEnv is newCtlEnv with alpha's derived cuid bound to
+// another key in the server's store: alpha's first /mitigate request meets
+// a cuid collision.
+func newCollidedCtlEnv(t *testing.T) *ctlEnv {
+	t.Helper()
+	return newCtlEnvWith(t, dotstest.Options{Seed: func(s *dotstest.Server) {
 		op := store.Op{Bucket: "cuid-bindings", Key: s.Dev.Clients["alpha"].CUID, Value: []byte("another-key")}
 		if err := s.Store.Apply(context.Background(), op); err != nil {
 			t.Fatal(err)
 		}
 	}})
+}
+
+// atRollover sets e's mid counter past the rollover point.
+func atRollover(t *testing.T, e *ctlEnv) {
+	t.Helper()
 	if err := updateState(e.state, func(st *ctlState) error {
 		n := uint64(midRollover) + 1
 		st.NextMID = &n
 		return nil
 	}); err != nil {
 		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errOut syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--config", e.config, "agent"}, &out, &errOut) }()
-	waitFor(t, "agent", &out, "session up")
-	contains(t, "mitigate through the agent", e.ok(t, "mitigate", "--target", "203.0.113.10/32"), "mid 0 created (2.01)")
-	if got := strings.Count(out.String(), "agent: served"); got != 1 {
-		t.Errorf("the agent served %d commands, want 1:\n%s", got, out.String())
-	}
-	st := e.stateOnDisk(t)
-	if st.CUID == "" || st.CUIDReplaces != e.srv.Dev.Clients["alpha"].CUID || st.NextMID == nil || *st.NextMID != 1 {
-		t.Fatalf("state %+v: want the new cuid kept and next_mid 1", st)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("agent: %v", err)
 	}
 }
