@@ -257,15 +257,7 @@ func (c *Client) DeleteConfig(ctx context.Context) (*Response, error) {
 
 // Heartbeat sends one heartbeat (RFC 9132 §4.7).
 func (c *Client) Heartbeat(ctx context.Context, peerHBStatus bool) (*Response, error) {
-	body := &dots.Message{Heartbeat: &dots.Heartbeat{PeerHBStatus: &peerHBStatus}}
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	sent := time.Now()
-	r, err := c.once(actx, request{code: codes.PUT, path: hbPath, nonConf: true, body: body}, dots.MustEncode(body))
-	if err == nil {
-		c.sampleRTT(time.Since(sent)) // a heartbeat is never repeated: its answer is its own
-	}
-	return r, err
+	return c.HeartbeatWithin(ctx, peerHBStatus, 5*time.Second)
 }
 
 // Observe subscribes to one (mid set) or all mitigation requests; fn gets
