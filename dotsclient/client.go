@@ -348,11 +348,7 @@ func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) 
 		if err != nil {
 			return nil, err
 		}
-		opts := c.dtlsOptions(cand)
-		if c.cfg.PSK != nil {
-			opts = c.pskDTLSOptions(cand)
-		}
-		dc, err := piondtls.ClientWithOptions(packetConn{raw}, raw.RemoteAddr(), opts...)
+		dc, err := piondtls.ClientWithOptions(packetConn{raw}, raw.RemoteAddr(), c.dtlsOptions(cand)...)
 		if err != nil {
 			raw.Close()
 			return nil, err

@@ -55,19 +55,13 @@ func checkPSK(cfg Config) (string, error) {
 	return PSKCUID(p.Identity), nil
 }
 
-// pskDTLSOptions are the pion options of a PSK connection attempt: the
-// identity, the key, and only the PSK suites.
-func (c *Client) pskDTLSOptions(cand candidate) []piondtls.ClientOption {
+// pskCredentials are the pion options that authenticate with the PSK:
+// the identity, the key, and only the PSK suites.
+func (c *Client) pskCredentials() []piondtls.ClientOption {
 	key := append([]byte(nil), c.cfg.PSK.Key...)
-	opts := []piondtls.ClientOption{
+	return []piondtls.ClientOption{
 		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
 		piondtls.WithPSKIdentityHint([]byte(c.cfg.PSK.Identity)),
-		piondtls.WithServerName(cand.serverName),
-		piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret),
 		piondtls.WithCipherSuites(pskCipherSuites...),
 	}
-	if c.cfg.Sessions != nil {
-		opts = append(opts, piondtls.WithSessionStore(c.cfg.Sessions.dtls))
-	}
-	return opts
 }

@@ -138,14 +138,18 @@ var (
 	}
 )
 
-// dtlsOptions are the pion options of a connection attempt.
+// dtlsOptions are the pion options of a connection attempt: the
+// certificate, or the PSK (psk.go), and what every attempt has.
 func (c *Client) dtlsOptions(cand candidate) []piondtls.ClientOption {
 	opts := []piondtls.ClientOption{
 		piondtls.WithCertificates(c.cfg.Certificate), piondtls.WithRootCAs(c.cfg.RootCAs),
-		piondtls.WithServerName(cand.serverName),
-		piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret),
 		piondtls.WithCipherSuites(dtlsCipherSuites...),
 	}
+	if c.cfg.PSK != nil {
+		opts = c.pskCredentials()
+	}
+	opts = append(opts, piondtls.WithServerName(cand.serverName),
+		piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret))
 	if c.cfg.Sessions != nil {
 		opts = append(opts, piondtls.WithSessionStore(c.cfg.Sessions.dtls))
 	}
