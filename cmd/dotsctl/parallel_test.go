@@ -40,6 +40,6 @@ func TestParallelRequests(t *testing.T) {
 		if err != nil || cc.ParallelRequests != int(cfg.ParallelRequests) || cc.ParallelRequests == 0 {
 			t.Fatalf("parallel-requests %s: client config %d, %v", tc.value, cc.ParallelRequests, err)
 		}
-		contains(t, "mitigate", e.ok(t, "status"), "")
+		e.ok(t, "status") // a session with the setting works
 	}
 }
