@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,9 +30,9 @@ var (
 
 // newPSKEnv is a server whose alpha and beta domains also have a PSK; its
 // debug log goes to the returned buffer.
-func newPSKEnv(t *testing.T) (*env, *syncBuffer) {
+func newPSKEnv(t *testing.T) (*env, *logBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logBuffer{}
 	return newEnv(t, "127.0.0.1:0", func(o *dotsserver.Options) {
 		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		o.Domains = dotstest.Domains()
@@ -42,36 +41,17 @@ func newPSKEnv(t *testing.T) (*env, *syncBuffer) {
 	}), logs
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // wantSuite checks that the server logged a PSK session of identity with
 // the ECDHE-PSK AEAD suite (forward secrecy, RFC 9132 §7).
-func wantSuite(t *testing.T, logs *syncBuffer, identity string) {
+func wantSuite(t *testing.T, logs *logBuffer, identity string) {
 	t.Helper()
-	for _, l := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(l, `msg="PSK session"`) && strings.Contains(l, "identity="+identity) {
-			if !strings.Contains(l, "suite=TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256") {
-				t.Fatalf("PSK session of %s: %s, want the suite TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256", identity, l)
-			}
-			return
+	for _, l := range logs.lines(`msg="PSK session"`, "identity="+identity) {
+		if !strings.Contains(l, "suite=TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256") {
+			t.Fatalf("PSK session of %s: %s, want the suite TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256", identity, l)
 		}
+		return
 	}
-	t.Fatalf("no PSK session of %s logged:\n%s", identity, logs)
+	t.Fatalf("no PSK session of %s logged:\n%s", identity, strings.Join(logs.lines(), "\n"))
 }
 
 func dialPSK(ctx context.Context, e *env, p dotsserver.PSK, cuid string) (*dotsclient.Client, error) {
