@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/levee-dots/levee/dots"
-	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/dotsserver/dotstest"
-	"github.com/levee-dots/levee/pki"
 	"github.com/levee-dots/levee/store"
 )
 
@@ -177,19 +175,7 @@ func TestStatusWatchKeepsNewCUID(t *testing.T) {
 
 	e.srv.Srv.Close()
 	waitFor(t, "watch, server gone", &w.out, "reconnecting (")
-	cert, _, err := pki.LoadKeyPair(e.srv.Dev.ServerCert, e.srv.Dev.ServerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := dotsserver.New(dotsserver.Options{Listen: []string{e.addr}, Certificate: cert, ClientCAs: e.srv.Roots,
-		Domains: dotstest.Domains(), Store: e.srv.Store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := again.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(again.Close) // before the store is closed
+	e.restartServer(t)
 	lost := strings.LastIndex(w.out.String(), "reconnecting (")
 	deadline = time.Now().Add(15 * time.Second)
 	for !strings.Contains(w.out.String()[lost:], "attack-mitigation-in-progress") {

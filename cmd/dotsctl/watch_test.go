@@ -162,19 +162,7 @@ func TestStatusWatchReconnect(t *testing.T) {
 
 	e.srv.Srv.Close()
 	waitFor(t, "watch, server gone", &w.out, "reconnecting (")
-	cert, _, err := pki.LoadKeyPair(e.srv.Dev.ServerCert, e.srv.Dev.ServerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := dotsserver.New(dotsserver.Options{Listen: []string{e.addr}, Certificate: cert, ClientCAs: e.srv.Roots,
-		Domains: dotstest.Domains(), Store: e.srv.Store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := again.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(again.Close) // before the store is closed
+	e.restartServer(t)
 	out := w.out.String()
 	lost := strings.LastIndex(out, "reconnecting (")
 	deadline := time.Now().Add(15 * time.Second)
@@ -288,4 +276,23 @@ func TestStatusWatchRefused(t *testing.T) {
 	}
 	err = e.fails(t, "status", "--watch")
 	contains(t, "refused watch", err.Error(), "status --watch", "4.03", beta)
+}
+
+// restartServer starts a new server on e's address and store, once the
+// first one is closed.
+func (e *ctlEnv) restartServer(t *testing.T) {
+	t.Helper()
+	cert, _, err := pki.LoadKeyPair(e.srv.Dev.ServerCert, e.srv.Dev.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := dotsserver.New(dotsserver.Options{Listen: []string{e.addr}, Certificate: cert, ClientCAs: e.srv.Roots,
+		Domains: dotstest.Domains(), Store: e.srv.Store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Close) // before the store is closed
 }
