@@ -13,15 +13,36 @@ import (
 	"time"
 
 	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/flowspec"
 )
 
-// Key identifies a diversion: the client's cuid and the request's mid.
+// Key identifies a diversion: the client's cuid and the request's mid for
+// a signal-channel mitigation, or the client's cuid and an ACL's name (MID
+// 0) for a data-channel filter (RFC 8783 §7.3).
 type Key struct {
 	CUID string
 	MID  uint32
+	ACL  string // set for a filter; then MID is 0
 }
 
-func (k Key) String() string { return fmt.Sprintf("%s/%d", k.CUID, k.MID) }
+func (k Key) String() string {
+	if k.ACL != "" {
+		return fmt.Sprintf("%s/acl/%s", k.CUID, k.ACL)
+	}
+	return fmt.Sprintf("%s/%d", k.CUID, k.MID)
+}
+
+// Filter is one traffic filter of a data-channel ACL entry (RFC 8783 §7.3,
+// RFC 8519 matches): a Flow Specification match and what to do with the
+// packets it matches. A backend that enforces filters turns it into a
+// FlowSpec rule (RFC 8955/8956) or a scrubber rule.
+type Filter struct {
+	Match flowspec.Match
+	// Action is Discard or RateLimit (RFC 8783 rate-limit); Accept marks
+	// an accept-list entry, which diverts nothing by itself.
+	Action flowspec.Action
+	Accept bool
+}
 
 // Diversion is what a backend is asked to apply for one mitigation.
 type Diversion struct {
@@ -40,6 +61,10 @@ type Diversion struct {
 	Expires   time.Time // zero: indefinite
 	// Countermeasure the client asked for ("" = its domain's policy), e.g. "rtbh".
 	Countermeasure string
+	// Filters are set for a data-channel ACL (Key.ACL set): the rules to
+	// enforce, in the ACL's order. Prefixes then holds their destinations.
+	// A backend that does not enforce filters reports Status 0 for it.
+	Filters []Filter
 }
 
 // Checker is implemented by backends that refuse some diversions up front
