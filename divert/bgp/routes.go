@@ -52,13 +52,24 @@ func (b *Backend) Apply(_ context.Context, d divert.Diversion) (divert.Applied, 
 // applyLocked installs the plan of d. With pending set, new routes are
 // queued there for one AddPath call (see Sync) instead of added one by one.
 func (b *Backend) applyLocked(d divert.Diversion, p *plan, pending *[]*route) (divert.Applied, error) {
+	old := b.entries[d.Key]
 	if a, over := b.overBudgetLocked(d.Key, p); over {
-		b.log.Warn("flowspec budget exceeded", "cuid", d.Key.CUID, "mid", d.Key.MID, "detail", a.Detail)
-		b.setEntryLocked(&entry{key: d.Key, domain: d.Domain, kind: p.kind, applied: a})
+		b.log.Warn("flowspec budget exceeded", "cuid", d.Key.CUID, "mid", d.Key.MID, "acl", d.Key.ACL, "detail", a.Detail)
+		e := &entry{key: d.Key, domain: d.Domain, kind: p.kind, applied: a}
+		if old != nil && len(old.routes) > 0 {
+			// The routes of the key's previous version stay announced,
+			// and on the books, so that Withdraw still removes them.
+			e.domain, e.kind, e.routes, e.note = old.domain, old.kind, old.routes, old.note
+			a.Detail += fmt.Sprintf("; the %d routes announced before for it stay until it is withdrawn", len(old.routes))
+			e.applied = a
+		}
+		b.setEntryLocked(e)
 		return a, nil
 	}
-	old := b.entries[d.Key]
 	e := &entry{key: d.Key, domain: d.Domain, kind: p.kind, note: p.note}
+	if len(p.routes) == 0 {
+		e.applied = divert.Applied{Detail: p.note} // nothing to announce (an ACL of accept entries)
+	}
 	var errs []error
 	for _, r := range p.routes {
 		if err := b.addRefLocked(d.Key, r, pending); err != nil {
