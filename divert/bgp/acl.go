@@ -27,7 +27,12 @@ import (
 // entries announce nothing, and the outcome's detail says so: where an
 // accept entry overlaps a later drop or rate-limit entry, the routers
 // apply that rule to the accepted traffic too. An ACL of accept entries
-// only is not handled by this backend (Status 0).
+// only is not handled by this backend (Status 0). For the same reason the
+// detail names the pairs of overlapping drop and rate-limit entries that
+// routers apply in the other order than the ACL (see acl_order.go), and
+// an entry with the same match as an earlier one announces nothing: in the
+// ACL it never matches, and as the same NLRI its rule would replace the
+// earlier entry's at the routers.
 //
 // Safety: every entry's destination must lie inside the diversion's
 // Prefixes (the destinations the client owns) and be no shorter than
@@ -38,16 +43,31 @@ import (
 func isACL(d divert.Diversion) bool { return d.Key.ACL != "" || len(d.Filters) > 0 }
 
 // aclPlan builds the FlowSpec rules of an ACL diversion, one per entry that
-// is not an accept (more when a long port list is split, see fitMatch).
+// is not an accept (more when a long port list is split, see fitMatch). An
+// entry with the same match as an earlier one never matches in the ACL,
+// whose first matching entry decides, and announces nothing: as the same
+// NLRI, its rule would replace the earlier one's at the routers.
 func (b *Backend) aclPlan(d divert.Diversion) (*plan, error) {
 	pl := &plan{kind: KindFlowSpec}
-	var accepts []string
+	var accepts, shadowed []string
+	var kept []int // the entries announced
+	first := map[string]int{}
 	for i, f := range d.Filters {
 		if err := b.checkFilter(d, f); err != nil {
 			return nil, fmt.Errorf("acl %q entry %d {%s}: %w", d.Key.ACL, i+1, f.Match, err)
 		}
-		if f.Accept {
-			accepts = append(accepts, fmt.Sprintf("%d {%s}", i+1, f.Match))
+		j, dup := first[f.Match.String()]
+		if !dup {
+			first[f.Match.String()] = i + 1
+		}
+		switch {
+		case f.Accept:
+			if !dup {
+				accepts = append(accepts, fmt.Sprintf("%d {%s}", i+1, f.Match))
+			}
+			continue
+		case dup:
+			shadowed = append(shadowed, fmt.Sprintf("%d (the match of entry %d)", i+1, j))
 			continue
 		}
 		comm, err := actionCommunity(f.Action)
@@ -61,14 +81,42 @@ func (b *Backend) aclPlan(d divert.Diversion) (*plan, error) {
 			}
 			pl.routes = append(pl.routes, r)
 		}
+		kept = append(kept, i)
 	}
+	var notes []string
 	if len(accepts) > 0 {
-		pl.note = fmt.Sprintf("accept entries %s not enforced by FlowSpec: routers order FlowSpec rules by their components "+
+		notes = append(notes, fmt.Sprintf("accept entries %s not enforced by FlowSpec: routers order FlowSpec rules by their components "+
 			"(RFC 8955 §5.1), not by the ACL's order, so an accept-list cannot be expressed as FlowSpec rules; "+
 			"where an accept entry overlaps a drop or rate-limit rule, that rule applies to the accepted traffic too",
-			strings.Join(accepts, ", "))
+			strings.Join(accepts, ", ")))
 	}
+	if len(shadowed) > 0 {
+		notes = append(notes, fmt.Sprintf("entries %s announce nothing: an earlier entry has the same match and decides first", strings.Join(shadowed, ", ")))
+	}
+	if r := reordered(d.Filters, kept); len(r) > 0 {
+		notes = append(notes, fmt.Sprintf("where entries overlap, routers apply their rules in RFC 8955 §5.1 order, not the ACL's: %s", strings.Join(r, ", ")))
+	}
+	pl.note = strings.Join(notes, "; ")
 	return pl, nil
+}
+
+// reordered names each pair of announced entries with different actions
+// that may match the same packets and that routers apply in the other
+// order than the ACL ("entry 3 before entry 2").
+func reordered(filters []divert.Filter, kept []int) []string {
+	var out []string
+	for x, i := range kept {
+		for _, j := range kept[x+1:] {
+			a, b := filters[i], filters[j]
+			if a.Action.String() == b.Action.String() || !mayOverlap(a.Match, b.Match) {
+				continue
+			}
+			if flowCompare(b.Match, a.Match) < 0 {
+				out = append(out, fmt.Sprintf("entry %d before entry %d", j+1, i+1))
+			}
+		}
+	}
+	return out
 }
 
 // checkFilter refuses an entry that cannot be announced, or that would

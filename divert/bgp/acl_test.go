@@ -90,6 +90,25 @@ func TestACLPlan(t *testing.T) {
 			want: []string{"flowspec ipv4-flowspec {dst 203.0.113.0/24 src 192.0.2.0/24} discard"},
 			note: "accept entries 1 {dst 203.0.113.0/24 src 198.51.100.0/24} not enforced by FlowSpec: routers order FlowSpec rules by their components (RFC 8955 §5.1)"},
 		{name: "only accept entries", filters: []divert.Filter{accept}, note: "accept-list cannot be expressed as FlowSpec rules"},
+		{name: "overlapping entries applied out of the ACL's order", filters: []divert.Filter{synLimit("203.0.113.0/24", 20), dropFrom("203.0.113.0/24", "192.0.2.0/24")},
+			want: []string{"flowspec ipv4-flowspec {dst 203.0.113.0/24 proto =6 tcp-flags =syn} rate-limit 20",
+				"flowspec ipv4-flowspec {dst 203.0.113.0/24 src 192.0.2.0/24} discard"},
+			note: "where entries overlap, routers apply their rules in RFC 8955 §5.1 order, not the ACL's: entry 2 before entry 1"},
+		{name: "the same match twice: the first decides", filters: []divert.Filter{dropFrom("203.0.113.0/24", "192.0.2.0/24"),
+			func() divert.Filter {
+				f := synLimit("203.0.113.0/24", 20)
+				f.Match = dropFrom("203.0.113.0/24", "192.0.2.0/24").Match
+				return f
+			}()},
+			want: []string{"flowspec ipv4-flowspec {dst 203.0.113.0/24 src 192.0.2.0/24} discard"},
+			note: "entries 2 (the match of entry 1) announce nothing: an earlier entry has the same match and decides first"},
+		{name: "a drop after an accept of the same match", filters: []divert.Filter{accept, func() divert.Filter {
+			f := accept
+			f.Accept = false
+			f.Action = flowspec.Action{Kind: flowspec.Discard}
+			return f
+		}()},
+			note: "entries 2 (the match of entry 1) announce nothing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &Backend{cfg: baseConfig()}
@@ -187,5 +206,111 @@ func TestACLDoesNotChangeMitigations(t *testing.T) {
 	}
 	if isACL(mit) || !isACL(acl) {
 		t.Fatal("isACL")
+	}
+}
+
+// TestACLOrderNotes: the order note names only overlapping entries with
+// different actions that routers apply out of the ACL's order.
+func TestACLOrderNotes(t *testing.T) {
+	b := &Backend{cfg: baseConfig()}
+	b.cfg.Neighbors = []Neighbor{{Name: "edge1", Address: "192.0.2.11", PeerAS: 65000}}
+	if err := b.cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		filters []divert.Filter
+	}{
+		{"same action", []divert.Filter{func() divert.Filter {
+			f := synLimit("203.0.113.0/24", 20)
+			f.Action = flowspec.Action{Kind: flowspec.Discard}
+			return f
+		}(),
+			dropFrom("203.0.113.0/24", "192.0.2.0/24")}},
+		{"disjoint destinations", []divert.Filter{synLimit("203.0.113.0/25", 20), dropFrom("203.0.113.128/25", "192.0.2.0/24")}},
+		{"already in FlowSpec order", []divert.Filter{dropFrom("203.0.113.0/24", "192.0.2.0/24"), synLimit("203.0.113.0/24", 20)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, p := planned(t, b, aclDiversion("beta", "acl1", tc.filters...))
+			if strings.Contains(p.note, "order") {
+				t.Fatalf("note %q", p.note)
+			}
+		})
+	}
+}
+
+func match(dst, src string, protos ...uint32) flowspec.Match {
+	m := flowspec.Match{Destination: netip.MustParsePrefix(dst)}
+	if src != "" {
+		m.Source = netip.MustParsePrefix(src)
+	}
+	for _, p := range protos {
+		m.Protocols = append(m.Protocols, flowspec.Range{Lo: p, Hi: p})
+	}
+	return m
+}
+
+// TestFlowCompare: the precedence of RFC 8955 §5.1, case by case.
+func TestFlowCompare(t *testing.T) {
+	withPorts := func(m flowspec.Match, ports ...flowspec.Range) flowspec.Match { m.DstPorts = ports; return m }
+	for _, tc := range []struct {
+		name string
+		a, b flowspec.Match
+		want int
+	}{
+		{"lower component type first", match("203.0.113.0/24", "192.0.2.0/24"), match("203.0.113.0/24", "", 6), -1},
+		{"lower destination first", match("192.0.2.0/24", ""), match("198.51.100.0/24", ""), -1},
+		{"equal common prefix: longer first", match("203.0.113.128/25", ""), match("203.0.113.0/24", ""), -1},
+		{"lower value in the last partial octet first", match("203.0.113.0/25", ""), match("203.0.113.128/25", ""), -1},
+		{"a component where the other has none first", match("203.0.113.0/24", ""), match("203.0.113.0/24", "", 6), 1},
+		{"lower octets first", match("203.0.113.0/24", "", 6), match("203.0.113.0/24", "", 17), -1},
+		{"operators count: =6 (81 06) after =6,=17 (01 06 81 11)", match("203.0.113.0/24", "", 6), match("203.0.113.0/24", "", 6, 17), 1},
+		{"ports: =80 (81 50) after =80,=443 (01 50 91 01 bb)", withPorts(match("203.0.113.0/24", ""), flowspec.Range{Lo: 80, Hi: 80}),
+			withPorts(match("203.0.113.0/24", ""), flowspec.Range{Lo: 80, Hi: 80}, flowspec.Range{Lo: 443, Hi: 443}), 1},
+		{"IPv6: lower /48 first", match("2001:db8:6401::/48", ""), match("2001:db8:6400::/48", ""), 1},
+		{"IPv6: source decides", match("2001:db8:6401::/48", "2001:db8:bad::/48"), match("2001:db8:6401::/48", "2001:db8:bac::/48"), 1},
+		{"the same rule", match("203.0.113.0/24", "192.0.2.0/24", 6), match("203.0.113.0/24", "192.0.2.0/24", 6), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := flowCompare(tc.a, tc.b); got != tc.want {
+				t.Errorf("flowCompare(%s, %s) = %d, want %d", tc.a, tc.b, got, tc.want)
+			}
+			if got := flowCompare(tc.b, tc.a); got != -tc.want {
+				t.Errorf("flowCompare(%s, %s) = %d, want %d", tc.b, tc.a, got, -tc.want)
+			}
+		})
+	}
+}
+
+func TestMayOverlap(t *testing.T) {
+	ports := func(m flowspec.Match, lo, hi uint32) flowspec.Match {
+		m.DstPorts = []flowspec.Range{{Lo: lo, Hi: hi}}
+		return m
+	}
+	syn := synLimit("203.0.113.0/24", 20).Match
+	for _, tc := range []struct {
+		name string
+		a, b flowspec.Match
+		want bool
+	}{
+		{"disjoint destinations", match("203.0.113.0/25", ""), match("203.0.113.128/25", ""), false},
+		{"nested destinations", match("203.0.113.0/24", ""), match("203.0.113.128/25", ""), true},
+		{"disjoint sources", match("203.0.113.0/24", "192.0.2.0/24"), match("203.0.113.0/24", "198.51.100.0/24"), false},
+		{"a source and none", match("203.0.113.0/24", "192.0.2.0/24"), match("203.0.113.0/24", ""), true},
+		{"other protocols", match("203.0.113.0/24", "", 6), match("203.0.113.0/24", "", 17), false},
+		{"a common protocol", match("203.0.113.0/24", "", 6, 17), match("203.0.113.0/24", "", 17), true},
+		{"disjoint port ranges", ports(match("203.0.113.0/24", ""), 80, 80), ports(match("203.0.113.0/24", ""), 1000, 2000), false},
+		{"overlapping port ranges", ports(match("203.0.113.0/24", ""), 80, 1000), ports(match("203.0.113.0/24", ""), 1000, 2000), true},
+		{"TCP flags are not compared", syn, match("203.0.113.0/24", "", 6), true},
+		{"IPv4 and IPv6", match("203.0.113.0/24", ""), match("2001:db8:6401::/48", ""), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mayOverlap(tc.a, tc.b); got != tc.want {
+				t.Errorf("mayOverlap(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)
+			}
+			if got := mayOverlap(tc.b, tc.a); got != tc.want {
+				t.Errorf("mayOverlap(%s, %s) = %v, want %v", tc.b, tc.a, got, tc.want)
+			}
+		})
 	}
 }
