@@ -54,7 +54,7 @@ func (b *Backend) Apply(_ context.Context, d divert.Diversion) (divert.Applied, 
 func (b *Backend) applyLocked(d divert.Diversion, p *plan, pending *[]*route) (divert.Applied, error) {
 	old := b.entries[d.Key]
 	if a, over := b.overBudgetLocked(d.Key, p); over {
-		b.log.Warn("flowspec budget exceeded", "cuid", d.Key.CUID, "mid", d.Key.MID, "acl", d.Key.ACL, "detail", a.Detail)
+		b.log.Warn("flowspec budget exceeded", "cuid", d.Key.CUID, "mid", d.Key.MID, "detail", a.Detail)
 		e := &entry{key: d.Key, domain: d.Domain, kind: p.kind, applied: a}
 		if old != nil && len(old.routes) > 0 {
 			// The routes of the key's previous version stay announced,
