@@ -148,3 +148,34 @@ func TestUpdateOverBudgetStaysWithdrawable(t *testing.T) {
 	}
 	flowsAt(t, p, "the first version withdrawn", markerRule)
 }
+
+// TestSharedRuleCountsOnceInBudget: a rule a mitigation already announced
+// is one rule at the router when an ACL asks for it too, so it counts once
+// against the neighbor's FlowSpec budget.
+func TestSharedRuleCountsOnceInBudget(t *testing.T) {
+	p := startPeer(t, "127.0.0.58", all4...)
+	cfg := baseConfig(p)
+	cfg.Neighbors[0].FlowSpecBudget = 2
+	b, _ := newSpeaker(t, cfg)
+	ctx := context.Background()
+	if err := b.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	established(t, b)
+	mit := divert.Diversion{Key: divert.Key{CUID: "beta", MID: 1}, Domain: "beta", Protocols: []uint8{17},
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32")}}
+	if a, err := b.Apply(ctx, mit); err != nil || a.Status != dots.StatusMitigated {
+		t.Fatalf("apply mitigation: %v %+v", err, a)
+	}
+	udp := divert.Filter{Match: flowspec.Match{Destination: netip.MustParsePrefix("203.0.113.10/32"), Protocols: []flowspec.Range{{Lo: 17, Hi: 17}}},
+		Action: flowspec.Action{Kind: flowspec.Discard}}
+	acl := aclDiversion("beta", "acl1", udp, dropFrom("203.0.113.0/24", "192.0.2.0/24"))
+	if a, err := b.Apply(ctx, acl); err != nil || a.Status != dots.StatusMitigated {
+		t.Fatalf("apply ACL: 2 rules at the router, within the budget of 2: %v %+v", err, a)
+	}
+	flowsAt(t, p, "the shared rule and the ACL's other rule", []string{"[destination: 203.0.113.10/32][protocol: ==udp]"}, []string{"[source: 192.0.2.0/24]"})
+	more := aclDiversion("beta", "acl2", dropFrom("203.0.113.0/24", "198.51.100.0/24"))
+	if a, _ := b.Apply(ctx, more); a.Status != dots.StatusExceededCapability || !strings.Contains(a.Detail, "3 FlowSpec rules would exceed the budget of 2") {
+		t.Fatalf("a third rule: %+v, want exceeded", a)
+	}
+}
