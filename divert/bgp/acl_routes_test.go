@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
 	"github.com/levee-dots/levee/divert"
@@ -177,5 +179,34 @@ func TestSharedRuleCountsOnceInBudget(t *testing.T) {
 	more := aclDiversion("beta", "acl2", dropFrom("203.0.113.0/24", "198.51.100.0/24"))
 	if a, _ := b.Apply(ctx, more); a.Status != dots.StatusExceededCapability || !strings.Contains(a.Detail, "3 FlowSpec rules would exceed the budget of 2") {
 		t.Fatalf("a third rule: %+v, want exceeded", a)
+	}
+}
+
+// TestACLOnlyToFlowSpecNeighbors: an ACL's rules go to the neighbors that
+// receive flowspec, not to one that receives only rtbh, and the detail
+// names only those.
+func TestACLOnlyToFlowSpecNeighbors(t *testing.T) {
+	rtbhOnly := startPeer(t, "127.0.0.59", all4...)
+	flowOnly := startPeer(t, "127.0.0.60", all4...)
+	cfg := baseConfig(rtbhOnly, flowOnly)
+	cfg.Neighbors[0].Receives = []string{KindRTBH}
+	cfg.Neighbors[1].Receives = []string{KindFlowSpec}
+	b, _ := newSpeaker(t, cfg)
+	ctx := context.Background()
+	if err := b.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	established(t, b)
+	a, err := b.Apply(ctx, aclDiversion("beta", "acl1", dropFrom("203.0.113.0/24", "192.0.2.0/24")))
+	if err != nil || a.Status != dots.StatusMitigated || !strings.Contains(a.Detail, "-> edge2") || strings.Contains(a.Detail, "edge1") {
+		t.Fatalf("apply: %v %+v, want the rule at edge2 only", err, a)
+	}
+	flowsAt(t, flowOnly, "the rule at the flowspec neighbor", []string{"[destination: 203.0.113.0/24][source: 192.0.2.0/24]", "discard"})
+	// The export policy's decision for the rtbh neighbor: no FlowSpec.
+	n := 0
+	err = b.s.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_ADJ_OUT, Name: rtbhOnly.addr, Family: gbgp.RF_FS_IPv4_UC},
+		func(gbgp.NLRI, []*apiutil.Path) { n++ })
+	if err != nil || n != 0 || len(rtbhOnly.routes(t, gbgp.RF_FS_IPv4_UC)) != 0 {
+		t.Fatalf("the rtbh neighbor gets %d FlowSpec rules (%v)", n, err)
 	}
 }
