@@ -244,6 +244,7 @@ type detailJSON struct {
 	Samples       []sampleJSON   `json:"samples"`
 	WindowSeconds int            `json:"window_seconds"`
 	SampleSeconds float64        `json:"sample_every_seconds"`
+	Now           int64          `json:"now"` // the server's clock, Unix milliseconds: the plots' right edge
 }
 
 func (d *Dashboard) mitigation(w http.ResponseWriter, r *http.Request) {
@@ -266,7 +267,7 @@ func (d *Dashboard) mitigation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := detailJSON{Mitigation: d.itemOf(rec), Outcome: splitNote(rec.Note, d.opts.Backends), Samples: []sampleJSON{},
-		WindowSeconds: int(Window / time.Second), SampleSeconds: d.opts.SampleEvery.Seconds()}
+		WindowSeconds: int(Window / time.Second), SampleSeconds: d.opts.SampleEvery.Seconds(), Now: d.now().UnixMilli()}
 	d.mu.Lock()
 	if rg := d.samples[k]; rg != nil {
 		for _, s := range rg.since(d.now().Add(-Window)) {

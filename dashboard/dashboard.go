@@ -57,6 +57,9 @@ type Options struct {
 	// SampleEvery is how often the counters are read for the plots
 	// (default 5 s).
 	SampleEvery time.Duration
+	// Tick, when set, replaces the ticker of SampleEvery: a sample is
+	// taken at each time received (tests drive it).
+	Tick <-chan time.Time
 	// MaxStreams bounds the live (server-sent events) connections
 	// (default 32); more are answered 503.
 	MaxStreams int
@@ -136,13 +139,17 @@ func (d *Dashboard) Close() {
 }
 
 func (d *Dashboard) sampleLoop() {
-	t := time.NewTicker(d.opts.SampleEvery)
-	defer t.Stop()
+	tick := d.opts.Tick
+	if tick == nil {
+		t := time.NewTicker(d.opts.SampleEvery)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-d.stop:
 			return
-		case <-t.C:
+		case <-tick:
 			d.sample()
 		}
 	}

@@ -33,12 +33,29 @@ async function getJSON(path) {
 // Numbers with units, SI prefixes.
 function si(v, unit) {
   if (v === null || v === undefined) return '—';
-  const p = ['', 'k', 'M', 'G', 'T', 'P'];
+  const p = ['', 'k', 'M', 'G', 'T', 'P', 'E'];
   let i = 0;
-  while (Math.abs(v) >= 1000 && i < p.length - 1) { v /= 1000; i++; }
-  const digits = i === 0 ? 0 : (v < 10 ? 2 : v < 100 ? 1 : 0);
+  while (i < p.length - 1 && Math.abs(v) >= 999.5) { v /= 1000; i++; }
+  const digits = i === 0 ? 0 : (Math.abs(v) < 9.995 ? 2 : Math.abs(v) < 99.95 ? 1 : 0);
   return v.toFixed(digits) + ' ' + p[i] + unit;
 }
+
+// niceCeil is the smallest of 1, 2, 2.5, 5 times a power of ten at or
+// above v: the top of a plot's scale.
+function niceCeil(v) {
+  if (v <= 0) return 1;
+  const e = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 2.5, 5, 10]) {
+    if (m * e >= v) return m * e;
+  }
+  return 10 * e;
+}
+
+const protocolNames = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6', 132: 'SCTP' };
+function protocols(list) {
+  return list.map((n) => (protocolNames[n] ? protocolNames[n] + ' (' + n + ')' : String(n))).join(', ');
+}
+
 const bps = (v) => si(v, 'bit/s');
 const pps = (v) => si(v, 'pkt/s');
 const bytes = (v) => si(v, 'B');
@@ -200,14 +217,14 @@ function plot(id, title, samples, field, fmt, windowSec, everySec, now) {
   const pts = samples.filter((p) => p.t >= t0);
   let max = 0;
   for (const p of pts) max = Math.max(max, p[field]);
-  const top = max > 0 ? max * 1.15 : 1;
+  const top = niceCeil(max * 1.05);
   const x = (t) => L + ((t - t0) / (windowSec * 1000)) * (W - L - R);
   const y = (v) => T + (1 - v / top) * (H - T - B);
   s.append(svg('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }),
     svg('line', { class: 'axis', x1: L, y1: T, x2: L, y2: H - B }));
   for (const f of [0.5, 1]) {
-    s.append(svg('line', { class: 'grid', x1: L, y1: y(top * f / 1.15), x2: W - R, y2: y(top * f / 1.15) }),
-      svg('text', { x: L - 6, y: y(top * f / 1.15) + 4, 'text-anchor': 'end' }, max > 0 ? fmt(max * f) : ''));
+    s.append(svg('line', { class: 'grid', x1: L, y1: y(top * f), x2: W - R, y2: y(top * f) }),
+      svg('text', { x: L - 6, y: y(top * f) + 4, 'text-anchor': 'end' }, max > 0 ? fmt(top * f) : ''));
   }
   s.append(svg('text', { x: L - 6, y: H - B + 4, 'text-anchor': 'end' }, fmt(0)));
   for (const m of [15, 10, 5, 0]) {
@@ -242,6 +259,9 @@ async function mitigationPage() {
     return;
   }
   const samples = det.samples.slice();
+  // The plots' time axis follows the server's clock, whatever the
+  // browser's says.
+  const skew = det.now - Date.now();
   const draw = () => {
     const m = det.mitigation;
     const info = el('dl', { id: 'info' },
@@ -249,7 +269,7 @@ async function mitigationPage() {
       el('dt', {}, 'Client'), el('dd', {}, m.domain + ' ', el('code', {}, m.cuid)),
       el('dt', {}, 'Targets'), el('dd', { class: 'targets' }, m.targets.join(', ') || '—'),
       el('dt', {}, 'Ports'), el('dd', {}, m.ports ? m.ports.join(', ') : 'all'),
-      el('dt', {}, 'Protocols'), el('dd', {}, m.protocols ? m.protocols.join(', ') : 'all'),
+      el('dt', {}, 'Protocols'), el('dd', {}, m.protocols ? protocols(m.protocols) : 'all'),
       el('dt', {}, 'Started'), el('dd', {}, m.start ? utc(m.start) : 'not started'),
       el('dt', {}, 'Lifetime left'), el('dd', {}, m.active ? duration(m.remaining) : '—'),
       el('dt', {}, 'Attack status'), el('dd', {}, m.attack_status || 'not reported'),
@@ -264,7 +284,7 @@ async function mitigationPage() {
     if (samples.length === 0 && !m.counters) {
       plots = el('p', { class: 'notmeasured', id: 'plots' }, 'not measured: no mitigator reports drop counters for this request');
     } else {
-      const now = Date.now();
+      const now = Date.now() + skew;
       plots = el('div', { class: 'plots', id: 'plots' },
         plot('plot-bps', 'Dropped bit rate, last 15 min', samples, 'bps', bps, det.window_seconds, det.sample_every_seconds, now),
         plot('plot-pps', 'Dropped packet rate, last 15 min', samples, 'pps', pps, det.window_seconds, det.sample_every_seconds, now));
@@ -280,7 +300,7 @@ async function mitigationPage() {
     for (const s of items) {
       if (mine(s)) { samples.push(s); changed = true; }
     }
-    const cut = Date.now() - det.window_seconds * 1000;
+    const cut = Date.now() + skew - det.window_seconds * 1000;
     while (samples.length > 0 && samples[0].t < cut) samples.shift();
     if (changed) draw();
   };
