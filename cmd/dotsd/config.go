@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/levee-dots/levee/dashboard"
 	"github.com/levee-dots/levee/divert/bgp"
 	"github.com/levee-dots/levee/divert/dns"
 	"github.com/levee-dots/levee/divert/scrub"
@@ -88,6 +89,12 @@ type fileConfig struct {
 		// store.
 		Socket string `yaml:"socket"`
 	} `yaml:"admin"`
+	// Dashboard is the operators' web dashboard (dashboard.go); off
+	// unless dashboard.listen is set.
+	Dashboard dashboard.Config `yaml:"dashboard"`
+	// dashboardBestEffort: a dashboard that cannot listen is logged, not
+	// fatal (dotsd dev).
+	dashboardBestEffort bool
 }
 
 type clientConfig struct {
@@ -161,6 +168,7 @@ func loadConfig(path string) (*fileConfig, error) {
 		c.TLS.CRL[i] = rel(c.TLS.CRL[i])
 	}
 	c.Admin.Socket = rel(c.Admin.Socket)
+	c.Dashboard.TokenFile, c.Dashboard.ClientCA = rel(c.Dashboard.TokenFile), rel(c.Dashboard.ClientCA)
 	if sc := c.Divert.Scrub; sc != nil {
 		sc.Certificate, sc.Key = rel(sc.Certificate), rel(sc.Key)
 		for i := range sc.Nodes {
@@ -189,6 +197,9 @@ func loadConfig(path string) (*fileConfig, error) {
 func (c *fileConfig) validate(file string) error {
 	bad := func(key, format string, args ...any) error {
 		return &configError{file: file, key: key, problem: fmt.Sprintf(format, args...)}
+	}
+	if err := c.Dashboard.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
 	}
 	if len(c.Signal.Listen) == 0 {
 		return bad("signal.listen", "at least one address:port is required, e.g. 127.0.0.1:4646")

@@ -49,6 +49,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "directory for the development PKI, configuration and database")
 	listen := fs.String("signal-listen", "", "signal-channel address (default 127.0.0.1:4646)")
+	dashListen := fs.String("dashboard-listen", devDashboardListen, "web dashboard address, or off")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -102,6 +103,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for _, name := range names {
 		c := dev.Clients[name]
 		fmt.Fprintf(stdout, "  client %-6s cuid %s  dotsctl --config %s\n", name, c.CUID, filepath.Join(filepath.Dir(c.Cert), "dotsctl.yaml"))
+	}
+	if err := devDashboard(cfg, *dir, *dashListen, flagSet(fs, "dashboard-listen"), stdout); err != nil {
+		return err
 	}
 	return serve(ctx, cfg, stderr)
 }

@@ -31,6 +31,7 @@ const usage = `usage:
   dotsd redirect --config FILE        show, set (--to NAME [--ttl D] [--clients CUID,...]) or --clear the redirect of clients
 flags:
   --signal-listen ADDR:PORT           override the signal-channel address (default 127.0.0.1:4646)
+  --dashboard-listen ADDR:PORT        dev: the web dashboard's address (default 127.0.0.1:8080; off: none)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -111,6 +112,10 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	dash, err := prepareDashboard(cfg, cert)
+	if err != nil {
+		return err
+	}
 	db, err := store.Open(cfg.Store.Path, store.Options{})
 	if err != nil {
 		return fmt.Errorf("store.path: %w", err)
@@ -154,12 +159,13 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	// The scrubbing backend's poller reports from its own goroutine,
 	// started before svc exists: it reaches svc through an atomic pointer.
 	var scrubSvc atomic.Pointer[service.Service]
+	var scrubber *scrub.Backend
 	if cfg.Divert.Scrub != nil {
 		var defaultKind func(string) string
 		if cfg.Divert.BGP != nil {
 			defaultKind = cfg.Divert.BGP.Countermeasure
 		}
-		scrubber, err := scrub.New(*cfg.Divert.Scrub, scrub.Options{Logger: log, DefaultCountermeasure: defaultKind,
+		scrubber, err = scrub.New(*cfg.Divert.Scrub, scrub.Options{Logger: log, DefaultCountermeasure: defaultKind,
 			Updates: func(backend string, k divert.Key, a divert.Applied) {
 				if s := scrubSvc.Load(); s != nil {
 					s.DiversionUpdate(backend, k, a)
@@ -212,6 +218,12 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
+	stopDashboard, err := dash.start(dashboardParts{svc: svc, srv: srv, speaker: speaker, scrubber: scrubber, backends: backends}, log)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	defer stopDashboard()
 	log.Info("dotsd ready", "signal", srv.Addrs(), "store", cfg.Store.Path, "clients", len(cfg.Clients))
 	<-ctx.Done()
 	log.Info("shutting down")
