@@ -41,6 +41,14 @@ func screenshotPath(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "dashboard-mitigation.png")
 }
 
+// artifact keeps a screenshot of the page as it is in
+// $LEVEE_TEST_ARTIFACTS, when set.
+func artifact(t *testing.T, b *browser, name string) {
+	if dir := os.Getenv("LEVEE_TEST_ARTIFACTS"); dir != "" {
+		b.screenshot(filepath.Join(dir, "dashboard-"+name+".png"))
+	}
+}
+
 // edgeRouter is an in-process GoBGP acting as an edge router (passive, AS
 // 65000), as in divert/bgp's tests.
 func edgeRouter(t *testing.T, addr string) int {
@@ -223,6 +231,7 @@ func TestBrowser(t *testing.T) {
 		if got := b.text("#bgp .big"); got != "1 / 2" {
 			t.Errorf("bgp neighbors established %q, want 1 / 2", got)
 		}
+		artifact(t, b, "overview")
 	})
 	t.Run("mitigation list, live", func(t *testing.T) {
 		b.navigate(l.base + "/mitigations")
@@ -233,6 +242,8 @@ func TestBrowser(t *testing.T) {
 		if got := row(1, ".bps"); !strings.HasSuffix(got, "bit/s") {
 			t.Errorf("mid 1 drop rate %q, want a number of bit/s", got)
 		}
+		rate := row(1, ".bps")
+		b.waitJS("mid 1's drop rate changed by a live sample", fmt.Sprintf(`document.querySelector('tr[data-mid="1"] .bps').textContent !== %q`, rate))
 		if got := row(2, ".bps"); got != "not measured" {
 			t.Errorf("mid 2 drop rate %q, want not measured", got)
 		}
@@ -245,6 +256,7 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("mid 3 targets %q", got)
 		}
 		b.waitJS("mid 3 diverted, by the live stream", `document.querySelector('tr[data-mid="3"][data-status="2"]') !== null`)
+		artifact(t, b, "mitigations")
 	})
 	t.Run("mitigation detail", func(t *testing.T) {
 		b.navigate(l.base + "/mitigation?cuid=" + alpha.CUID + "&mid=1")
@@ -278,6 +290,7 @@ func TestBrowser(t *testing.T) {
 		if n := b.text("#plot-bps"); n != "" {
 			t.Errorf("mid 2, measured by nothing, has a plot")
 		}
+		artifact(t, b, "mitigation-unmeasured")
 	})
 	t.Run("bgp neighbors", func(t *testing.T) {
 		b.navigate(l.base + "/bgp")
@@ -293,6 +306,7 @@ func TestBrowser(t *testing.T) {
 		if got := b.text(`tr[data-neighbor="edge1"] .routes`); got != "3 routes" {
 			t.Errorf("edge1 routes %q, want the 3 mitigations' FlowSpec rules", got)
 		}
+		artifact(t, b, "bgp")
 	})
 	t.Run("event log", func(t *testing.T) {
 		b.navigate(l.base + "/events")
@@ -303,5 +317,6 @@ func TestBrowser(t *testing.T) {
 		}
 		put(t, l.svc, 4, "203.0.113.40/32")
 		b.waitJS("mid 4's event added by the live stream", `document.querySelector('#event-rows tr[data-mid="4"]') !== null`)
+		artifact(t, b, "events")
 	})
 }

@@ -191,17 +191,28 @@ async function mitigationsPage() {
   const empty = el('p', { class: 'muted', id: 'none' }, 'No mitigation requests.');
   const l = await getJSON('/api/mitigations');
   const rows = new Map();
-  const upsert = (m) => {
+  const byKey = new Map();
+  const upsert = (m, flash) => {
     const row = mitigationRow(m);
     const old = rows.get(keyOf(m));
     if (old) old.replaceWith(row); else body.append(row);
     rows.set(keyOf(m), row);
-    row.classList.add('flash');
+    byKey.set(keyOf(m), m);
+    if (flash) row.classList.add('flash');
     empty.hidden = rows.size > 0;
   };
-  for (const m of l.mitigations) upsert(m);
+  for (const m of l.mitigations) upsert(m, false);
   main(el('h1', {}, 'Mitigations'), empty, table);
-  live.mitigations = (items) => { for (const m of items) upsert(m); };
+  live.mitigations = (items) => { for (const m of items) upsert(m, true); };
+  // New counter readings: the rates and totals of the rows measured.
+  live.samples = (items) => {
+    for (const s of items) {
+      const m = byKey.get(keyOf(s));
+      if (!m) continue;
+      m.counters = { bps_dropped: s.bps, pps_dropped: s.pps, bytes_dropped: s.bytes, pkts_dropped: s.pkts };
+      upsert(m, false);
+    }
+  };
 }
 
 // ---- Mitigation detail ----
