@@ -71,8 +71,11 @@ func (a *auth) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 // securityHeaders are on every answer: nothing from elsewhere, no inline
-// script, no framing, no sniffing, no referrer.
-func securityHeaders(h http.Header) {
+// script, no framing, no sniffing, no referrer; over TLS, HTTPS only.
+func securityHeaders(h http.Header, tls bool) {
+	if tls {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	h.Set("Content-Security-Policy", "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")

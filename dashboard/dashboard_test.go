@@ -198,7 +198,7 @@ func TestClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := dashboard.Serve("127.0.0.1:0", d, &serverCert, cas)
+	srv, err := dashboard.Serve("127.0.0.1:0", d, &serverCert, cas, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,6 +221,9 @@ func TestClientCertificate(t *testing.T) {
 			c.CloseIdleConnections()
 			if resp.StatusCode != tc.want {
 				t.Fatalf("%s, want %d", resp.Status, tc.want)
+			}
+			if resp.Header.Get("Strict-Transport-Security") == "" {
+				t.Error("no Strict-Transport-Security over TLS")
 			}
 		})
 	}

@@ -52,7 +52,7 @@ func (d *Dashboard) routes() {
 // ServeHTTP answers operators only: the login form and its files are the
 // only things served to anyone else.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	securityHeaders(w.Header())
+	securityHeaders(w.Header(), r.TLS != nil)
 	p := path.Clean(r.URL.Path)
 	if p == "/login" || public[p] || d.auth.ok(r) {
 		d.mux.ServeHTTP(w, r)

@@ -72,7 +72,7 @@ func serve(t *testing.T, opts dashboard.Options) (*dashboard.Dashboard, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := dashboard.Serve("127.0.0.1:0", d, nil, nil)
+	srv, err := dashboard.Serve("127.0.0.1:0", d, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

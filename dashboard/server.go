@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -20,15 +21,21 @@ type Server struct {
 // Serve listens on addr and serves h. With clientCAs, the listener speaks
 // TLS with cert and asks for a client certificate from those CAs (one is
 // not required at the handshake: a browser without one can still log in
-// with the token if there is one; h refuses everyone else).
-func Serve(addr string, h http.Handler, cert *tls.Certificate, clientCAs *x509.CertPool) (*Server, error) {
+// with the token if there is one; h refuses everyone else). The server's
+// own errors (failed handshakes, bad requests) go to log at debug level;
+// nil: discarded.
+func Serve(addr string, h http.Handler, cert *tls.Certificate, clientCAs *x509.CertPool, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	srv := &http.Server{Handler: h,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10,
+		ErrorLog: slog.NewLogLogger(log.With("listener", "dashboard").Handler(), slog.LevelDebug)}
 	if clientCAs != nil {
 		if cert == nil {
 			ln.Close()

@@ -89,7 +89,7 @@ func (s *dashboardSetup) start(p dashboardParts, log *slog.Logger) (func(), erro
 	if err != nil {
 		return nil, err
 	}
-	srv, err := dashboard.Serve(s.cfg.Listen, d, s.serverCert, s.clientCAs)
+	srv, err := dashboard.Serve(s.cfg.Listen, d, s.serverCert, s.clientCAs, log)
 	if err != nil {
 		d.Close()
 		if s.bestEffort {

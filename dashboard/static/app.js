@@ -84,6 +84,14 @@ function detailHref(m) {
 
 function keyOf(m) { return m.cuid + '/' + m.mid; }
 
+// every runs fn every ms milliseconds: the page's one timer, replaced when
+// the page is loaded again.
+let timer = null;
+function every(fn, ms) {
+  clearInterval(timer);
+  timer = setInterval(fn, ms);
+}
+
 function main(...children) {
   const mainEl = document.getElementById('main');
   mainEl.replaceChildren(...children);
@@ -91,12 +99,19 @@ function main(...children) {
 }
 
 // Live updates: one EventSource for the page, handlers by event name.
+// After the stream was lost, the page is loaded again from the API: what
+// changed meanwhile was not streamed.
 const live = {};
-function connectLive() {
+function connectLive(reload) {
   const badge = document.getElementById('live');
   const es = new EventSource('/api/stream');
-  es.onopen = () => { badge.textContent = 'live'; badge.className = 'live on'; };
-  es.onerror = () => { badge.textContent = 'disconnected: retrying'; badge.className = 'live off'; };
+  let lost = false;
+  es.onopen = () => {
+    badge.textContent = 'live';
+    badge.className = 'live on';
+    if (lost) { lost = false; reload(); }
+  };
+  es.onerror = () => { lost = true; badge.textContent = 'disconnected: retrying'; badge.className = 'live off'; };
   for (const name of ['mitigations', 'samples', 'log']) {
     es.addEventListener(name, (ev) => {
       const data = JSON.parse(ev.data);
@@ -159,7 +174,7 @@ async function overviewPage() {
     pending = true;
     setTimeout(() => { pending = false; render(); }, 500);
   };
-  setInterval(render, 10000);
+  every(render, 10000);
 }
 
 // ---- Mitigation list ----
@@ -351,7 +366,7 @@ async function bgpPage() {
   };
   await render();
   live.mitigations = () => setTimeout(render, 500);
-  setInterval(render, 5000);
+  every(render, 5000);
 }
 
 // ---- Event log ----
@@ -391,11 +406,14 @@ document.addEventListener('DOMContentLoaded', async () => {
   }
   const fn = routes[page];
   if (!fn) return;
-  try {
-    await fn();
-    document.body.dataset.ready = 'true';
-  } catch (e) {
-    main(el('p', { class: 'error' }, 'Could not load: ' + e.message));
-  }
-  connectLive();
+  const load = async () => {
+    try {
+      await fn();
+      document.body.dataset.ready = 'true';
+    } catch (e) {
+      main(el('p', { class: 'error' }, 'Could not load: ' + e.message));
+    }
+  };
+  await load();
+  connectLive(load);
 });
