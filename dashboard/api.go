@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/levee-dots/levee/divert/bgp"
 	"github.com/levee-dots/levee/divert/scrub"
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dotsserver/mitigation"
@@ -275,22 +274,6 @@ func (d *Dashboard) mitigation(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d.mu.Unlock()
-	writeJSON(w, http.StatusOK, out)
-}
-
-type bgpJSON struct {
-	Configured bool                 `json:"configured"`
-	Neighbors  []bgp.NeighborStatus `json:"neighbors"`
-}
-
-func (d *Dashboard) bgp(w http.ResponseWriter, _ *http.Request) {
-	out := bgpJSON{Neighbors: []bgp.NeighborStatus{}}
-	if d.opts.Neighbors != nil {
-		out.Configured = true
-		if n := d.opts.Neighbors.Neighbors(); n != nil {
-			out.Neighbors = n
-		}
-	}
 	writeJSON(w, http.StatusOK, out)
 }
 

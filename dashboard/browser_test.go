@@ -303,6 +303,15 @@ func TestBrowser(t *testing.T) {
 				t.Errorf("%s routes %q, want %d", n.Name, got, n.Routes)
 			}
 		}
+		for _, mid := range []int{1, 2, 3} {
+			want := fmt.Sprintf("mid %d flowspec {dst 203.0.113.%d0/32 proto =6 dport =443} discard", mid, mid)
+			if got := b.text(fmt.Sprintf(`tr[data-neighbor="edge1"] .announced [data-mid="%d"]`, mid)); got != want {
+				t.Errorf("edge1's routes for mid %d: %q, want %q", mid, got, want)
+			}
+		}
+		if got := b.text(`tr[data-neighbor="edge2"] .announced`); got != "none" {
+			t.Errorf("edge2, down, has routes %q", got)
+		}
 		if got := b.text(`tr[data-neighbor="edge1"] .routes`); got != "3 routes" {
 			t.Errorf("edge1 routes %q, want the 3 mitigations' FlowSpec rules", got)
 		}

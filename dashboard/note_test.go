@@ -26,3 +26,24 @@ func TestSplitNote(t *testing.T) {
 		})
 	}
 }
+
+func TestRouteGroups(t *testing.T) {
+	cases := []struct {
+		name, detail string
+		want         []routeGroup
+	}{
+		{"nothing announced", "no neighbor can take ipv4-flowspec (edge1 is not established)", nil},
+		{"one group, one lacking", "flowspec {dst 203.0.113.10/32 proto =6 dport =443} discard -> edge1; not at edge2 (not established)",
+			[]routeGroup{{"flowspec {dst 203.0.113.10/32 proto =6 dport =443} discard", []string{"edge1"}}}},
+		{"two groups", "rtbh 203.0.113.10/32 -> edge1, edge2; rtbh 2001:db8:6401::10/128 -> edge1",
+			[]routeGroup{{"rtbh 203.0.113.10/32", []string{"edge1", "edge2"}}, {"rtbh 2001:db8:6401::10/128", []string{"edge1"}}}},
+		{"dry run", "dry-run: routes logged, not announced: 203.0.113.10/32", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := routeGroups(tc.detail); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("routeGroups(%q) = %+v, want %+v", tc.detail, got, tc.want)
+			}
+		})
+	}
+}

@@ -342,6 +342,12 @@ async function mitigationPage() {
 
 // ---- BGP neighbors ----
 
+// announced lists the mitigations' routes a neighbor was sent.
+function announced(list) {
+  if (list.length === 0) return [el('span', { class: 'muted' }, 'none')];
+  return list.map((a) => el('div', { 'data-mid': a.mid }, el('a', { href: detailHref(a) }, 'mid ' + a.mid), ' ', el('code', {}, a.routes)));
+}
+
 async function bgpPage() {
   const render = async () => {
     const b = await getJSON('/api/bgp');
@@ -351,7 +357,7 @@ async function bgpPage() {
     }
     const t = el('table', { id: 'neighbors' }, el('tr', {}, el('th', {}, 'Neighbor'), el('th', {}, 'Address'), el('th', { class: 'num' }, 'Peer AS'),
       el('th', {}, 'State'), el('th', {}, 'Families negotiated'), el('th', {}, 'Receives'),
-      el('th', { class: 'num' }, 'Routes announced'), el('th', { class: 'num' }, 'Sessions since start')));
+      el('th', { class: 'num' }, 'Routes announced'), el('th', {}, 'For the mitigations'), el('th', { class: 'num' }, 'Sessions since start')));
     for (const n of b.neighbors) {
       t.append(el('tr', { 'data-neighbor': n.name },
         el('td', {}, n.name), el('td', {}, el('code', {}, n.address)), el('td', { class: 'num' }, 'AS' + n.peer_as),
@@ -359,9 +365,10 @@ async function bgpPage() {
         el('td', {}, (n.negotiated_families || []).join(', ') || '—'),
         el('td', {}, (n.receives || []).join(', ') || 'rtbh, flowspec, scrubbing'),
         el('td', { class: 'num routes' }, n.routes_announced + (n.routes_announced === 1 ? ' route' : ' routes')),
+        el('td', { class: 'announced' }, ...announced(n.announced)),
         el('td', { class: 'num' }, n.sessions_established)));
     }
-    if (b.neighbors.length === 0) t.append(el('tr', {}, el('td', { colspan: 8, class: 'muted' }, 'no neighbors configured')));
+    if (b.neighbors.length === 0) t.append(el('tr', {}, el('td', { colspan: 9, class: 'muted' }, 'no neighbors configured')));
     main(el('h1', {}, 'BGP neighbors'), t);
   };
   await render();
