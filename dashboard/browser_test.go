@@ -91,6 +91,8 @@ type liveServer struct {
 	tick    chan time.Time
 	clk     *skewClock
 	base    string
+	dash    *dashboard.Dashboard
+	srv     *dashboard.Server
 }
 
 // skewClock is the dashboard's clock: real time shifted by skew.
@@ -139,9 +141,35 @@ func startLive(t *testing.T) *liveServer {
 	s.Start()
 	t.Cleanup(s.Close)
 	l := &liveServer{svc: s, speaker: speaker, tick: make(chan time.Time), clk: &skewClock{}}
-	_, l.base = serve(t, dashboard.Options{Service: s, Neighbors: speaker, Backends: []string{speaker.Name()},
-		Now: l.clk.Now, Tick: l.tick})
+	tok, err := dashboard.LoadToken(writeToken(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.dash, err = dashboard.New(dashboard.Options{Service: s, Neighbors: speaker, Backends: []string{speaker.Name()},
+		Token: tok, Now: l.clk.Now, Tick: l.tick})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.srv, err = dashboard.Serve("127.0.0.1:0", l.dash, nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.dash.Close(); l.srv.Close() })
+	l.base = "http://" + l.srv.Addr().String()
 	return l
+}
+
+// relisten closes the dashboard's listener and connections, runs
+// meanwhile, and listens on the same address again.
+func (l *liveServer) relisten(t *testing.T, meanwhile func()) {
+	t.Helper()
+	addr := l.srv.Addr().String()
+	l.srv.Close()
+	meanwhile()
+	srv, err := dashboard.Serve(addr, l.dash, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.srv = srv
 }
 
 // attack is what a scrubber would report i samples (5 s each) into the
@@ -327,5 +355,13 @@ func TestBrowser(t *testing.T) {
 		put(t, l.svc, 4, "203.0.113.40/32")
 		b.waitJS("mid 4's event added by the live stream", `document.querySelector('#event-rows tr[data-mid="4"]') !== null`)
 		artifact(t, b, "events")
+	})
+	t.Run("live stream lost", func(t *testing.T) {
+		b.navigate(l.base + "/mitigations")
+		l.relisten(t, func() {
+			b.waitJS("the page to see the stream lost", `document.querySelector('#live.off') !== null`)
+			put(t, l.svc, 5, "203.0.113.50/32") // streamed to no one
+		})
+		b.waitJS("mid 5 listed once the stream is back", `document.querySelector('#live.on') !== null && document.querySelector('tr[data-mid="5"]') !== null`)
 	})
 }
