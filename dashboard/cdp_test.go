@@ -56,6 +56,8 @@ func startBrowser(t *testing.T) *browser {
 		// Nothing but loopback is resolved: the browser reaches no one else.
 		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 		"about:blank")
+	// Its home and caches are in the profile too: nothing is left behind.
+	cmd.Env = append(os.Environ(), "HOME="+profile, "XDG_CONFIG_HOME="+filepath.Join(profile, "config"), "XDG_CACHE_HOME="+filepath.Join(profile, "cache"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
