@@ -98,6 +98,9 @@ func (c *fileConfig) checkFiles(now time.Time) (warnings []string, err error) {
 			check(fmt.Sprintf("divert.scrub.nodes[%d].ca %s", i, n.CA), cas...)
 		}
 	}
+	if err := c.checkDashboardFiles(check); err != nil {
+		return nil, err
+	}
 	if len(expired) > 0 {
 		return warnings, errors.New(strings.Join(expired, "; "))
 	}

@@ -67,6 +67,26 @@ func prepareDashboard(cfg *fileConfig, cert tls.Certificate) (*dashboardSetup, e
 	return s, nil
 }
 
+// checkDashboardFiles reads the dashboard's token file and operator CA as
+// a start would (dotsd check-config), and hands the CA's certificates to
+// check.
+func (c *fileConfig) checkDashboardFiles(check func(what string, certs ...*x509.Certificate)) error {
+	if c.Dashboard.Listen == "" {
+		return nil
+	}
+	if _, err := prepareDashboard(c, tls.Certificate{}); err != nil {
+		return err
+	}
+	if ca := c.Dashboard.ClientCA; ca != "" {
+		cas, err := pki.LoadCerts("CA certificate", ca)
+		if err != nil {
+			return fmt.Errorf("dashboard.client-ca: %w", err)
+		}
+		check("dashboard.client-ca "+ca, cas...)
+	}
+	return nil
+}
+
 // start serves the dashboard when dashboard.listen is set: with the token
 // of dashboard.token-file, and, with dashboard.client-ca, over TLS with the
 // server certificate, accepting the operator CA's client certificates. It

@@ -75,7 +75,7 @@ func TestDevDashboard(t *testing.T) {
 }
 
 // TestDashboardTokenFileMode: dotsd refuses to start with a dashboard
-// token file that group or others may read.
+// token file that group or others may read, and check-config says so.
 func TestDashboardTokenFileMode(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
@@ -89,6 +89,9 @@ func TestDashboardTokenFileMode(t *testing.T) {
 	cfg := string(readFile(t, cfgPath)) + fmt.Sprintf("dashboard:\n  listen: 127.0.0.1:%d\n  token-file: readable.token\n", freePort(t))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if err := run(t.Context(), []string{"check-config", cfgPath}, &strings.Builder{}, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("check-config with a world-readable token file: %v, want a refusal naming chmod 600", err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // a dotsd that started would run until then
 	defer cancel()
