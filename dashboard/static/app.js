@@ -331,12 +331,16 @@ async function mitigationPage() {
     if (changed) draw();
   };
   live.mitigations = async (items) => {
-    if (items.some(mine)) {
-      const fresh = await getJSON(api);
-      det.mitigation = fresh.mitigation;
-      det.outcome = fresh.outcome;
-      draw();
+    const item = items.find(mine);
+    if (!item) return;
+    det.mitigation = item;
+    det.outcome = [];
+    try {
+      det.outcome = (await getJSON(api)).outcome;
+    } catch (e) {
+      // Ended and gone: the last state streamed is what there is.
     }
+    draw();
   };
 }
 
