@@ -356,6 +356,16 @@ func TestBrowser(t *testing.T) {
 		b.waitJS("mid 4's event added by the live stream", `document.querySelector('#event-rows tr[data-mid="4"]') !== null`)
 		artifact(t, b, "events")
 	})
+	t.Run("mitigation withdrawn, live", func(t *testing.T) {
+		b.navigate(l.base + "/mitigation?cuid=" + alpha.CUID + "&mid=3")
+		if got := b.text("#info .status"); got != "2 attack-successfully-mitigated" {
+			t.Fatalf("mid 3 status %q before the withdrawal", got)
+		}
+		if err := l.svc.WithdrawMitigation(alpha, 3); err != nil {
+			t.Fatal(err)
+		}
+		b.waitJS("mid 3's withdrawal shown by the live stream", `document.querySelector('#info .status').textContent === '5 dots-client-withdrawn-mitigation'`)
+	})
 	t.Run("live stream lost", func(t *testing.T) {
 		b.navigate(l.base + "/mitigations")
 		l.relisten(t, func() {
