@@ -17,9 +17,9 @@ import (
 // The server's own requests are its heartbeats (liveness.go); go-coap
 // hands their answers to the waiting exchange by token. Any other message
 // with a response code reaches the router: a late answer to a heartbeat
-// given up, or a client answering one of the server's responses (a
-// duplicate answer to a repeated Non-confirmable request, RFC 9132 §4.4.1,
-// that the client no longer waits for). Such a response is rejected and
+// given up, or a client answering one of the server's responses (a late
+// answer to a request the client gave up on and repeated as a new one,
+// RFC 9132 §4.4.1). Such a response is rejected and
 // never answered with a response (§5.3.2: "the response is rejected",
 // Sections 4.2 and 4.3): a Confirmable one with a Reset, a Non-confirmable
 // one or one in an Acknowledgement silently; over TLS, which has no Reset
