@@ -124,7 +124,7 @@ func newDedupe(now func() time.Time) *dedupe {
 func (d *dedupe) process(cc *udpClient.Conn, req *pool.Message, h config.HandlerFunc[*udpClient.Conn], values func(*udpClient.Conn) session.Values) {
 	typ := req.Type()
 	if !isRequest(req.Code()) || typ != message.Confirmable && typ != message.NonConfirmable {
-		cc.ProcessReceivedMessageWithHandler(req, h)
+		cc.ProcessReceivedMessageWithHandler(req, rejectStrayCON(req, h))
 		return
 	}
 	mid, token := req.MessageID(), string(req.Token())

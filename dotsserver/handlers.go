@@ -37,6 +37,10 @@ func (s *Server) serveCOAP(w mux.ResponseWriter, r *mux.Message) {
 		}
 		return
 	}
+	if !isRequest(r.Code()) {
+		s.rejectStray(w, r) // a response no exchange of the server claimed (stray.go)
+		return
+	}
 	defer s.recovered(w, r)
 	req, err := s.parse(w.Conn(), r)
 	if err == nil {

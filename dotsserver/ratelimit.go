@@ -28,7 +28,8 @@ import (
 // timers instead of being served 4.29 as fast as it can send: those answers
 // (encoding, encryption, a datagram each) were most of what such a client
 // still cost. Over TLS every request is answered: TCP has no retransmission
-// that would recover a dropped one.
+// that would recover a dropped one; after a 4.29 the session is not read
+// again until a token is available (ratelimit_tcp.go).
 //
 // Heartbeats (PUT /.well-known/dots/hb, RFC 9132 §4.7) are never refused
 // and take no token: they are how a session survives an attack. Responses,
@@ -190,7 +191,8 @@ func isHeartbeat(req *pool.Message) bool {
 type throttled struct {
 	drop   bool // DTLS: leave it unanswered
 	diag   string
-	maxAge uint32 // seconds until a token is available, at least 1
+	maxAge uint32        // seconds until a token is available, at least 1
+	wait   time.Duration // until a token is available
 }
 
 // throttle spends a token of the request's client, or returns the 4.29
@@ -217,7 +219,7 @@ func (s *Server) throttle(conn mux.Conn, req *pool.Message) *throttled {
 	}
 	secs := uint32(min(math.Ceil(v.wait.Seconds()), math.MaxUint32))
 	secs = max(secs, 1)
-	return &throttled{maxAge: secs, diag: fmt.Sprintf("too many requests: client %s may send %g requests per second (bursts of %d); "+
+	return &throttled{maxAge: secs, wait: v.wait, diag: fmt.Sprintf("too many requests: client %s may send %g requests per second (bursts of %d); "+
 		"retry after %d s (Max-Age); heartbeats are never limited", p.cuid, rate.RequestsPerSecond, rate.Burst, secs)}
 }
 

@@ -382,7 +382,11 @@ func (s *Server) serve(dl *dtlsListener, tl *tlsListener) {
 				return true, tcpUnauthorized(cc, req, diag)
 			}
 			if th := s.throttle(cc, req); th != nil {
-				return true, tcpReply(cc, req, codes.TooManyRequests, th.diag, message.MaxAge, th.maxAge)
+				if err := tcpReply(cc, req, codes.TooManyRequests, th.diag, message.MaxAge, th.maxAge); err != nil {
+					return true, err
+				}
+				holdTCP(cc, th) // ratelimit_tcp.go
+				return true, nil
 			}
 			if n, big := s.oversize(req); big {
 				s.bodyRefused(cc.RemoteAddr(), n)
