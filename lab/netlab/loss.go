@@ -207,8 +207,8 @@ func RunLoss(ctx context.Context, o LossOptions) (res *LossResult, err error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
-	if o.Requests <= 0 || o.Requests > 250 || o.Window <= 0 {
-		return nil, fmt.Errorf("netlab: loss: %d requests with a %v window: want 1 to 250 and a window", o.Requests, o.Window)
+	if o.Requests <= 0 || o.Requests > lossSessions || o.Window <= 0 {
+		return nil, fmt.Errorf("netlab: loss: %d requests with a %v window: want 1 to %d and a window", o.Requests, o.Window, lossSessions)
 	}
 	dir := o.Dir
 	if dir == "" {
@@ -373,15 +373,26 @@ func (l *Lab) oneShot(ctx context.Context, o LossOptions, dir string, i int) (ti
 	return took, ""
 }
 
+// lossSessions is dotsd's max-sessions-per-client in the loss lab. The
+// lab's one-shot commands all speak as one client, several a second, each
+// with its own session for up to its window: dozens at once, where a
+// client has one or two (the default limit, 8, is for that). A command
+// that ends sends one close_notify, which the loss drops half the time,
+// and its session then stays counted until it is lost or replaced. The
+// limit is the lab's largest run, so no command is refused for the
+// sessions of the ones before it.
+const lossSessions = 250
+
 func lossDotsd() string {
 	return fmt.Sprintf(`signal: {listen: [%q]}
 tls: {certificate: server/cert.pem, key: server/key.pem, client-cas: [ca.pem]}
 store: {path: levee.db}
+limits: {max-sessions-per-client: %d}
 clients:
   - name: alpha
     prefixes: ["203.0.113.0/25"]
     match: {common-names: [alpha]}
-`, LossSignalAddr.String())
+`, LossSignalAddr.String(), lossSessions)
 }
 
 // lossParallel is the agent's parallel-requests in the loss lab: the
