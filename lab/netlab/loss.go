@@ -161,7 +161,10 @@ type LossOptions struct {
 	// so that the commands go over its session, with parallel-requests
 	// lossParallel.
 	Agent bool
-	Logf  func(format string, args ...any)
+	// HeavyLoss sets heavy-loss: true in the client's dotsctl.yaml
+	// (dotsclient.Config.HeavyLoss).
+	HeavyLoss bool
+	Logf      func(format string, args ...any)
 }
 
 // LossResult is what a loss run measured.
@@ -228,7 +231,7 @@ func RunLoss(ctx context.Context, o LossOptions) (res *LossResult, err error) {
 	for _, f := range []string{"levee.db", "dotsd.log"} {
 		_ = os.Remove(filepath.Join(dir, f))
 	}
-	files := map[string]string{"dotsd.yaml": lossDotsd(), "dotsctl.yaml": lossDotsctl(o.Agent)}
+	files := map[string]string{"dotsd.yaml": lossDotsd(), "dotsctl.yaml": lossDotsctl(o.Agent, o.HeavyLoss)}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			return nil, fmt.Errorf("netlab: loss: %w", err)
@@ -399,10 +402,13 @@ clients:
 // commands it serves go out side by side rather than one at a time.
 const lossParallel = 16
 
-func lossDotsctl(agent bool) string {
+func lossDotsctl(agent, heavyLoss bool) string {
 	parallel := ""
 	if agent {
 		parallel = fmt.Sprintf("parallel-requests: %d\n", lossParallel)
+	}
+	if heavyLoss {
+		parallel += "heavy-loss: true\n"
 	}
 	return fmt.Sprintf(`servers: [%q]
 certificate: clients/alpha/cert.pem
