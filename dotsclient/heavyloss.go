@@ -7,11 +7,12 @@ import (
 
 // Config.HeavyLoss: a DTLS session for signalling through a link that
 // loses most datagrams, with one-shot commands that have no session to
-// fall back on. It departs from two pacing rules, within bounds:
+// fall back on. It departs from three pacing rules, within bounds:
 //
 //   - The handshake retransmission timer starts at HeavyLossFlightInterval
 //     and does not back off, where RFC 6347 §4.2.4.1 asks for 1 s doubling
 //     at each retransmission. The handshake is bounded by the Dial context.
+//
 //   - Every datagram of the session is written HeavyLossCopies times
 //     (handshake flights, requests, their repeats), where RFC 8085 §3.1.3
 //     asks for one datagram per round trip. The copies are bounded by a
@@ -20,6 +21,12 @@ import (
 //     once. The receiver's DTLS replay window drops the copies that
 //     arrive after the first (RFC 6347 §4.1.2.6), so a copy makes no
 //     second answer: the server sends no more than without them.
+//
+//   - A NON request of a session without an RTT estimate (no handshake
+//     flight was answered without retransmission, hsrtt.go) is repeated
+//     after nonMinRepeat, where RFC 9132 §4.4.1 asks for at most one every
+//     3 s: as if the round trip were short, which under this much loss is
+//     the likelier reason why there is no sample.
 //
 // For a signal of a few kilobytes during an attack that saturates the
 // link, the extra packets are noise beside the attack, and each is a
@@ -65,4 +72,14 @@ func (c *copier) extra() int {
 	c.tokens -= float64(n)
 	c.left -= n
 	return n
+}
+
+// nonWait is the wait before repeating a NON request: nonInterval of the
+// smoothed RTT, or with HeavyLoss and no estimate, nonMinRepeat.
+func (c *Client) nonWait() time.Duration {
+	srtt := time.Duration(c.srtt.Load())
+	if srtt <= 0 && c.cfg.HeavyLoss {
+		return nonMinRepeat
+	}
+	return nonInterval(srtt)
 }
