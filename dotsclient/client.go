@@ -77,8 +77,9 @@ type Config struct {
 	// request otherwise holds the session for its repeats while the
 	// others wait.
 	ParallelRequests int
-	// HeavyLoss shortens the DTLS handshake's retransmission timer and
-	// writes each datagram of the session twice, within a budget, for
+	// HeavyLoss shortens the DTLS handshake's retransmission timer,
+	// writes each datagram of the session twice within a budget, and
+	// repeats NON requests after 500 ms without an RTT estimate, for
 	// one-shot commands through a link that loses most packets
 	// (heavyloss.go: which RFC pacing it departs from, and its bounds).
 	// Off by default.

@@ -35,7 +35,8 @@ type ctlConfig struct {
 	CUID             string `yaml:"cuid"`  // instead of the derived one
 	// HeavyLoss (dotsclient.Config.HeavyLoss, off by default) is for
 	// one-shot commands through a link that loses most packets: a shorter
-	// DTLS handshake timer and each datagram sent twice, within a budget.
+	// DTLS handshake timer, each datagram sent twice within a budget, and
+	// requests repeated after 500 ms without a round-trip estimate.
 	// --heavy-loss sets it for one command.
 	HeavyLoss bool `yaml:"heavy-loss"`
 	// PSK, instead of certificate and key, authenticates with a

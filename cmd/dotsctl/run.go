@@ -40,8 +40,9 @@ commands:
                                    the session configuration, redirects and a return to DTLS
 
 --heavy-loss (or heavy-loss: true in the configuration) is for a command that opens its own
-session through a link that loses most packets: a 250 ms DTLS handshake timer without backoff
-and every datagram sent twice, within a budget (README.md, "Signalling through heavy loss").
+session through a link that loses most packets: a 250 ms DTLS handshake timer without backoff,
+every datagram sent twice within a budget, and requests repeated after 500 ms even without a
+round-trip estimate (README.md, "Signalling through heavy loss").
 
 The configuration defaults to $DOTSCTL_CONFIG.
 `
