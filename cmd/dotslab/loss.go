@@ -117,6 +117,8 @@ func benchLoss(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // failureCause names what a failed one-shot request ran into.
 func failureCause(msg string) string {
 	switch {
+	case strings.Contains(msg, "signal-channel sessions"):
+		return "5.03: the client is at dotsd's session limit (sessions of the commands before it)"
 	case strings.Contains(msg, "connecting"):
 		return "no session within the window (DTLS and TLS handshakes lost)"
 	case strings.Contains(msg, "PUT"):
