@@ -77,6 +77,13 @@ type Config struct {
 	// request otherwise holds the session for its repeats while the
 	// others wait.
 	ParallelRequests int
+	// HeavyLoss shortens the DTLS handshake's retransmission timer,
+	// writes each datagram of the session twice within a budget, and
+	// repeats NON requests after 500 ms without an RTT estimate, for
+	// one-shot commands through a link that loses most packets
+	// (heavyloss.go: which RFC pacing it departs from, and its bounds).
+	// Off by default.
+	HeavyLoss bool
 }
 
 // Client is one signal-channel session.
@@ -92,6 +99,7 @@ type Client struct {
 	lastHBRx time.Time
 
 	resumed sync.Map // mux.Conn of an attempt → whether its handshake resumed a session
+	hsRTT   sync.Map // mux.Conn of a DTLS attempt → its handshake's RTT samples (hsrtt.go)
 
 	srtt atomic.Int64 // smoothed round-trip time of answered first tries, ns (0: no estimate)
 }
@@ -297,6 +305,7 @@ func (c *Client) race(ctx context.Context, cands []candidate) error {
 			inflight[a.cand]--
 			if a.err == nil {
 				c.conn, c.transport, c.remote = a.conn, a.cand.transport, a.cand.addr
+				c.seedRTT(a.conn)
 				cancel()
 				go drain(results, pending)
 				c.log.Debug("signal channel up", "transport", a.cand.transport, "server", a.cand.addr)
@@ -348,7 +357,8 @@ func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) 
 		if err != nil {
 			return nil, err
 		}
-		dc, err := piondtls.ClientWithOptions(packetConn{raw}, raw.RemoteAddr(), c.dtlsOptions(cand)...)
+		pc := c.datagrams(raw)
+		dc, err := piondtls.ClientWithOptions(pc, raw.RemoteAddr(), c.dtlsOptions(cand)...)
 		if err != nil {
 			raw.Close()
 			return nil, err
@@ -363,6 +373,7 @@ func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) 
 			options.WithLimitClientParallelRequest(c.cfg.parallel()), options.WithLimitClientEndpointParallelRequest(c.cfg.parallel()))
 		st, _ := dc.ConnectionState()
 		c.resumed.Store(mux.Conn(cc), len(offered) > 0 && bytes.Equal(offered, st.SessionID))
+		c.hsRTT.Store(mux.Conn(cc), pc.rtt.taken())
 		return cc, nil
 	default:
 		d := tls.Dialer{Config: c.tlsConfig(cand)}
@@ -383,16 +394,6 @@ func (c *Client) connect(ctx context.Context, cand candidate) (mux.Conn, error) 
 }
 
 func (c *Client) libErr(err error) { c.log.Debug("coap", "err", err) }
-
-// packetConn adapts a connected UDP socket to net.PacketConn for pion.
-type packetConn struct{ net.Conn }
-
-func (p packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, err := p.Conn.Read(b)
-	return n, p.Conn.RemoteAddr(), err
-}
-
-func (p packetConn) WriteTo(b []byte, _ net.Addr) (int, error) { return p.Conn.Write(b) }
 
 // serveServer answers the server's requests: heartbeats (2.04), nothing else.
 func (c *Client) serveServer(w mux.ResponseWriter, r *mux.Message) {

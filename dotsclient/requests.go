@@ -87,7 +87,7 @@ func (c *Client) send(ctx context.Context, rq request) (*Response, error) {
 	}
 	deadline := time.Now().Add(nonRepeatWindow)
 	for attempt := 1; ; attempt++ {
-		wait := nonInterval(time.Duration(c.srtt.Load()))
+		wait := c.nonWait()
 		actx, cancel := context.WithTimeout(ctx, wait)
 		sent := time.Now()
 		resp, err := c.once(actx, rq, payload)

@@ -153,6 +153,9 @@ func (c *Client) dtlsOptions(cand candidate) []piondtls.ClientOption {
 	if c.cfg.Sessions != nil {
 		opts = append(opts, piondtls.WithSessionStore(c.cfg.Sessions.dtls))
 	}
+	if c.cfg.HeavyLoss {
+		opts = append(opts, piondtls.WithFlightInterval(HeavyLossFlightInterval), piondtls.WithDisableRetransmitBackoff(true))
+	}
 	return opts
 }
 

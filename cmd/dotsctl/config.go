@@ -33,6 +33,12 @@ type ctlConfig struct {
 	ParallelRequests int    `yaml:"parallel-requests"`
 	State            string `yaml:"state"` // mid counter and cuid file
 	CUID             string `yaml:"cuid"`  // instead of the derived one
+	// HeavyLoss (dotsclient.Config.HeavyLoss, off by default) is for
+	// one-shot commands through a link that loses most packets: a shorter
+	// DTLS handshake timer, each datagram sent twice within a budget, and
+	// requests repeated after 500 ms without a round-trip estimate.
+	// --heavy-loss sets it for one command.
+	HeavyLoss bool `yaml:"heavy-loss"`
 	// PSK, instead of certificate and key, authenticates with a
 	// pre-shared key (DTLS only; RFC 9132 §7).
 	PSK *ctlPSK `yaml:"psk"`
@@ -124,7 +130,8 @@ func (c *ctlConfig) pskClientConfig() (dotsclient.Config, error) {
 		return dotsclient.Config{}, err
 	}
 	return dotsclient.Config{Servers: c.Servers, PSK: &dotsclient.PSK{Identity: c.PSK.Identity, Key: key},
-		ServerName: c.ServerName, Transport: c.Transport, CUID: cuid, OnCUIDChange: c.keepCUID, ParallelRequests: c.ParallelRequests}, nil
+		ServerName: c.ServerName, Transport: c.Transport, CUID: cuid, OnCUIDChange: c.keepCUID, ParallelRequests: c.ParallelRequests,
+		HeavyLoss: c.HeavyLoss}, nil
 }
 
 func (c *ctlConfig) clientConfig() (dotsclient.Config, error) {
@@ -144,7 +151,7 @@ func (c *ctlConfig) clientConfig() (dotsclient.Config, error) {
 		return dotsclient.Config{}, err
 	}
 	return dotsclient.Config{Servers: c.Servers, Certificate: cert, RootCAs: roots, ServerName: c.ServerName,
-		Transport: c.Transport, CUID: cuid, OnCUIDChange: c.keepCUID, ParallelRequests: c.ParallelRequests}, nil
+		Transport: c.Transport, CUID: cuid, OnCUIDChange: c.keepCUID, ParallelRequests: c.ParallelRequests, HeavyLoss: c.HeavyLoss}, nil
 }
 
 // cuid is the cuid to speak as: the one the state file keeps since a cuid

@@ -15,7 +15,7 @@ import (
 	"github.com/levee-dots/levee/dotsclient"
 )
 
-const usage = `usage: dotsctl [--config FILE] [-o table|json] [--timeout 10s] COMMAND [ARGS]
+const usage = `usage: dotsctl [--config FILE] [-o table|json] [--timeout 10s] [--heavy-loss] COMMAND [ARGS]
 
 commands:
   mitigate --target PREFIX [--target ...] [--port 443[-444]] [--proto tcp|udp|N]
@@ -39,6 +39,11 @@ commands:
                                    the client's mitigations before their lifetime ends and follows
                                    the session configuration, redirects and a return to DTLS
 
+--heavy-loss (or heavy-loss: true in the configuration) is for a command that opens its own
+session through a link that loses most packets: a 250 ms DTLS handshake timer without backoff,
+every datagram sent twice within a budget, and requests repeated after 500 ms even without a
+round-trip estimate (README.md, "Signalling through heavy loss").
+
 The configuration defaults to $DOTSCTL_CONFIG.
 `
 
@@ -47,8 +52,10 @@ type globals struct {
 	config  string
 	output  string
 	timeout time.Duration
-	stdout  io.Writer
-	stderr  io.Writer
+	// heavyLoss is --heavy-loss: HeavyLoss for this command's session.
+	heavyLoss bool
+	stdout    io.Writer
+	stderr    io.Writer
 	// session, in the agent, is its established session, which the
 	// commands it serves use (and do not close).
 	session *dotsclient.Client
@@ -73,6 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&g.config, "config", os.Getenv("DOTSCTL_CONFIG"), "configuration file")
 	fs.StringVar(&g.output, "o", "table", "output: table or json")
 	fs.DurationVar(&g.timeout, "timeout", 15*time.Second, "time limit of one request")
+	fs.BoolVar(&g.heavyLoss, "heavy-loss", false, "signal through heavy loss: shorter DTLS handshake timer, each datagram twice (bounded)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -107,7 +115,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func globalFlagIn(args []string) string {
 	for _, a := range args {
 		name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
-		if strings.HasPrefix(a, "-") && (name == "o" || name == "config" || name == "timeout") {
+		if strings.HasPrefix(a, "-") && (name == "o" || name == "config" || name == "timeout" || name == "heavy-loss") {
 			return "-" + name
 		}
 	}
@@ -138,11 +146,10 @@ func (g *globals) dial(ctx context.Context) (*dotsclient.Client, *ctlConfig, err
 	if g.session != nil {
 		return g.session, cfg, nil
 	}
-	cc, err := cfg.clientConfig()
+	cc, err := g.clientConfig(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	cc.Sessions = g.sessions
 	dctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	c, err := dotsclient.Dial(dctx, cc)
@@ -150,6 +157,18 @@ func (g *globals) dial(ctx context.Context) (*dotsclient.Client, *ctlConfig, err
 		return nil, nil, err
 	}
 	return c, cfg, nil
+}
+
+// clientConfig is the session's configuration: the file's, with what
+// the agent and the global options add.
+func (g *globals) clientConfig(cfg *ctlConfig) (dotsclient.Config, error) {
+	cc, err := cfg.clientConfig()
+	if err != nil {
+		return cc, err
+	}
+	cc.Sessions = g.sessions
+	cc.HeavyLoss = cc.HeavyLoss || g.heavyLoss
+	return cc, nil
 }
 
 // close ends a session dial opened (not the agent's).

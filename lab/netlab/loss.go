@@ -161,7 +161,10 @@ type LossOptions struct {
 	// so that the commands go over its session, with parallel-requests
 	// lossParallel.
 	Agent bool
-	Logf  func(format string, args ...any)
+	// HeavyLoss sets heavy-loss: true in the client's dotsctl.yaml
+	// (dotsclient.Config.HeavyLoss).
+	HeavyLoss bool
+	Logf      func(format string, args ...any)
 }
 
 // LossResult is what a loss run measured.
@@ -207,8 +210,8 @@ func RunLoss(ctx context.Context, o LossOptions) (res *LossResult, err error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
-	if o.Requests <= 0 || o.Requests > 250 || o.Window <= 0 {
-		return nil, fmt.Errorf("netlab: loss: %d requests with a %v window: want 1 to 250 and a window", o.Requests, o.Window)
+	if o.Requests <= 0 || o.Requests > lossSessions || o.Window <= 0 {
+		return nil, fmt.Errorf("netlab: loss: %d requests with a %v window: want 1 to %d and a window", o.Requests, o.Window, lossSessions)
 	}
 	dir := o.Dir
 	if dir == "" {
@@ -228,7 +231,7 @@ func RunLoss(ctx context.Context, o LossOptions) (res *LossResult, err error) {
 	for _, f := range []string{"levee.db", "dotsd.log"} {
 		_ = os.Remove(filepath.Join(dir, f))
 	}
-	files := map[string]string{"dotsd.yaml": lossDotsd(), "dotsctl.yaml": lossDotsctl(o.Agent)}
+	files := map[string]string{"dotsd.yaml": lossDotsd(), "dotsctl.yaml": lossDotsctl(o.Agent, o.HeavyLoss)}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			return nil, fmt.Errorf("netlab: loss: %w", err)
@@ -373,25 +376,39 @@ func (l *Lab) oneShot(ctx context.Context, o LossOptions, dir string, i int) (ti
 	return took, ""
 }
 
+// lossSessions is dotsd's max-sessions-per-client in the loss lab. The
+// lab's one-shot commands all speak as one client, several a second, each
+// with its own session for up to its window: dozens at once, where a
+// client has one or two (the default limit, 8, is for that). A command
+// that ends sends one close_notify, which the loss drops half the time,
+// and its session then stays counted until it is lost or replaced. The
+// limit is the lab's largest run, so no command is refused for the
+// sessions of the ones before it.
+const lossSessions = 250
+
 func lossDotsd() string {
 	return fmt.Sprintf(`signal: {listen: [%q]}
 tls: {certificate: server/cert.pem, key: server/key.pem, client-cas: [ca.pem]}
 store: {path: levee.db}
+limits: {max-sessions-per-client: %d}
 clients:
   - name: alpha
     prefixes: ["203.0.113.0/25"]
     match: {common-names: [alpha]}
-`, LossSignalAddr.String())
+`, LossSignalAddr.String(), lossSessions)
 }
 
 // lossParallel is the agent's parallel-requests in the loss lab: the
 // commands it serves go out side by side rather than one at a time.
 const lossParallel = 16
 
-func lossDotsctl(agent bool) string {
+func lossDotsctl(agent, heavyLoss bool) string {
 	parallel := ""
 	if agent {
 		parallel = fmt.Sprintf("parallel-requests: %d\n", lossParallel)
+	}
+	if heavyLoss {
+		parallel += "heavy-loss: true\n"
 	}
 	return fmt.Sprintf(`servers: [%q]
 certificate: clients/alpha/cert.pem

@@ -86,3 +86,32 @@ func TestLossLabAgent(t *testing.T) {
 		t.Errorf("dotsd holds %d of the %d acknowledged requests", res.Stored, len(res.Acked))
 	}
 }
+
+// TestLossLabHeavyLoss: one-shot commands with heavy-loss: true in their
+// dotsctl.yaml write every datagram twice, so dotsd's end of the link sees
+// far more than the client's (with the defaults the client's repeats alone
+// make the difference: 1.2 to 1.4 times), and dotsd holds every request it
+// acknowledged.
+func TestLossLabHeavyLoss(t *testing.T) {
+	bins := lossBins(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := netlab.RunLoss(ctx, netlab.LossOptions{Bins: bins, Dir: t.TempDir(), Loss: 50, Requests: 12,
+		Spacing: 250 * time.Millisecond, Window: 10 * time.Second, HeavyLoss: true, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range res.Failed {
+		t.Logf("failed: %s", f)
+	}
+	up, down := res.Counts["to-server"].Seen, res.Counts["to-client"].Seen
+	if down == 0 || float64(up) < 1.6*float64(down) {
+		t.Errorf("dotsd's ingress saw %d packets, the client's %d: want at least 1.6 times as many toward dotsd (each datagram twice)", up, down)
+	}
+	if len(res.Acked) == 0 {
+		t.Fatal("no request acknowledged with heavy-loss under 50% loss")
+	}
+	if res.Stored != len(res.Acked) {
+		t.Errorf("dotsd holds %d of the %d acknowledged requests", res.Stored, len(res.Acked))
+	}
+}
