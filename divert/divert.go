@@ -114,6 +114,19 @@ type Updates func(backend string, k Key, a Applied)
 type Counters struct {
 	BytesDropped, PktsDropped uint64
 	BPSDropped, PPSDropped    uint64
+	// Matched is set for a data-channel filter (Key.ACL) by a backend that
+	// counts its entries: per Filter, in the order of Diversion.Filters,
+	// the cumulative packets and bytes the filter matched (RFC 8783
+	// statistics: matched-packets, matched-octets). The sum over an ACE's
+	// filters is the ACE's statistics. PktsDropped and BytesDropped of such
+	// a key are what its filters dropped (discard: all they matched;
+	// rate-limit: what was above the rate). Nil for a mitigation.
+	Matched []FilterCount
+}
+
+// FilterCount is what one Filter matched.
+type FilterCount struct {
+	Packets, Bytes uint64
 }
 
 // Measurements receives a backend's counter samples for a key. Samples are

@@ -248,6 +248,7 @@ func (n *NFT) batch(c *nftables.Conn, in installed, p *plan) (int, error) {
 			wantCounters[ruleCounterName(m.id, m.rules[j].Name)] = true
 		}
 	}
+	aclObjects(p, wantChains, wantCounters)
 	for _, name := range in.oldBases { // empty now, its maps are gone
 		c.DelChain(&nftables.Chain{Name: name, Table: t})
 		ops++
@@ -287,6 +288,11 @@ func (n *NFT) batch(c *nftables.Conn, in installed, p *plan) (int, error) {
 		}
 		ops += k
 	}
+	k, err := n.aclBatch(c, b, in, base, p) // ahead of the mitigations
+	if err != nil {
+		return 0, err
+	}
+	ops += k
 	for _, tm := range maps {
 		if len(tm.el) == 0 {
 			continue // no lookup at all for a map that would be empty
@@ -432,6 +438,9 @@ func (n *NFT) Counters(ctx context.Context) (Counters, error) {
 			rc[r.Name] = vals[ruleCounterName(m.id, r.Name)]
 		}
 		out.Rules[m.id] = rc
+	}
+	if len(n.last.acls) > 0 {
+		out.ACLs = aclCounters(n.last, vals)
 	}
 	return out, nil
 }

@@ -85,10 +85,18 @@ func prefixMask(p netip.Prefix) []byte {
 // matchAddr loads the source (or destination) address and matches it
 // against ps: one prefix by mask and compare, several by an interval set.
 func (b *builder) matchAddr(rs *ruleSpec, ps []netip.Prefix, v6 bool) {
+	b.matchAddrAt(rs, ps, v6, false)
+}
+
+// matchAddrAt matches the destination (dst) or source address against ps.
+func (b *builder) matchAddrAt(rs *ruleSpec, ps []netip.Prefix, v6, dst bool) {
 	off, n := uint32(12), uint32(4)
 	key := nftables.TypeIPAddr
 	if v6 {
 		off, n, key = 8, 16, nftables.TypeIP6Addr
+	}
+	if dst {
+		off += n
 	}
 	rs.exprs = append(rs.exprs, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n})
 	if len(ps) == 1 {

@@ -9,6 +9,8 @@ import (
 // Set(d) converges on exactly d, and setting the same d twice changes nothing.
 type Desired struct {
 	Mitigations []Mitigation `json:"mitigations"`
+	// ACLs are data-channel filters, run ahead of the mitigations (see ACL).
+	ACLs []ACL `json:"acls,omitempty"`
 }
 
 // Mitigation is one mitigation's filter: packets to Targets are counted and
@@ -75,6 +77,8 @@ type Counters struct {
 	// Rules: per mitigation ID, per rule name, the packets the rule matched
 	// (for drop rules: dropped).
 	Rules map[string]map[string]Count `json:"rules"`
+	// ACLs: per ACL ID, per entry name, what the entry matched and dropped.
+	ACLs map[string]map[string]ACLCount `json:"acls,omitempty"`
 }
 
 // Count is a packet and byte counter; bytes are L3 (IP header and payload).

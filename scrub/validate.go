@@ -26,6 +26,9 @@ type Bounds struct {
 	// MaxMitigationTargets bounds the targets of one mitigation; 0: only
 	// MaxTargets bounds them.
 	MaxMitigationTargets int
+	// MaxACLRules bounds the nftables rules of all ACL entries (default
+	// DefaultMaxACLRules); Set refuses ACLs that need more.
+	MaxACLRules int
 }
 
 func (b Bounds) withDefaults() Bounds {
@@ -53,6 +56,7 @@ var portProtocols = []uint8{6, 17, 33, 132, 136} // tcp, udp, dccp, sctp, udplit
 // plan is a validated, normalised Desired with the kernel object names.
 type plan struct {
 	mits []mitPlan
+	acls []aclPlan
 }
 
 type mitPlan struct {
@@ -157,6 +161,11 @@ func compile(d Desired, b Bounds) (*plan, error) {
 	if err := checkOverlap(c.all); err != nil {
 		return nil, err
 	}
+	acls, err := c.acls(d.ACLs)
+	if err != nil {
+		return nil, err
+	}
+	p.acls = acls
 	return p, nil
 }
 

@@ -162,13 +162,12 @@ func (b *Backend) Name() string { return Name }
 
 // Handles reports whether d is scrubbed: its client domain is one of the
 // scrubbed domains and its countermeasure (the one it names, else the
-// domain's) is scrubbing. Data-channel filters (Key.ACL, Filters) are not
-// enforced on the nodes (Status 0): a node's mitigation would drop
-// everything to the ACL's destinations and crowd out the mitigations of
-// those targets.
+// domain's) is scrubbing. A data-channel filter (Key.ACL, Filters) of a
+// scrubbed domain is run on the nodes as an ACL ahead of the mitigations,
+// whatever the countermeasure.
 func (b *Backend) Handles(d divert.Diversion) bool {
-	if d.Key.ACL != "" || len(d.Filters) > 0 {
-		return false
+	if isACL(d) {
+		return b.domains[d.Domain] && len(d.Prefixes) > 0 && len(d.Filters) > 0
 	}
 	return b.domains[d.Domain] && len(d.Prefixes) > 0 && b.countermeasure(d) == countermeasureScrubbing
 }

@@ -2,6 +2,7 @@ package scrub
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +72,7 @@ func TestNamesCounted(t *testing.T) {
 	clk.add(5 * time.Second)
 	f.setSeen("cuidA/3/names", node.Count{Packets: 10_000, Bytes: 1_000_000}, node.Count{})
 	b.Poll(ctx)
-	if c, _ := rec.lastCounters(d.Key); c != (divert.Counters{}) {
+	if c, _ := rec.lastCounters(d.Key); !reflect.DeepEqual(c, divert.Counters{}) {
 		t.Errorf("counters %+v, want nothing dropped", c)
 	}
 	if a := rec.lastApplied(d.Key); a.Status != dots.StatusExceededCapability || !strings.HasPrefix(a.Detail, "node1: 2 kpps offered, capacity 1 kpps; ") {

@@ -3,6 +3,7 @@ package scrub
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -202,3 +203,11 @@ func (f *fakeNode) mitigation(id string) (node.Mitigation, bool) {
 	}
 	return node.Mitigation{}, false
 }
+
+func (f *fakeNode) desired() node.Desired {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state
+}
+
+func reflectEqual(a, b any) bool { return fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b) }

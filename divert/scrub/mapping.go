@@ -85,19 +85,33 @@ func splitNamed(d divert.Diversion, names string) (kept, spared []netip.Prefix) 
 	return kept, spared
 }
 
-// Desired builds the node state of the diversions, ordered by key. A
+// Desired builds the node state of the diversions, ordered by key; a
+// data-channel filter becomes a node ACL (see ACL), which may overlap
+// anything, or is skipped with the reason the node cannot run it. A
 // diversion whose targets overlap one earlier in that order is left out
 // (the node refuses overlapping mitigations; the earlier one already
 // filters those addresses) and returned in skipped with the reason.
 func Desired(all []divert.Diversion, names string) (d node.Desired, skipped map[divert.Key]string) {
 	sorted := slices.Clone(all)
 	slices.SortFunc(sorted, func(a, b divert.Diversion) int {
-		return cmp.Or(cmp.Compare(a.Key.CUID, b.Key.CUID), cmp.Compare(a.Key.MID, b.Key.MID))
+		return cmp.Or(cmp.Compare(a.Key.CUID, b.Key.CUID), cmp.Compare(a.Key.MID, b.Key.MID), cmp.Compare(a.Key.ACL, b.Key.ACL))
 	})
 	d.Mitigations = []node.Mitigation{}
 	exact := map[netip.Prefix]divert.Key{}  // included targets
 	inside := map[netip.Prefix]divert.Key{} // every supernet of an included target
 	for _, dv := range sorted {
+		if isACL(dv) {
+			a, err := ACL(dv)
+			if err != nil {
+				if skipped == nil {
+					skipped = map[divert.Key]string{}
+				}
+				skipped[dv.Key] = err.Error()
+				continue
+			}
+			d.ACLs = append(d.ACLs, a)
+			continue
+		}
 		ms := Mitigations(dv, names)
 		var targets []netip.Prefix
 		for _, m := range ms {

@@ -27,6 +27,8 @@ type meter struct {
 	drop rateMeter
 	seen [2]rateMeter // ID, NamesID
 	at   time.Time    // when last read
+	// matched: a data-channel filter's entries, per Filter (acl.go).
+	matched []rateMeter
 }
 
 // offered is the rate of every packet to the targets (0 while not read
@@ -169,7 +171,11 @@ func (b *Backend) counters(ctx context.Context, n *nodeState) (agent.CountersRes
 
 // measureLocked takes one node's counters of the active mitigations.
 func (b *Backend) measureLocked(node string, c agent.CountersResponse, at time.Time) {
-	for k := range b.active {
+	for k, d := range b.active {
+		if isACL(d) {
+			b.measureACLLocked(node, d, c, at)
+			continue
+		}
 		id, nid := ID(k), NamesID(k)
 		_, hasRules := c.Rules[id]
 		_, hasMain := c.Mitigations[id]
@@ -216,6 +222,15 @@ func (b *Backend) samplesLocked() map[divert.Key]divert.Counters {
 			c.BytesDropped += m.drop.total.bytes
 			c.PPSDropped += m.drop.pps
 			c.BPSDropped += m.drop.bps
+		}
+		if isACL(b.active[k]) {
+			c.Matched = make([]divert.FilterCount, len(b.active[k].Filters))
+			for _, m := range byNode {
+				for i := range min(len(m.matched), len(c.Matched)) {
+					c.Matched[i].Packets += m.matched[i].total.pkts
+					c.Matched[i].Bytes += m.matched[i].total.bytes
+				}
+			}
 		}
 		out[k] = c
 	}

@@ -169,14 +169,14 @@ func TestApplyPollRates(t *testing.T) {
 	}
 	f.setDrop("cuidA/1", 1000, 100_000)
 	b.Poll(ctx)
-	if c, _ := rec.lastCounters(alpha.Key); c != (divert.Counters{PktsDropped: 1000, BytesDropped: 100_000}) {
+	if c, _ := rec.lastCounters(alpha.Key); !reflect.DeepEqual(c, divert.Counters{PktsDropped: 1000, BytesDropped: 100_000}) {
 		t.Errorf("first sample %+v", c)
 	}
 	clk.add(2 * time.Second)
 	f.setDrop("cuidA/1", 3000, 300_000)
 	b.Poll(ctx)
 	want := divert.Counters{PktsDropped: 3000, BytesDropped: 300_000, PPSDropped: 1000, BPSDropped: 800_000}
-	if c, _ := rec.lastCounters(alpha.Key); c != want {
+	if c, _ := rec.lastCounters(alpha.Key); !reflect.DeepEqual(c, want) {
 		t.Errorf("after 2 s: %+v, want %+v", c, want)
 	}
 	if f.sets != 1 {

@@ -236,6 +236,9 @@ func normalize(d scrub.Desired) scrub.Desired {
 		}
 		out.Mitigations = append(out.Mitigations, m)
 	}
+	if len(d.ACLs) > 0 {
+		out.ACLs = d.ACLs
+	}
 	return out
 }
 
