@@ -247,17 +247,7 @@ func fragExprs(fc fragClass) []expr.Any {
 // matchBytes matches one transport-header octet against values.
 func (b *builder) matchBytes(rs *ruleSpec, off uint32, vals []uint8) {
 	rs.exprs = append(rs.exprs, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 1})
-	if len(vals) == 1 {
-		rs.exprs = append(rs.exprs, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{vals[0]}})
-		return
-	}
-	var el []nftables.SetElement
-	for _, v := range vals {
-		el = append(el, nftables.SetElement{Key: []byte{v}})
-	}
-	s := b.anon(nftables.TypeICMPType, false, el)
-	rs.sets = append(rs.sets, s)
-	rs.exprs = append(rs.exprs, &expr.Lookup{SourceRegister: 1, SetID: s.set.ID, SetName: s.set.Name})
+	b.matchOctet(rs, nftables.TypeICMPType, vals)
 }
 
 // matchTCPFlags matches th[12:14] & mask against vals (or, when fewer,

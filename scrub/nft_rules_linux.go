@@ -115,15 +115,21 @@ func (b *builder) matchAddrAt(rs *ruleSpec, ps []netip.Prefix, v6, dst bool) {
 
 func (b *builder) matchProto(rs *ruleSpec, protos []uint8) {
 	rs.exprs = append(rs.exprs, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1})
-	if len(protos) == 1 {
-		rs.exprs = append(rs.exprs, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protos[0]}})
+	b.matchOctet(rs, nftables.TypeInetProto, protos)
+}
+
+// matchOctet compares the octet loaded in register 1 with vals: one
+// comparison for a single value, else a lookup in an anonymous set of typ.
+func (b *builder) matchOctet(rs *ruleSpec, typ nftables.SetDatatype, vals []uint8) {
+	if len(vals) == 1 {
+		rs.exprs = append(rs.exprs, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{vals[0]}})
 		return
 	}
 	var el []nftables.SetElement
-	for _, p := range protos {
-		el = append(el, nftables.SetElement{Key: []byte{p}})
+	for _, v := range vals {
+		el = append(el, nftables.SetElement{Key: []byte{v}})
 	}
-	s := b.anon(nftables.TypeInetProto, false, el)
+	s := b.anon(typ, false, el)
 	rs.sets = append(rs.sets, s)
 	rs.exprs = append(rs.exprs, &expr.Lookup{SourceRegister: 1, SetID: s.set.ID, SetName: s.set.Name})
 }
