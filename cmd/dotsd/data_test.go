@@ -105,6 +105,9 @@ func TestDataListenConfig(t *testing.T) {
 		{"[::1]:8443", ""},
 		{"127.0.0.1", "data.listen"},
 		{"127.0.0.1:0", "data.listen"},
+		{"127.0.0.1:4646", "TCP port of signal.listen"},
+		{"0.0.0.0:4646", "TCP port of signal.listen"},
+		{"127.0.0.2:4646", ""},
 	} {
 		text := goodConfig
 		if tc.listen != "" {
