@@ -67,6 +67,9 @@ func TestDataChannelKill9(t *testing.T) {
 	if ctl.DataChannel != "https://"+dataAddr {
 		t.Fatalf("dotsctl.yaml data-channel %q, want https://%s", ctl.DataChannel, dataAddr)
 	}
+	if out := first.stdout.String(); !strings.Contains(out, "data channel: https://"+dataAddr) {
+		t.Errorf("dotsd dev does not print the data channel's URL:\n%s", out)
+	}
 	c := filepath.Join(dir, "clients", "alpha")
 	_, leaf, err := pki.LoadKeyPair(filepath.Join(c, "cert.pem"), filepath.Join(c, "key.pem"))
 	if err != nil {
