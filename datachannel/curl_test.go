@@ -124,6 +124,8 @@ func TestCurl(t *testing.T) {
 	e.wantErr("unknown resource", 404, data.TagInvalidValue, "no resource", code, body)
 	code, body = e.curl("alpha", "PATCH", alpha+"/acls/acl=dns-fragments", rfc+"acl-fragment-ipv6.json")
 	e.wantErr("PATCH", 405, data.TagOperationNotSup, "PATCH", code, body)
+	code, body = e.curl("alpha", "PO", alpha, "")
+	e.wantErr("a method that is a prefix of an allowed one", 405, data.TagOperationNotSup, "PO", code, body)
 	code, body = e.curl("alpha", "POST", alpha, rfc+"acl-fragment-ipv6.json", "Content-Type: text/plain")
 	e.wantErr("wrong media type", 415, data.TagInvalidValue, "Content-Type", code, body)
 	big := `{"ietf-dots-data-channel:aliases":{"alias":[{"name":"` + strings.Repeat("x", 70<<10) + `"}]}}`
@@ -142,6 +144,8 @@ func TestCurl(t *testing.T) {
 	}
 	code, body = e.curl("gamma", "GET", "/restconf/data/ietf-dots-data-channel:dots-data", "")
 	e.wantErr("certificate of no domain", 403, data.TagAccessDenied, "not mapped", code, body)
+	code, body = e.curl("gamma", "POST", dataRoot, "{")
+	e.wantErr("certificate of no domain, before its body is read", 403, data.TagAccessDenied, "not mapped", code, body)
 
 	// Unregistration (RFC 8783 §5.2) removes everything.
 	code, body = e.curl("alpha", "DELETE", alpha, "")

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/levee-dots/levee/dots/data"
@@ -102,9 +103,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	res := t.resource()
-	if !strings.Contains(allowed[res], r.Method) {
+	if !slices.Contains(strings.Split(allowed[res], ", "), r.Method) {
 		w.Header().Set("Allow", allowed[res])
 		return data.Errorf(405, data.TagOperationNotSup, "%s is not allowed on this resource (allowed: %s)", r.Method, allowed[res])
+	}
+	id, err := s.identify(r)
+	if err != nil {
+		return err
 	}
 	q, err := parseQuery(r)
 	if err != nil {
@@ -126,7 +131,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 			cuid = dc.CUID
 		}
 	}
-	c, err := s.client(r, cuid)
+	c, err := s.client(id, cuid)
 	if err != nil {
 		return err
 	}

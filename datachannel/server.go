@@ -158,23 +158,32 @@ func (s *Server) apiRoot(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, data.Errorf(405, data.TagOperationNotSup, "%s is not allowed on the RESTCONF root", r.Method))
 		return
 	}
-	if _, err := s.client(r, ""); err != nil {
+	id, err := s.identify(r)
+	if err == nil {
+		_, err = s.client(id, "")
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.reply(w, http.StatusOK, []byte(`{"ietf-restconf:restconf":{"data":{},"operations":{},"yang-library-version":"2016-06-21"}}`))
 }
 
-// client authenticates the request's certificate and checks that it may
-// speak as cuid (the signal channel's cuid binding, RFC 9132 §4.4.1).
-func (s *Server) client(r *http.Request, cuid string) (service.Client, error) {
+// identify maps the request's client certificate to its identity.
+func (s *Server) identify(r *http.Request) (Identity, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return service.Client{}, data.Errorf(403, data.TagAccessDenied, "a client certificate is required (RFC 8783 §3)")
+		return Identity{}, data.Errorf(403, data.TagAccessDenied, "a client certificate is required (RFC 8783 §3)")
 	}
 	id, err := s.opts.Identify(r.TLS.PeerCertificates[0])
 	if err != nil {
-		return service.Client{}, data.Errorf(403, data.TagAccessDenied, "client certificate not accepted: %v", err)
+		return Identity{}, data.Errorf(403, data.TagAccessDenied, "client certificate not accepted: %v", err)
 	}
+	return id, nil
+}
+
+// client checks that the identified client may speak as cuid (the signal
+// channel's cuid binding, RFC 9132 §4.4.1); "" is its derived cuid.
+func (s *Server) client(id Identity, cuid string) (service.Client, error) {
 	if cuid == "" {
 		cuid = id.CUID
 	}
