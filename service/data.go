@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dots/data"
 	"github.com/levee-dots/levee/store"
 )
@@ -252,10 +253,22 @@ func (s *Service) PutAliases(c Client, aliases []data.Alias, replace bool) (crea
 	return created, nil
 }
 
+// ownedAlias checks the alias's addresses against the client's domain; its
+// names (target-fqdn, a target-uri host that is a name) are resolved and
+// checked when a mitigation request names the alias.
 func ownedAlias(d *Domain, a *data.Alias) error {
 	for _, p := range a.TargetPrefix {
 		if !d.Owns(p.Prefix) {
 			return accessDenied("alias %q: target-prefix %s is not owned by client domain %q", a.Name, p, d.Name)
+		}
+	}
+	for _, u := range a.TargetURI {
+		h, err := dots.URIHost(u)
+		if err != nil {
+			return data.Errorf(400, data.TagInvalidValue, "alias %q: target-uri %q: %v", a.Name, u, err)
+		}
+		if ip, err := netip.ParseAddr(h); err == nil && !d.Owns(netip.PrefixFrom(ip, ip.BitLen())) {
+			return accessDenied("alias %q: target-uri %s: %s is not owned by client domain %q", a.Name, u, ip, d.Name)
 		}
 	}
 	return nil

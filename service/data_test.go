@@ -144,6 +144,14 @@ func TestDataRules(t *testing.T) {
 		{"alias replaced (PUT)", func() error { _, err := svc.PutAliases(alpha, alias("a", "203.0.113.0/27"), true); return err }, "ok"},
 		{"non-owned alias", func() error { _, err := svc.PutAliases(alpha, alias("b", "198.51.100.0/24"), false); return err }, "403 access-denied"},
 		{"alias wider than the domain", func() error { _, err := svc.PutAliases(alpha, alias("b", "203.0.113.0/24"), false); return err }, "403 access-denied"},
+		{"alias uri at a non-owned address", func() error {
+			_, err := svc.PutAliases(alpha, []data.Alias{{Name: "u", TargetURI: []string{"https://[2001:db8:6402::1]/"}}}, false)
+			return err
+		}, "403 access-denied"},
+		{"alias uri at an owned address", func() error {
+			_, err := svc.PutAliases(alpha, []data.Alias{{Name: "u", TargetURI: []string{"https://203.0.113.7:8443/"}}}, false)
+			return err
+		}, "ok"},
 		{"owned acl", func() error {
 			_, err := svc.PutACLs(alpha, mustACLs(t, aclBody("x", "deactivate", "203.0.113.0/26")), false, service.Insert{})
 			return err
