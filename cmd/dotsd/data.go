@@ -3,9 +3,11 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 
 	"github.com/levee-dots/levee/datachannel"
 	"github.com/levee-dots/levee/dotsserver"
@@ -47,6 +49,40 @@ func sameTCPPort(a, b string) bool {
 	}
 	any := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 	return ha == hb || any(ha) || any(hb)
+}
+
+// applyDevDataListen applies dotsd dev's --data-listen: an address, off, or
+// (empty) the configuration's data.listen, else devDataListen.
+func applyDevDataListen(cfg *fileConfig, flag string) error {
+	switch {
+	case flag == "off":
+		cfg.Data.Listen = ""
+	case flag != "":
+		if !isHostPort(flag) {
+			return fmt.Errorf("dev: --data-listen %q is not host:port with a port 1-65535 (IPv6 as [::1]:8443), or off", flag)
+		}
+		cfg.Data.Listen = flag
+	case cfg.Data.Listen == "":
+		cfg.Data.Listen = devDataListen
+	}
+	return nil
+}
+
+// listenAddrs are the signal-channel and data-channel addresses.
+func (c *fileConfig) listenAddrs() []string {
+	out := slices.Clone(c.Signal.Listen)
+	if c.Data.Listen != "" {
+		out = append(out, c.Data.Listen)
+	}
+	return out
+}
+
+// ctlDataLine is the data-channel line of a development dotsctl.yaml ("" when off).
+func ctlDataLine(cfg *fileConfig) string {
+	if cfg.Data.Listen == "" {
+		return ""
+	}
+	return "data-channel: " + dataURL(cfg.Data.Listen) + "\n"
 }
 
 // dataURL is the data channel's URL for clients (dotsctl.yaml data-channel).

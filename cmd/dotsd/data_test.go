@@ -101,6 +101,32 @@ func TestDataChannelKill9(t *testing.T) {
 	}
 }
 
+func TestDevDataListen(t *testing.T) {
+	for _, tc := range []struct{ flag, config, want, err string }{
+		{"", "", devDataListen, ""},
+		{"", "127.0.0.1:9443", "127.0.0.1:9443", ""},
+		{"127.0.0.2:8443", "127.0.0.1:9443", "127.0.0.2:8443", ""},
+		{"off", "127.0.0.1:9443", "", ""},
+		{"8443", "", "", "--data-listen"},
+	} {
+		cfg := &fileConfig{}
+		cfg.Data.Listen = tc.config
+		err := applyDevDataListen(cfg, tc.flag)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want one naming %s", tc.flag, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || cfg.Data.Listen != tc.want {
+			t.Errorf("%q over %q: %q %v, want %q", tc.flag, tc.config, cfg.Data.Listen, err, tc.want)
+		}
+		if line := ctlDataLine(cfg); (line == "") != (tc.want == "") {
+			t.Errorf("%q: dotsctl.yaml line %q", tc.flag, line)
+		}
+	}
+}
+
 func TestDataListenConfig(t *testing.T) {
 	for _, tc := range []struct{ listen, err string }{
 		{"", ""},

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/levee-dots/levee/pki"
@@ -50,7 +49,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "directory for the development PKI, configuration and database")
 	listen := fs.String("signal-listen", "", "signal-channel address (default 127.0.0.1:4646)")
-	dataListen := fs.String("data-listen", "", "data-channel (RFC 8783) address (default "+devDataListen+")")
+	dataListen := fs.String("data-listen", "", "data-channel (RFC 8783) address, or off (default "+devDataListen+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,16 +79,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		cfg.Signal.Listen = []string{*listen}
 	}
-	switch {
-	case *dataListen != "":
-		if !isHostPort(*dataListen) {
-			return fmt.Errorf("dev: --data-listen %q is not host:port with a port 1-65535 (IPv6 as [::1]:8443)", *dataListen)
-		}
-		cfg.Data.Listen = *dataListen
-	case cfg.Data.Listen == "":
-		cfg.Data.Listen = devDataListen
+	if err := applyDevDataListen(cfg, *dataListen); err != nil {
+		return err
 	}
-	dev, err := pki.Dev(*dir, names, serverHosts(append(slices.Clone(cfg.Signal.Listen), cfg.Data.Listen))...)
+	dev, err := pki.Dev(*dir, names, serverHosts(cfg.listenAddrs())...)
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
@@ -102,15 +95,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	for _, name := range names {
 		c := dev.Clients[name]
-		ctl := fmt.Sprintf("# dotsctl configuration of development client %q (cuid %s), written by 'dotsd dev'.\nservers: [%q]\ndata-channel: %s\ncertificate: cert.pem\nkey: key.pem\nca: ../../ca.pem\nstate: state.json\n",
-			name, c.CUID, cfg.Signal.Listen[0], dataURL(cfg.Data.Listen))
+		ctl := fmt.Sprintf("# dotsctl configuration of development client %q (cuid %s), written by 'dotsd dev'.\nservers: [%q]\n%scertificate: cert.pem\nkey: key.pem\nca: ../../ca.pem\nstate: state.json\n",
+			name, c.CUID, cfg.Signal.Listen[0], ctlDataLine(cfg))
 		if err := pki.WriteFile(filepath.Join(filepath.Dir(c.Cert), "dotsctl.yaml"), []byte(ctl), 0o644); err != nil {
 			return fmt.Errorf("dev: %w", err)
 		}
 	}
 	fmt.Fprintf(stdout, "development server in %s\n  config: %s (clients matched by CN)\n  production example: %s (clients matched by SPKI pin)\n  CA:     %s\n",
 		*dir, cfgPath, filepath.Join(*dir, productionExampleName), dev.CAPath)
-	fmt.Fprintf(stdout, "  data channel: %s (RFC 8783)\n", dataURL(cfg.Data.Listen))
+	if cfg.Data.Listen != "" {
+		fmt.Fprintf(stdout, "  data channel: %s (RFC 8783)\n", dataURL(cfg.Data.Listen))
+	}
 	for _, name := range names {
 		c := dev.Clients[name]
 		fmt.Fprintf(stdout, "  client %-6s cuid %s  dotsctl --config %s\n", name, c.CUID, filepath.Join(filepath.Dir(c.Cert), "dotsctl.yaml"))
