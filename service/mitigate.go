@@ -59,15 +59,21 @@ func (r *PutResult) Note() string {
 func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*PutResult, error) {
 	mr := in.Request
 	if len(mr.Scope.ACLList) > 0 {
-		return nil, s.refuseACLControl(c.CUID, mr)
-	}
-	if len(mr.Scope.AliasName) > 0 {
-		return nil, dots.Errorf(dots.BadRequest, "alias-name %q is unknown: aliases are created over the data channel, which this server does not offer yet", mr.Scope.AliasName[0])
+		if err := s.controlACLs(c, mr, in.Efficacy); err != nil {
+			return nil, err
+		}
 	}
 	k := mitigation.Key{CUID: c.CUID, MID: in.MID}
 	s.mu.Lock()
 	cur, exists := s.book.Peek(k)
 	s.mu.Unlock()
+	if len(mr.Scope.AliasName) > 0 {
+		// Expanded on every PUT, so that a refresh or efficacy update that
+		// repeats the request compares equal to the stored scope.
+		if err := s.expandAliases(c.CUID, mr); err != nil {
+			return nil, err
+		}
+	}
 	put := mitigation.PutRequest{CUID: c.CUID, Domain: c.Domain.Name, MID: in.MID, Req: mr, Efficacy: in.Efficacy}
 	if exists {
 		// A refresh or efficacy update: the targets were checked at
@@ -125,18 +131,6 @@ func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*
 		s.log.Info("mitigation accepted", attrs...)
 	}
 	return out, nil
-}
-
-// refuseACLControl answers RFC 9133 filter control: 4.00 in idle time,
-// 4.04 for ACLs this client has not created (there is no data channel yet).
-func (s *Service) refuseACLControl(cuid string, mr *dots.Request) error {
-	s.mu.Lock()
-	active := s.book.HasActive(cuid)
-	s.mu.Unlock()
-	if !active {
-		return dots.Errorf(dots.BadRequest, "filtering control (acl-list) is only allowed while a mitigation is active (RFC 9133)")
-	}
-	return dots.Errorf(dots.NotFound, "acl-name %q is unknown to this server", mr.Scope.ACLList[0].ACLName)
 }
 
 // targets is what a request covers after ownership checks.

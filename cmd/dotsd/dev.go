@@ -50,6 +50,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dir := fs.String("dir", "", "directory for the development PKI, configuration and database")
 	listen := fs.String("signal-listen", "", "signal-channel address (default 127.0.0.1:4646)")
 	dashListen := fs.String("dashboard-listen", devDashboardListen, "web dashboard address, or off")
+	dataListen := fs.String("data-listen", "", "data-channel (RFC 8783) address, or off (default "+devDataListen+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,7 +80,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		cfg.Signal.Listen = []string{*listen}
 	}
-	dev, err := pki.Dev(*dir, names, serverHosts(cfg.Signal.Listen)...)
+	if err := applyDevDataListen(cfg, *dataListen); err != nil {
+		return err
+	}
+	dev, err := pki.Dev(*dir, names, serverHosts(cfg.listenAddrs())...)
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
@@ -92,14 +96,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	for _, name := range names {
 		c := dev.Clients[name]
-		ctl := fmt.Sprintf("# dotsctl configuration of development client %q (cuid %s), written by 'dotsd dev'.\nservers: [%q]\ncertificate: cert.pem\nkey: key.pem\nca: ../../ca.pem\nstate: state.json\n",
-			name, c.CUID, cfg.Signal.Listen[0])
+		ctl := fmt.Sprintf("# dotsctl configuration of development client %q (cuid %s), written by 'dotsd dev'.\nservers: [%q]\n%scertificate: cert.pem\nkey: key.pem\nca: ../../ca.pem\nstate: state.json\n",
+			name, c.CUID, cfg.Signal.Listen[0], ctlDataLine(cfg))
 		if err := pki.WriteFile(filepath.Join(filepath.Dir(c.Cert), "dotsctl.yaml"), []byte(ctl), 0o644); err != nil {
 			return fmt.Errorf("dev: %w", err)
 		}
 	}
 	fmt.Fprintf(stdout, "development server in %s\n  config: %s (clients matched by CN)\n  production example: %s (clients matched by SPKI pin)\n  CA:     %s\n",
 		*dir, cfgPath, filepath.Join(*dir, productionExampleName), dev.CAPath)
+	if cfg.Data.Listen != "" {
+		fmt.Fprintf(stdout, "  data channel: %s (RFC 8783)\n", dataURL(cfg.Data.Listen))
+	}
 	for _, name := range names {
 		c := dev.Clients[name]
 		fmt.Fprintf(stdout, "  client %-6s cuid %s  dotsctl --config %s\n", name, c.CUID, filepath.Join(filepath.Dir(c.Cert), "dotsctl.yaml"))

@@ -218,15 +218,26 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
-	stopDashboard, err := dash.start(dashboardParts{svc: svc, srv: srv, speaker: speaker, scrubber: scrubber, backends: backends}, log)
+	data, err := startData(cfg, svc, srv, cert, cas, log)
 	if err != nil {
 		srv.Close()
 		return err
 	}
+	stopDashboard, err := dash.start(dashboardParts{svc: svc, srv: srv, speaker: speaker, scrubber: scrubber, backends: backends}, log)
+	if err != nil {
+		if data != nil {
+			data.Close()
+		}
+		srv.Close()
+		return err
+	}
 	defer stopDashboard()
-	log.Info("dotsd ready", "signal", srv.Addrs(), "store", cfg.Store.Path, "clients", len(cfg.Clients))
+	log.Info("dotsd ready", "signal", srv.Addrs(), "data", cfg.Data.Listen, "store", cfg.Store.Path, "clients", len(cfg.Clients))
 	<-ctx.Done()
 	log.Info("shutting down")
+	if data != nil {
+		data.Close()
+	}
 	srv.Close()
 	return nil
 }
