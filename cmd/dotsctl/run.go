@@ -20,8 +20,10 @@ const usage = `usage: dotsctl [--config FILE] [-o table|json] [--timeout 10s] CO
 commands:
   mitigate --target PREFIX [--target ...] [--port 443[-444]] [--proto tcp|udp|N]
            [--fqdn NAME] [--uri URI] [--lifetime SECONDS|indefinite] [--on-signal-loss] [--mid N]
-           [--countermeasure rtbh|flowspec|scrubbing]
-                                   request a mitigation (prints the mid and the server's answer)
+           [--countermeasure rtbh|flowspec|scrubbing] [--alias NAME] [--acl NAME=ACTIVATION]
+                                   request a mitigation (prints the mid and the server's answer);
+                                   --alias names targets made with dotsctl alias, --acl switches a
+                                   data-channel ACL during the attack (RFC 9133; a new mid)
   status [MID] [--watch [--interval 5s]]
                                    show one or all mitigations; --watch follows them until Ctrl-C:
                                    redrawn on every notification (CoAP Observe) and re-read every
