@@ -52,6 +52,7 @@ func TestLayering(t *testing.T) {
 	const mod = "github.com/levee-dots/levee/"
 	forbidden := map[string][]string{
 		mod + "dots":                  {"github.com/plgd-dev/go-coap", "github.com/pion/dtls", "net/http", "go.etcd.io/bbolt", mod + "divert", mod + "dotsserver"},
+		mod + "dots/data":             {"github.com/plgd-dev/go-coap", "github.com/pion/dtls", "net/http", "go.etcd.io/bbolt", mod + "divert", mod + "dotsserver", mod + "service", mod + "store"},
 		mod + "dotsserver/mitigation": {"github.com/plgd-dev/go-coap", mod + "divert", mod + "store", "net/http", mod + "service"},
 		mod + "dotsserver/session":    {"github.com/plgd-dev/go-coap", mod + "divert", mod + "store"},
 		mod + "flowspec":              {"github.com/osrg/gobgp", "net/http", mod + "divert"},
