@@ -41,6 +41,22 @@ commands:
                                    the client's mitigations before their lifetime ends and follows
                                    the session configuration, redirects and a return to DTLS
 
+data channel (RFC 8783, at the configuration's data-channel: https://HOST:PORT):
+  alias create --name NAME [--target PREFIX ...] [--port 443[-444] ...] [--protocol tcp|udp|N ...]
+               [--fqdn NAME ...] [--uri URI ...] | --file FILE
+                                   name resources for mitigate --alias (FILE: JSON or YAML body)
+  alias list [NAME]                show the aliases and when they expire
+  alias delete NAME
+  acl create --name NAME [--src PREFIX] [--dst PREFIX] [--protocol tcp|udp|icmp|N]
+             [--dst-port 80|80-99|>=1024] [--src-port ...] [--tcp-flags "[not] [any] syn,ack"]
+             [--fragment "[not] [any] isf,ff,lf"] [--action drop|accept|rate-limit=BYTES/S]
+             [--activation immediate|activate-when-mitigating|deactivate] | --file FILE
+                                   install a filtering rule (RFC 8783 §7.2)
+  acl list [NAME]                  show the ACLs, their activation and matched counters
+  acl delete NAME
+  acl activate NAME ACTIVATION     change an ACL's activation-type over the data channel
+  capabilities                     the filtering the server supports
+
 The configuration defaults to $DOTSCTL_CONFIG.
 `
 
@@ -64,6 +80,7 @@ func commands() map[string]func(context.Context, *globals, []string) error {
 	return map[string]func(context.Context, *globals, []string) error{
 		"mitigate": cmdMitigate, "status": cmdStatus, "withdraw": cmdWithdraw,
 		"efficacy": cmdEfficacy, "session": cmdSession, "agent": cmdAgent,
+		"alias": cmdAlias, "acl": cmdACL, "capabilities": cmdCapabilities,
 	}
 }
 
