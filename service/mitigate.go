@@ -61,13 +61,17 @@ func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*
 	if len(mr.Scope.ACLList) > 0 {
 		return nil, s.refuseACLControl(c.CUID, mr)
 	}
-	if len(mr.Scope.AliasName) > 0 {
-		return nil, dots.Errorf(dots.BadRequest, "alias-name %q is unknown: aliases are created over the data channel, which this server does not offer yet", mr.Scope.AliasName[0])
-	}
 	k := mitigation.Key{CUID: c.CUID, MID: in.MID}
 	s.mu.Lock()
 	cur, exists := s.book.Peek(k)
 	s.mu.Unlock()
+	if len(mr.Scope.AliasName) > 0 {
+		// Expanded on every PUT, so that a refresh or efficacy update that
+		// repeats the request compares equal to the stored scope.
+		if err := s.expandAliases(c.CUID, mr); err != nil {
+			return nil, err
+		}
+	}
 	put := mitigation.PutRequest{CUID: c.CUID, Domain: c.Domain.Name, MID: in.MID, Req: mr, Efficacy: in.Efficacy}
 	if exists {
 		// A refresh or efficacy update: the targets were checked at

@@ -18,6 +18,9 @@ func (s *Service) diversionReported(backend string, k divert.Key, a divert.Appli
 		s.log.Error("diversion backend failed", "diverter", backend, "note", a.Detail)
 		return
 	}
+	if k.ACL != "" {
+		return // a data-channel filter: no mitigation status to set
+	}
 	s.mu.Lock()
 	out := s.orch.Combined(k)
 	res := s.book.SetOutcome(mitigation.Key{CUID: k.CUID, MID: k.MID}, out.Status, out.Note)
@@ -59,6 +62,10 @@ type backendMeter struct {
 // counters go back (a device reset or a backend restart): what was counted
 // before is carried over.
 func (s *Service) Measured(backend string, k divert.Key, c divert.Counters) {
+	if k.ACL != "" {
+		s.measuredACL(backend, k, c)
+		return
+	}
 	mk := mitigation.Key{CUID: k.CUID, MID: k.MID}
 	s.mu.Lock()
 	defer s.mu.Unlock()

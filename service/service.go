@@ -89,6 +89,11 @@ type Service struct {
 	meters   map[mitigation.Key]*meter
 	// lastFlush is when the counters were last written.
 	lastFlush time.Time
+	// Data channel (data.go): registered clients by cuid, the ACLs handed
+	// to the backends, and their measured counters.
+	data      map[string]*dataClient
+	aclOn     map[divert.Key]*aclRec
+	aclMeters map[divert.Key]*meter
 
 	j      *journal
 	notes  [notifyShards]*notifyQueue
@@ -132,7 +137,8 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{opts: opts, log: opts.Logger, now: opts.Now, orch: divert.NewOrchestrator(opts.Backends...),
 		book: mitigation.NewBook(opts.Policy), configs: map[string]session.Config{}, bindings: map[string]string{},
-		meters: map[mitigation.Key]*meter{}, watch: map[int]func(Event){}, stop: make(chan struct{})}
+		meters: map[mitigation.Key]*meter{}, watch: map[int]func(Event){}, stop: make(chan struct{}),
+		data: map[string]*dataClient{}, aclOn: map[divert.Key]*aclRec{}, aclMeters: map[divert.Key]*meter{}}
 	s.orch.SetLogger(s.log)
 	s.j = newJournal(opts.Store, &s.mu)
 	for i := range s.notes {
@@ -191,6 +197,9 @@ func (s *Service) restore() error {
 	if err != nil {
 		return fmt.Errorf("service: restore: %w", err)
 	}
+	if err := s.restoreData(); err != nil {
+		return fmt.Errorf("service: restore: %w", err)
+	}
 	if err := s.restoreCounters(); err != nil {
 		return fmt.Errorf("service: restore counters: %w", err)
 	}
@@ -220,6 +229,10 @@ func (s *Service) Start() {
 		for _, r := range active {
 			all = append(all, diversionOf(r))
 		}
+		s.mu.Lock()
+		all = append(all, s.enforcedACLsLocked()...)
+		s.mu.Unlock()
+		s.Watch(s.aclEvent)
 		s.orch.Start(all, s.diversionReported)
 		for i, q := range s.notes {
 			s.wg.Add(1)
@@ -345,6 +358,7 @@ func (s *Service) Tick() {
 	for _, r := range res.Notify {
 		s.log.Info("mitigation ended", "cuid", r.CUID, "mid", r.MID)
 	}
+	s.tickData()
 }
 
 // SessionLost activates a client's trigger-mitigation=false requests

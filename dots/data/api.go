@@ -123,3 +123,19 @@ func EncodeCapabilities(c *Capabilities) ([]byte, error) { return encode(NameCap
 
 // EncodeDotsData renders {"…:dots-data":{…}}.
 func EncodeDotsData(d *DotsData) ([]byte, error) { return encode(NameDotsData, d) }
+
+// TopName returns the name of the single top-level member of a JSON
+// object, for a POST whose body may hold one of several containers.
+func TopName(b []byte) (string, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return "", bad("", TagMalformedMessage, "body is not a JSON object: %v", err)
+	}
+	if len(top) != 1 {
+		return "", bad("", TagMalformedMessage, "body must hold exactly one member")
+	}
+	for k := range top {
+		return k, nil
+	}
+	return "", nil
+}

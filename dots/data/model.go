@@ -293,3 +293,19 @@ type Counter64 uint64
 func (c Counter64) MarshalJSON() ([]byte, error) {
 	return json.Marshal(strconv.FormatUint(uint64(c), 10))
 }
+
+// IPv4Destination returns the ipv4 destination network, if any.
+func (m *Matches) IPv4Destination() *Prefix {
+	if m.IPv4 == nil {
+		return nil
+	}
+	return m.IPv4.Destination
+}
+
+// IPv6Destination returns the ipv6 destination network, if any.
+func (m *Matches) IPv6Destination() *Prefix {
+	if m.IPv6 == nil {
+		return nil
+	}
+	return m.IPv6.Destination
+}

@@ -1,0 +1,29 @@
+package dotsserver
+
+import (
+	"crypto/x509"
+
+	"github.com/levee-dots/levee/service"
+)
+
+// Identity is an authenticated client as another channel (the RFC 8783 data
+// channel) sees it: the cuid derived from its certificate (RFC 9132
+// §4.4.1), the SPKI hash that cuid bindings are keyed by, and its domain.
+type Identity struct {
+	CUID    string
+	SPKI    string
+	Subject string
+	Domain  *service.Domain
+}
+
+// IdentifyCertificate maps a client certificate, already verified against
+// the configured CAs, to its client domain by the signal channel's rules
+// (SPKI pins first, then subject CN and DNS SANs). RFC 8783 §4 requires the
+// same identity and cuid on both channels.
+func IdentifyCertificate(domains []*ClientDomain, c *x509.Certificate) (Identity, error) {
+	p, err := identifyCert(domains, c, "tls")
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{CUID: p.cuid, SPKI: p.spki, Subject: p.subject, Domain: p.domain.serviceDomain()}, nil
+}
