@@ -208,7 +208,7 @@ func aclCreate(ctx context.Context, g *globals, what string, args []string) erro
 		}
 		text := fmt.Sprintf("%d ACLs created", len(a.ACL))
 		if len(a.ACL) == 1 {
-			text = fmt.Sprintf("acl %s created (%s)", a.ACL[0].Name, a.ACL[0].Activation())
+			text = fmt.Sprintf("acl %s created, activation-type %s", a.ACL[0].Name, a.ACL[0].Activation())
 		}
 		return printDataDone(g, r, text)
 	})

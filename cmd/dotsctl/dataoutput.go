@@ -148,7 +148,7 @@ func matches(m data.Matches) string {
 	if v := m.TCP; v != nil {
 		ports(&parts, v.SourcePort, v.DestinationPort)
 		if fb := v.FlagsBitmask; fb != nil {
-			parts = append(parts, "tcp-flags "+opText(fb.Operator)+fmt.Sprint(fb.Bitmask))
+			parts = append(parts, "tcp-flags "+opText(fb.Operator)+flagNames(fb.Bitmask))
 		}
 		add("flags", v.Flags)
 	}
@@ -160,7 +160,27 @@ func matches(m data.Matches) string {
 		add("icmp-type", v.Type)
 		add("icmp-code", v.Code)
 	}
-	return list(parts)
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// flagNames renders a flags-bitmask by flag names where every bit has one,
+// else as the number.
+func flagNames(mask uint16) string {
+	var names []string
+	left := mask
+	for _, n := range []string{"ae", "cwr", "ece", "urg", "ack", "psh", "rst", "syn", "fin"} {
+		if b := tcpFlagBits[n]; mask&b != 0 {
+			names = append(names, n)
+			left &^= b
+		}
+	}
+	if left != 0 || len(names) == 0 {
+		return strconv.Itoa(int(mask))
+	}
+	return strings.Join(names, ",")
 }
 
 func fragment(parts *[]string, f *data.Fragment) {
