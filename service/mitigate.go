@@ -59,7 +59,9 @@ func (r *PutResult) Note() string {
 func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*PutResult, error) {
 	mr := in.Request
 	if len(mr.Scope.ACLList) > 0 {
-		return nil, s.refuseACLControl(c.CUID, mr)
+		if err := s.controlACLs(c, mr, in.Efficacy); err != nil {
+			return nil, err
+		}
 	}
 	k := mitigation.Key{CUID: c.CUID, MID: in.MID}
 	s.mu.Lock()
@@ -129,18 +131,6 @@ func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*
 		s.log.Info("mitigation accepted", attrs...)
 	}
 	return out, nil
-}
-
-// refuseACLControl answers RFC 9133 filter control: 4.00 in idle time,
-// 4.04 for ACLs this client has not created (there is no data channel yet).
-func (s *Service) refuseACLControl(cuid string, mr *dots.Request) error {
-	s.mu.Lock()
-	active := s.book.HasActive(cuid)
-	s.mu.Unlock()
-	if !active {
-		return dots.Errorf(dots.BadRequest, "filtering control (acl-list) is only allowed while a mitigation is active (RFC 9133)")
-	}
-	return dots.Errorf(dots.NotFound, "acl-name %q is unknown to this server", mr.Scope.ACLList[0].ACLName)
 }
 
 // targets is what a request covers after ownership checks.
