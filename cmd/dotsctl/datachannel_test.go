@@ -233,3 +233,25 @@ func TestDataChannelConfigErrors(t *testing.T) {
 		contains(t, strings.Join(tc.args, " "), err.Error(), tc.want)
 	}
 }
+
+// TestMitigateACLControl: --acl switches a data-channel ACL during an
+// attack (RFC 9133), in a new mid; the ACL keeps its new activation-type,
+// and an efficacy update of that mid carries no acl-list (§3.2).
+func TestMitigateACLControl(t *testing.T) {
+	e := newDataEnv(t)
+	e.ok(t, "acl", "create", "--name", "an-accept-list", "--dst", "203.0.113.10/32", "--src", "192.0.2.0/24",
+		"--action", "accept", "--activation", "immediate")
+	err := e.fails(t, "mitigate", "--target", "203.0.113.10/32", "--acl", "an-accept-list=deactivate")
+	contains(t, "--acl in idle time", err.Error(), "4.00", "acl-list")
+
+	// The refused request used mid 1 (mids are never reused).
+	contains(t, "mitigate", e.ok(t, "mitigate", "--target", "203.0.113.10/32"), "mid 2 created (2.01)")
+	err = e.fails(t, "mitigate", "--target", "203.0.113.10/32", "--acl", "nope=deactivate")
+	contains(t, "--acl of an unknown ACL", err.Error(), "4.04", `acl-name "nope"`)
+	out := e.ok(t, "mitigate", "--target", "203.0.113.10/32", "--acl", "an-accept-list=deactivate")
+	contains(t, "mitigate --acl", out, "mid 4 ")
+	contains(t, "acl list after --acl", rowOf(t, e.ok(t, "acl", "list"), "an-accept-list"), "deactivate")
+
+	out = e.ok(t, "efficacy", "4", "under-attack")
+	contains(t, "efficacy of the --acl mid", out, "mid 4: efficacy under-attack reported (2.04)")
+}
