@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -17,7 +18,12 @@ import (
 // URL as data-channel in alpha's dotsctl.yaml.
 func newDataEnv(t *testing.T) *ctlEnv {
 	t.Helper()
-	e := newCtlEnv(t)
+	return withDataChannel(t, newCtlEnv(t))
+}
+
+// withDataChannel starts the data channel of e's server.
+func withDataChannel(t *testing.T, e *ctlEnv) *ctlEnv {
+	t.Helper()
 	cert, _, err := pki.LoadKeyPair(e.srv.Dev.ServerCert, e.srv.Dev.ServerKey)
 	if err != nil {
 		t.Fatal(err)
@@ -217,6 +223,14 @@ func TestDataChannelConfigErrors(t *testing.T) {
 	err = e.fails(t, "acl", "list")
 	contains(t, "unreachable data channel", err.Error(), "acl list: ", "is the data channel up at the data-channel URL of "+e.config)
 
+	// A PSK client has no certificate for the data channel's TLS.
+	psk := fmt.Sprintf("servers: [%q]\npsk: {identity: alpha-psk-1, key-file: alpha.psk}\ndata-channel: https://127.0.0.1:1\n", e.addr)
+	if err := os.WriteFile(e.config, []byte(psk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = e.fails(t, "capabilities")
+	contains(t, "psk client", err.Error(), "the data channel needs certificate and key")
+
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -254,4 +268,24 @@ func TestMitigateACLControl(t *testing.T) {
 
 	out = e.ok(t, "efficacy", "4", "under-attack")
 	contains(t, "efficacy of the --acl mid", out, "mid 4: efficacy under-attack reported (2.04)")
+}
+
+// TestDataChannelSpeaksSignalCUID: after a cuid collision on the signal
+// channel, the data channel speaks as the new cuid kept in the state file
+// (RFC 8783 §3: the same cuid on both channels): the derived one is bound
+// to another key, and the alias is found by the signal channel's requests.
+func TestDataChannelSpeaksSignalCUID(t *testing.T) {
+	e := withDataChannel(t, newCollidedCtlEnv(t))
+	e.ok(t, "mitigate", "--target", "203.0.113.10/32")
+	st := e.stateOnDisk(t)
+	if st.CUID == "" {
+		t.Fatal("no cuid kept after the collision")
+	}
+	contains(t, "alias create", e.ok(t, "alias", "create", "--name", "web", "--target", "203.0.113.16/28"), "alias web created (201)")
+	contains(t, "mitigate --alias", e.ok(t, "mitigate", "--alias", "web"), "mid 2 created (2.01)")
+	for _, r := range e.srv.Srv.Service().AllMitigations() {
+		if r.MID == 2 && (r.CUID != st.CUID || !strings.Contains(fmt.Sprint(r.Prefixes), "203.0.113.16/28")) {
+			t.Fatalf("mid 2 under cuid %s with %v, want %s with the alias's 203.0.113.16/28", r.CUID, r.Prefixes, st.CUID)
+		}
+	}
 }
