@@ -2,7 +2,7 @@
 // RESTCONF (RFC 8040) over HTTPS with the client certificate of the signal
 // channel and the same cuid (RFC 8783 §3), the RESTCONF root found through
 // /.well-known/host-meta (RFC 8040 §3.1), registration of the DOTS client
-// (RFC 8783 §5.1), aliases (§6), filtering rules (§7.3) and the server's
+// (RFC 8783 §5.1), aliases (§6), filtering rules (§7.2-§7.4) and the server's
 // filtering capabilities (§7.1). An RFC 8040 §7.1 error body comes back as
 // an *Error that names the status, error-tag, message and error-path.
 package dataclient

@@ -8,8 +8,8 @@ import (
 	"github.com/levee-dots/levee/dots"
 )
 
-// activationWords are the activation-type values of RFC 8783 §4.3 (and
-// RFC 9133 §3.1), in the order of their enumeration values 1, 2, 3.
+// activationWords are the activation-type values of RFC 8783 §4.3 (used
+// by RFC 9133 too), in the order of their enumeration values 1, 2, 3.
 const activationWords = "activate-when-mitigating, immediate or deactivate"
 
 // parseActivation parses an activation-type label.

@@ -49,7 +49,7 @@ func TestMitigateAliasAndACL(t *testing.T) {
 	err := e.fails(t, "mitigate", "--alias", "web-servers")
 	contains(t, "mitigate --alias", err.Error(), "4.00", `alias-name "web-servers"`)
 
-	// In idle time, filter control is refused (RFC 9133 §3.2).
+	// In idle time, filter control is refused (RFC 9133).
 	err = e.fails(t, "mitigate", "--target", "203.0.113.10/32", "--acl", "an-accept-list=deactivate")
 	contains(t, "mitigate --acl in idle time", err.Error(), "4.00", "acl-list")
 
