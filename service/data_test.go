@@ -497,3 +497,26 @@ func TestACLControl(t *testing.T) {
 		t.Errorf("after the failed write: %v", acls[0].Activation())
 	}
 }
+
+// refuser is a backend whose policy refuses every ACL.
+type refuser struct{ filters }
+
+func (r *refuser) Check(d divert.Diversion) error {
+	if d.Key.ACL != "" {
+		return errors.New("no filters here")
+	}
+	return nil
+}
+
+func TestACLBackendCheck(t *testing.T) {
+	r := &refuser{filters: filters{on: map[string]divert.Diversion{}}}
+	f := newFixture(t, service.Options{Backends: []divert.Diverter{r}})
+	register(t, f.svc, alpha)
+	_, err := f.svc.PutACLs(alpha, mustACLs(t, aclBody("off", "deactivate", "203.0.113.0/26")), false, service.Insert{})
+	if dataErr(err) != "403 access-denied" || !strings.Contains(err.Error(), "no filters here") {
+		t.Fatalf("refused acl: %v", err)
+	}
+	if acls, _ := f.svc.ACLs(alpha, ""); len(acls) != 0 {
+		t.Errorf("a refused acl is kept: %v", acls)
+	}
+}
