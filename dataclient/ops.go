@@ -96,6 +96,18 @@ func (c *Client) Alias(ctx context.Context, name string) (*data.Alias, *Response
 	return &a.Alias[0], r, nil
 }
 
+// PutAlias creates or replaces one alias (a PUT on the alias, RFC 8783
+// §6.1): how a client refreshes it before its pending-lifetime runs out
+// (the alias as retrieved, without that read-only node).
+func (c *Client) PutAlias(ctx context.Context, a data.Alias) (*Response, error) {
+	a.PendingLifetime = nil
+	body, err := data.EncodeAlias(a)
+	if err != nil {
+		return nil, err
+	}
+	return c.own(ctx, http.MethodPut, "/aliases/alias="+key(a.Name), nil, body)
+}
+
 // DeleteAlias deletes an alias (RFC 8783 §6.3).
 func (c *Client) DeleteAlias(ctx context.Context, name string) (*Response, error) {
 	return c.own(ctx, http.MethodDelete, "/aliases/alias="+key(name), nil, nil)

@@ -77,7 +77,7 @@ func (g *globals) dataCmd(ctx context.Context, what string, fn func(context.Cont
 
 func cmdAlias(ctx context.Context, g *globals, args []string) error {
 	if len(args) == 0 {
-		return errors.New("alias: use create, list or delete")
+		return errors.New("alias: use create, list, delete or refresh")
 	}
 	sub, args := args[0], args[1:]
 	what := "alias " + sub
@@ -132,8 +132,12 @@ func cmdAlias(ctx context.Context, g *globals, args []string) error {
 			}
 			return printDataDone(g, r, fmt.Sprintf("alias %s deleted", args[0]))
 		})
+	case "refresh":
+		return g.dataCmd(ctx, what, func(ctx context.Context, c *dataclient.Client) error {
+			return refreshAliases(ctx, g, c, args)
+		})
 	}
-	return fmt.Errorf("alias: unknown subcommand %q (create, list or delete)", sub)
+	return fmt.Errorf("alias: unknown subcommand %q (create, list, delete or refresh)", sub)
 }
 
 func names(a *data.Aliases) string {
@@ -145,7 +149,7 @@ func names(a *data.Aliases) string {
 
 func cmdACL(ctx context.Context, g *globals, args []string) error {
 	if len(args) == 0 {
-		return errors.New("acl: use create, list, delete or activate")
+		return errors.New("acl: use create, list, delete, activate or refresh")
 	}
 	sub, args := args[0], args[1:]
 	what := "acl " + sub
@@ -183,8 +187,12 @@ func cmdACL(ctx context.Context, g *globals, args []string) error {
 		})
 	case "activate":
 		return aclActivate(ctx, g, what, args)
+	case "refresh":
+		return g.dataCmd(ctx, what, func(ctx context.Context, c *dataclient.Client) error {
+			return refreshACLs(ctx, g, c, args)
+		})
 	}
-	return fmt.Errorf("acl: unknown subcommand %q (create, list, delete or activate)", sub)
+	return fmt.Errorf("acl: unknown subcommand %q (create, list, delete, activate or refresh)", sub)
 }
 
 func aclCreate(ctx context.Context, g *globals, what string, args []string) error {

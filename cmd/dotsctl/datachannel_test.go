@@ -7,9 +7,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/levee-dots/levee/datachannel"
 	"github.com/levee-dots/levee/dotsserver"
+	"github.com/levee-dots/levee/dotsserver/dotstest"
 	"github.com/levee-dots/levee/pki"
 )
 
@@ -235,12 +237,12 @@ func TestDataChannelConfigErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"alias"}, "alias: use create, list or delete"},
+		{[]string{"alias"}, "alias: use create, list, delete or refresh"},
 		{[]string{"alias", "rename"}, `alias: unknown subcommand "rename"`},
 		{[]string{"alias", "delete"}, "alias delete: give exactly one NAME"},
 		{[]string{"acl", "activate", "x"}, "acl activate: give NAME and ACTIVATION"},
 		{[]string{"acl", "create", "--name", "x", "extra"}, `acl create: unexpected "extra"`},
-		{[]string{"acl"}, "acl: use create, list, delete or activate"},
+		{[]string{"acl"}, "acl: use create, list, delete, activate or refresh"},
 		{[]string{"capabilities", "all"}, "capabilities: takes no arguments"},
 	} {
 		err := e.fails(t, tc.args...)
@@ -288,4 +290,47 @@ func TestDataChannelSpeaksSignalCUID(t *testing.T) {
 			t.Fatalf("mid 2 under cuid %s with %v, want %s with the alias's 203.0.113.16/28", r.CUID, r.Prefixes, st.CUID)
 		}
 	}
+}
+
+// TestRefresh: alias refresh and acl refresh put the entries back as the
+// server has them, which restarts their lifetime (RFC 8783: at least 10080
+// minutes unless refreshed), and change nothing else.
+func TestRefresh(t *testing.T) {
+	clock := dotstest.NewClock()
+	e := withDataChannel(t, newCtlEnvWith(t, dotstest.Options{Mutate: clock.Install}))
+	e.ok(t, "alias", "create", "--name", "web", "--target", "203.0.113.16/28", "--port", "443")
+	e.ok(t, "alias", "create", "--name", "dns", "--target", "203.0.113.53/32")
+	e.ok(t, "acl", "create", "--name", "no-dns-amp", "--dst", "203.0.113.53/32", "--protocol", "udp", "--src-port", "53",
+		"--activation", "deactivate")
+	clock.Advance(48 * time.Hour)
+	lifetimes := func(kind string) map[string]string {
+		out := e.ok(t, kind, "list")
+		got := map[string]string{}
+		for _, name := range []string{"web", "dns", "no-dns-amp"} {
+			if strings.Contains(out, name+" ") {
+				got[name] = rowOf(t, out, name)
+			}
+		}
+		return got
+	}
+	for name, r := range lifetimes("alias") {
+		contains(t, "alias "+name+" two days on", r, "120h0m0s")
+	}
+	contains(t, "acl two days on", lifetimes("acl")["no-dns-amp"], "120h0m0s")
+
+	out := e.ok(t, "alias", "refresh", "web")
+	contains(t, "alias refresh web", out, "alias web refreshed (204)")
+	a := lifetimes("alias")
+	contains(t, "web after its refresh", a["web"], "203.0.113.16/28", "443", "168h0m0s")
+	contains(t, "dns, not refreshed", a["dns"], "120h0m0s")
+	contains(t, "alias refresh (all)", e.ok(t, "alias", "refresh"), "alias ", "dns", "web", "refreshed (204)")
+	contains(t, "dns after refreshing all", lifetimes("alias")["dns"], "168h0m0s")
+
+	contains(t, "acl refresh", e.ok(t, "acl", "refresh"), "acl no-dns-amp refreshed (204)")
+	contains(t, "acl after its refresh", lifetimes("acl")["no-dns-amp"], "deactivate", "168h0m0s", "src-port 53")
+
+	err := e.fails(t, "alias", "refresh", "nope")
+	contains(t, "alias refresh of an unknown alias", err.Error(), "alias refresh: 404 invalid-value: ", `alias "nope" does not exist`)
+	e.ok(t, "acl", "delete", "no-dns-amp")
+	contains(t, "acl refresh of none", e.ok(t, "acl", "refresh"), "no ACLs to refresh")
 }

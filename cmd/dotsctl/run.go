@@ -47,6 +47,8 @@ data channel (RFC 8783, at the configuration's data-channel: https://HOST:PORT):
                                    name resources for mitigate --alias (FILE: JSON or YAML body)
   alias list [NAME]                show the aliases and when they expire
   alias delete NAME
+  alias refresh [NAME ...]         restart the lifetime of the aliases (all without a NAME); the
+                                   server drops an entry not refreshed for a week (RFC 8783)
   acl create --name NAME [--src PREFIX] [--dst PREFIX] [--protocol tcp|udp|icmp|N]
              [--dst-port 80|80-99|>=1024] [--src-port ...] [--tcp-flags "[not] [any] syn,ack"]
              [--fragment "[not] [any] isf,ff,lf"] [--action drop|accept|rate-limit=BYTES/S]
@@ -55,6 +57,7 @@ data channel (RFC 8783, at the configuration's data-channel: https://HOST:PORT):
   acl list [NAME]                  show the ACLs, their activation and matched counters
   acl delete NAME
   acl activate NAME ACTIVATION     change an ACL's activation-type over the data channel
+  acl refresh [NAME ...]           restart the lifetime of the ACLs, as alias refresh
   capabilities                     the filtering the server supports
 
 The configuration defaults to $DOTSCTL_CONFIG.
