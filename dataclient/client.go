@@ -128,7 +128,7 @@ func (c *Client) discover(ctx context.Context) (string, error) {
 	req.Header.Set("Accept", "application/xrd+xml")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("dataclient: RESTCONF root discovery at %s: %w", c.base.Host, err)
+		return "", fmt.Errorf("dataclient: no answer from %s: %w", c.base.Host, bare(err))
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -194,7 +194,7 @@ func (c *Client) do(ctx context.Context, method, rawPath string, query url.Value
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("dataclient: %s %s: %w", method, u.Path, err)
+		return nil, fmt.Errorf("dataclient: %s %s: %w", method, u.Path, bare(err))
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -220,4 +220,13 @@ func key(s string) string {
 		fmt.Fprintf(&b, "%%%02X", ch)
 	}
 	return b.String()
+}
+
+// bare drops the method and URL a *url.Error repeats.
+func bare(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

@@ -34,7 +34,10 @@ func (c *Client) Register(ctx context.Context) error {
 		c.mu.Unlock()
 		return nil
 	}
-	return fmt.Errorf("registering cuid %s: %w", c.cuid, err)
+	if e != nil {
+		return fmt.Errorf("registering cuid %s: %w", c.cuid, err)
+	}
+	return err
 }
 
 // own is do on the client's dots-client entry, registering the client first
