@@ -13,12 +13,14 @@ import (
 func cmdMitigate(ctx context.Context, g *globals, args []string) error {
 	fs := flag.NewFlagSet("mitigate", flag.ContinueOnError)
 	fs.SetOutput(g.stderr)
-	var targets, ports, protos, fqdns, uris multiFlag
+	var targets, ports, protos, fqdns, uris, aliases, acls multiFlag
 	fs.Var(&targets, "target", "target prefix, e.g. 203.0.113.10/32 (repeatable)")
 	fs.Var(&ports, "port", "target port or range, e.g. 443 or 443-444 (repeatable)")
 	fs.Var(&protos, "proto", "target protocol: tcp, udp, icmp or a number (repeatable)")
 	fs.Var(&fqdns, "fqdn", "target domain name (repeatable)")
 	fs.Var(&uris, "uri", "target URI (repeatable)")
+	fs.Var(&aliases, "alias", "alias-name made on the data channel (dotsctl alias create) (repeatable)")
+	fs.Var(&acls, "acl", "NAME=ACTIVATION: set the activation-type of a data-channel ACL, RFC 9133 (repeatable)")
 	lifetime := fs.String("lifetime", "3600", "lifetime in seconds, or indefinite")
 	onLoss := fs.Bool("on-signal-loss", false, "preconfigure: activate only when the signal channel is lost (trigger-mitigation=false)")
 	midFlag := fs.Uint("mid", 0, "use this mid instead of the next one from the counter (refresh)")
@@ -26,10 +28,17 @@ func cmdMitigate(ctx context.Context, g *globals, args []string) error {
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
-	if len(targets)+len(fqdns)+len(uris) == 0 {
-		return errors.New("mitigate: give at least one --target, --fqdn or --uri")
+	if len(targets)+len(fqdns)+len(uris)+len(aliases) == 0 {
+		return errors.New("mitigate: give at least one --target, --fqdn, --uri or --alias")
 	}
-	sc := dots.Scope{TargetPrefix: targets, TargetFQDN: fqdns, TargetURI: uris}
+	sc := dots.Scope{TargetPrefix: targets, TargetFQDN: fqdns, TargetURI: uris, AliasName: aliases}
+	for _, a := range acls {
+		ac, err := parseACLControl(a)
+		if err != nil {
+			return err
+		}
+		sc.ACLList = append(sc.ACLList, ac)
+	}
 	for _, p := range ports {
 		pr, err := parsePort(p)
 		if err != nil {

@@ -42,6 +42,8 @@ type ctlConfig struct {
 	// PSK, instead of certificate and key, authenticates with a
 	// pre-shared key (DTLS only; RFC 9132 §7).
 	PSK *ctlPSK `yaml:"psk"`
+	// DataChannel is the server's RFC 8783 data channel, https://HOST:PORT.
+	DataChannel string `yaml:"data-channel"`
 }
 
 // ctlPSK is the client's PSK identity and the file of its key (hex or

@@ -20,8 +20,10 @@ const usage = `usage: dotsctl [--config FILE] [-o table|json] [--timeout 10s] [-
 commands:
   mitigate --target PREFIX [--target ...] [--port 443[-444]] [--proto tcp|udp|N]
            [--fqdn NAME] [--uri URI] [--lifetime SECONDS|indefinite] [--on-signal-loss] [--mid N]
-           [--countermeasure rtbh|flowspec|scrubbing]
-                                   request a mitigation (prints the mid and the server's answer)
+           [--countermeasure rtbh|flowspec|scrubbing] [--alias NAME] [--acl NAME=ACTIVATION]
+                                   request a mitigation (prints the mid and the server's answer);
+                                   --alias names targets made with dotsctl alias, --acl switches a
+                                   data-channel ACL during the attack (RFC 9133; a new mid)
   status [MID] [--watch [--interval 5s]]
                                    show one or all mitigations; --watch follows them until Ctrl-C:
                                    redrawn on every notification (CoAP Observe) and re-read every
@@ -38,6 +40,25 @@ commands:
                                    its session (a 0600 socket beside the state file); it refreshes
                                    the client's mitigations before their lifetime ends and follows
                                    the session configuration, redirects and a return to DTLS
+
+data channel (RFC 8783, at the configuration's data-channel: https://HOST:PORT):
+  alias create --name NAME [--target PREFIX ...] [--port 443[-444] ...] [--protocol tcp|udp|N ...]
+               [--fqdn NAME ...] [--uri URI ...] | --file FILE
+                                   name resources for mitigate --alias (FILE: JSON or YAML body)
+  alias list [NAME]                show the aliases and when they expire
+  alias delete NAME
+  alias refresh [NAME ...]         restart the lifetime of the aliases (all without a NAME); the
+                                   server drops an entry not refreshed for a week (RFC 8783)
+  acl create --name NAME [--src PREFIX] [--dst PREFIX] [--protocol tcp|udp|icmp|N]
+             [--dst-port 80|80-99|>=1024] [--src-port ...] [--tcp-flags "[not] [any] syn,ack"]
+             [--fragment "[not] [any] isf,ff,lf"] [--action drop|accept|rate-limit=BYTES/S]
+             [--activation immediate|activate-when-mitigating|deactivate] | --file FILE
+                                   install a filtering rule (RFC 8783 §7.2)
+  acl list [NAME]                  show the ACLs, their activation and matched counters
+  acl delete NAME
+  acl activate NAME ACTIVATION     change an ACL's activation-type over the data channel
+  acl refresh [NAME ...]           restart the lifetime of the ACLs, as alias refresh
+  capabilities                     the filtering the server supports
 
 --heavy-loss (or heavy-loss: true in the configuration) is for a command that opens its own
 session through a link that loses most packets: a 250 ms DTLS handshake timer without backoff,
@@ -69,6 +90,7 @@ func commands() map[string]func(context.Context, *globals, []string) error {
 	return map[string]func(context.Context, *globals, []string) error{
 		"mitigate": cmdMitigate, "status": cmdStatus, "withdraw": cmdWithdraw,
 		"efficacy": cmdEfficacy, "session": cmdSession, "agent": cmdAgent,
+		"alias": cmdAlias, "acl": cmdACL, "capabilities": cmdCapabilities,
 	}
 }
 
