@@ -12,6 +12,16 @@ import (
 	"path/filepath"
 )
 
+// LoadCerts reads the certificates of one PEM file (one or more); a file
+// with no certificate is an error naming the file.
+func LoadCerts(what, path string) ([]*x509.Certificate, error) {
+	data, err := readFile(what, path)
+	if err != nil {
+		return nil, err
+	}
+	return parseCerts(data, path)
+}
+
 // LoadCertPool reads one or more PEM files (each may hold several
 // certificates) into a pool; an empty list or a file with no certificate is
 // an error naming the file.
@@ -21,11 +31,7 @@ func LoadCertPool(paths ...string) (*x509.CertPool, error) {
 	}
 	pool := x509.NewCertPool()
 	for _, path := range paths {
-		data, err := readFile("CA certificate", path)
-		if err != nil {
-			return nil, err
-		}
-		certs, err := parseCerts(data, path)
+		certs, err := LoadCerts("CA certificate", path)
 		if err != nil {
 			return nil, err
 		}

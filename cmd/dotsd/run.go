@@ -27,6 +27,7 @@ const usage = `usage:
   dotsd dev --dir DIR [flags]         create (once) a development PKI and configuration in DIR, then run
   dotsd bgp neighbors --config FILE   show the BGP neighbors of the running dotsd (admin socket)
   dotsd dns conflicts --config FILE   list (or --clear NAME) the DNS restore conflicts of the running dotsd
+  dotsd check-config FILE             validate FILE and the files it names without starting
   dotsd redirect --config FILE        show, set (--to NAME [--ttl D] [--clients CUID,...]) or --clear the redirect of clients
 flags:
   --signal-listen ADDR:PORT           override the signal-channel address (default 127.0.0.1:4646)
@@ -44,6 +45,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) > 0 && args[0] == "dev" {
 		return runDev(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "check-config" {
+		return runCheckConfig(args[1:], stdout, stderr, time.Now())
 	}
 	fs := flag.NewFlagSet("dotsd", flag.ContinueOnError)
 	fs.SetOutput(stderr)

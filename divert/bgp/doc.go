@@ -12,5 +12,9 @@
 // routers as stale until then. Addresses that came from names are not
 // blackholed unless configured (names-countermeasure). FlowSpec rules are
 // grouped so that no UPDATE carries 4,096 octets of FlowSpec NLRI or more,
-// which FRR refuses (see maxNLRIBytes).
+// which FRR refuses (see maxNLRIBytes). Data-channel ACLs (RFC 8783 §7.3)
+// are enforced as FlowSpec rules too, one per drop or rate-limit entry, for
+// destinations the diversion carries only; accept entries cannot be
+// expressed, as routers order FlowSpec rules by RFC 8955 §5.1 and not by
+// the ACL's order (see acl.go).
 package bgp

@@ -60,6 +60,9 @@ func (b *Backend) countermeasure(d divert.Diversion) (string, DomainPolicy, erro
 }
 
 func (b *Backend) plan(d divert.Diversion) (*plan, error) {
+	if isACL(d) {
+		return b.aclPlan(d)
+	}
 	kind, pol, err := b.countermeasure(d)
 	if err != nil {
 		return nil, err
@@ -193,13 +196,9 @@ func (b *Backend) unicastRoutes(pl *plan, kind string, prefixes []netip.Prefix, 
 }
 
 func (b *Backend) flowRoutes(pl *plan, kind string, d divert.Diversion, act flowspec.Action) error {
-	ec, err := act.ExtendedCommunity()
+	comm, err := actionCommunity(act)
 	if err != nil {
 		return err
-	}
-	comm, err := gbgp.ParseExtended(ec[:])
-	if err != nil {
-		return fmt.Errorf("extended community %s: %w", act, err)
 	}
 	var matches []flowspec.Match
 	for _, m := range flowspec.FromScope(d.Prefixes, d.Ports, d.Protocols) {
@@ -209,30 +208,54 @@ func (b *Backend) flowRoutes(pl *plan, kind string, d divert.Diversion, act flow
 		matches = append(matches, fitMatch(m)...)
 	}
 	for _, m := range matches {
-		raw, err := m.NLRI()
+		r, err := flowRoute(kind, m, act, comm)
 		if err != nil {
 			return err
 		}
-		fam := gbgp.RF_FS_IPv4_UC
-		if m.Family() == flowspec.IPv6 {
-			fam = gbgp.RF_FS_IPv6_UC
-		}
-		nlri, err := gbgp.NLRIFromSlice(fam, raw)
-		if err != nil {
-			return fmt.Errorf("flowspec rule %s: %w", m, err)
-		}
-		mp, err := gbgp.NewPathAttributeMpReachNLRI(fam, []gbgp.PathNLRI{{NLRI: nlri}})
-		if err != nil {
-			return err
-		}
-		path := &apiutil.Path{Family: fam, Nlri: nlri, Attrs: []gbgp.PathAttributeInterface{
-			gbgp.NewPathAttributeOrigin(gbgp.BGP_ORIGIN_ATTR_TYPE_IGP), mp,
-			gbgp.NewPathAttributeExtendedCommunities([]gbgp.ExtendedCommunityInterface{comm}),
-		}}
-		text := fmt.Sprintf("{%s} %s", m, act)
-		pl.routes = append(pl.routes, &route{id: familyName(fam) + " " + m.String() + " " + act.String(), kind: kind, family: fam, path: path, text: text})
+		pl.routes = append(pl.routes, r)
 	}
 	return nil
+}
+
+// actionCommunity is the extended community that carries act.
+func actionCommunity(act flowspec.Action) (gbgp.ExtendedCommunityInterface, error) {
+	ec, err := act.ExtendedCommunity()
+	if err != nil {
+		return nil, err
+	}
+	comm, err := gbgp.ParseExtended(ec[:])
+	if err != nil {
+		return nil, fmt.Errorf("extended community %s: %w", act, err)
+	}
+	return comm, nil
+}
+
+// flowRoute is the FlowSpec route of one match with one action, in the
+// family of the match. Its id is the same for every user of the rule, so a
+// mitigation and an ACL asking for the same rule share one route.
+func flowRoute(kind string, m flowspec.Match, act flowspec.Action, comm gbgp.ExtendedCommunityInterface) (*route, error) {
+	raw, err := m.NLRI()
+	if err != nil {
+		return nil, err
+	}
+	fam := gbgp.RF_FS_IPv4_UC
+	if m.Family() == flowspec.IPv6 {
+		fam = gbgp.RF_FS_IPv6_UC
+	}
+	nlri, err := gbgp.NLRIFromSlice(fam, raw)
+	if err != nil {
+		return nil, fmt.Errorf("flowspec rule %s: %w", m, err)
+	}
+	mp, err := gbgp.NewPathAttributeMpReachNLRI(fam, []gbgp.PathNLRI{{NLRI: nlri}})
+	if err != nil {
+		return nil, err
+	}
+	path := &apiutil.Path{Family: fam, Nlri: nlri, Attrs: []gbgp.PathAttributeInterface{
+		gbgp.NewPathAttributeOrigin(gbgp.BGP_ORIGIN_ATTR_TYPE_IGP), mp,
+		gbgp.NewPathAttributeExtendedCommunities([]gbgp.ExtendedCommunityInterface{comm}),
+	}}
+	text := fmt.Sprintf("{%s} %s", m, act)
+	return &route{id: familyName(fam) + " " + m.String() + " " + act.String(), kind: kind, family: fam, path: path, text: text}, nil
 }
 
 func unicastRoute(kind string, p netip.Prefix, nh netip.Addr, comms []uint32) (*route, error) {

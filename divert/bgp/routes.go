@@ -52,13 +52,24 @@ func (b *Backend) Apply(_ context.Context, d divert.Diversion) (divert.Applied, 
 // applyLocked installs the plan of d. With pending set, new routes are
 // queued there for one AddPath call (see Sync) instead of added one by one.
 func (b *Backend) applyLocked(d divert.Diversion, p *plan, pending *[]*route) (divert.Applied, error) {
-	if a, over := b.overBudgetLocked(d.Key, p); over {
+	old := b.entries[d.Key]
+	if a, over := b.overBudgetLocked(p); over {
 		b.log.Warn("flowspec budget exceeded", "cuid", d.Key.CUID, "mid", d.Key.MID, "detail", a.Detail)
-		b.setEntryLocked(&entry{key: d.Key, domain: d.Domain, kind: p.kind, applied: a})
+		e := &entry{key: d.Key, domain: d.Domain, kind: p.kind, applied: a}
+		if old != nil && len(old.routes) > 0 {
+			// The routes of the key's previous version stay announced,
+			// and on the books, so that Withdraw still removes them.
+			e.domain, e.kind, e.routes, e.note = old.domain, old.kind, old.routes, old.note
+			a.Detail += fmt.Sprintf("; the %d routes announced before for it stay until it is withdrawn", len(old.routes))
+			e.applied = a
+		}
+		b.setEntryLocked(e)
 		return a, nil
 	}
-	old := b.entries[d.Key]
 	e := &entry{key: d.Key, domain: d.Domain, kind: p.kind, note: p.note}
+	if len(p.routes) == 0 {
+		e.applied = divert.Applied{Detail: p.note} // nothing to announce (an ACL of accept entries)
+	}
 	var errs []error
 	for _, r := range p.routes {
 		if err := b.addRefLocked(d.Key, r, pending); err != nil {
@@ -199,14 +210,13 @@ func (b *Backend) Withdraw(_ context.Context, k divert.Key) error {
 }
 
 // overBudgetLocked reports status 4 when the new FlowSpec rules would exceed
-// a receiving neighbor's budget.
-func (b *Backend) overBudgetLocked(k divert.Key, p *plan) (divert.Applied, bool) {
+// a receiving neighbor's budget. A rule already announced for another key
+// is the same route (see addRefLocked) and adds nothing.
+func (b *Backend) overBudgetLocked(p *plan) (divert.Applied, bool) {
 	added := 0
 	for _, r := range p.routes {
-		if isFlowSpec(r.family) {
-			if cur, ok := b.routes[r.id]; !ok || !cur.refs[k] {
-				added++
-			}
+		if _, ok := b.routes[r.id]; isFlowSpec(r.family) && !ok {
+			added++
 		}
 	}
 	if added == 0 {

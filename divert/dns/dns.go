@@ -82,8 +82,12 @@ type target struct {
 
 // targets returns the names of d in configured zones (d.FQDNs and names
 // mapped from d.Prefixes), and the names in no configured zone. A name the
-// client domain does not own is an error naming it.
+// client domain does not own is an error naming it. A data-channel filter
+// (Key.ACL, Filters) has none: it filters traffic, it does not divert it.
 func (b *Backend) targets(d divert.Diversion) ([]target, []string, error) {
+	if d.Key.ACL != "" || len(d.Filters) > 0 {
+		return nil, nil, nil
+	}
 	seen := map[string]bool{}
 	var out []target
 	var skipped []string

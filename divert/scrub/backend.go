@@ -162,8 +162,14 @@ func (b *Backend) Name() string { return Name }
 
 // Handles reports whether d is scrubbed: its client domain is one of the
 // scrubbed domains and its countermeasure (the one it names, else the
-// domain's) is scrubbing.
+// domain's) is scrubbing. Data-channel filters (Key.ACL, Filters) are not
+// enforced on the nodes (Status 0): a node's mitigation would drop
+// everything to the ACL's destinations and crowd out the mitigations of
+// those targets.
 func (b *Backend) Handles(d divert.Diversion) bool {
+	if d.Key.ACL != "" || len(d.Filters) > 0 {
+		return false
+	}
 	return b.domains[d.Domain] && len(d.Prefixes) > 0 && b.countermeasure(d) == countermeasureScrubbing
 }
 
