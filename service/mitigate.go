@@ -56,11 +56,17 @@ func (r *PutResult) Note() string {
 // kept (re-resolved on a refresh after their TTL, never counting this
 // server's own diversion addresses, and kept as they were when the resolver
 // fails). The change is on disk before PutMitigation returns.
+// A request with acl-list also changes the client's ACLs (RFC 9133,
+// signal_acl.go).
 func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*PutResult, error) {
-	mr := in.Request
-	if len(mr.Scope.ACLList) > 0 {
-		return nil, s.refuseACLControl(c.CUID, mr)
+	if len(in.Request.Scope.ACLList) > 0 {
+		return s.putWithACLControl(ctx, c, in)
 	}
+	return s.putMitigation(ctx, c, in)
+}
+
+func (s *Service) putMitigation(ctx context.Context, c Client, in PutRequest) (*PutResult, error) {
+	mr := in.Request
 	k := mitigation.Key{CUID: c.CUID, MID: in.MID}
 	s.mu.Lock()
 	cur, exists := s.book.Peek(k)
@@ -129,18 +135,6 @@ func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*
 		s.log.Info("mitigation accepted", attrs...)
 	}
 	return out, nil
-}
-
-// refuseACLControl answers RFC 9133 filter control: 4.00 in idle time,
-// 4.04 for ACLs this client has not created (there is no data channel yet).
-func (s *Service) refuseACLControl(cuid string, mr *dots.Request) error {
-	s.mu.Lock()
-	active := s.book.HasActive(cuid)
-	s.mu.Unlock()
-	if !active {
-		return dots.Errorf(dots.BadRequest, "filtering control (acl-list) is only allowed while a mitigation is active (RFC 9133)")
-	}
-	return dots.Errorf(dots.NotFound, "acl-name %q is unknown to this server", mr.Scope.ACLList[0].ACLName)
 }
 
 // targets is what a request covers after ownership checks.
