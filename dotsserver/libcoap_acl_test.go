@@ -34,6 +34,64 @@ func (aclPolicy) Check(d divert.Diversion) error {
 	return nil
 }
 
+// aclRequestFile writes a mitigation request for 203.0.113.10/32 that
+// sets acl to act (none when acl is ""):
+// {1: {2: [{6: ["203.0.113.10/32"], 14: 3600[, 53: [{23: acl, 52: act}]]}]}}
+func aclRequestFile(t *testing.T, acl string, act int) string {
+	t.Helper()
+	h := "a101a10281a2"
+	if acl != "" {
+		h = "a101a10281a3"
+	}
+	h += "0681" + fmt.Sprintf("6f%x", "203.0.113.10/32") + "0e190e10"
+	if acl != "" {
+		h += fmt.Sprintf("183581a217%02x%x1834%02x", 0x60+len(acl), acl, act)
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "body.cbor")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// alphaACLs registers alpha on the data channel with the given ACLs
+// (RFC 8783 JSON) and returns its service client.
+func alphaACLs(t *testing.T, e *env, bodies ...string) service.Client {
+	t.Helper()
+	svc := e.Srv.Service()
+	var dom *service.Domain
+	for _, d := range dotstest.Domains() {
+		if d.Name == "alpha" {
+			dom = &service.Domain{Name: d.Name, Prefixes: d.Prefixes}
+		}
+	}
+	client := service.Client{CUID: e.dev.Clients["alpha"].CUID, Domain: dom}
+	if _, err := svc.RegisterDataClient(client, data.DotsClient{CUID: client.CUID}, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bodies {
+		a, err := data.DecodeACLs([]byte(b), data.Request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.PutACLs(client, a.ACL, false, service.Insert{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return client
+}
+
+// oneACE is an ACL from 192.0.2.0/24 to 203.0.113.0/26 with a forwarding action.
+func oneACE(name, activation, forwarding string) string {
+	return `{"ietf-dots-data-channel:acls":{"acl":[{"name":"` + name + `","type":"ipv4-acl-type",` +
+		`"activation-type":"` + activation + `","aces":{"ace":[{"name":"r1","matches":{"ipv4":{` +
+		`"destination-ipv4-network":"203.0.113.0/26","source-ipv4-network":"192.0.2.0/24"}},"actions":{"forwarding":"` + forwarding + `"}}]}}]}}`
+}
+
 // TestLibcoapACLControl: libcoap's coap-client changes the activation type
 // of a data-channel ACL inside mitigation requests (RFC 9133 §3.2.1):
 // 4.00 in idle time and in an efficacy update, 4.04 for an unknown
@@ -45,27 +103,7 @@ func TestLibcoapACLControl(t *testing.T) {
 	e := newEnv(t, "127.0.0.1:0", func(o *dotsserver.Options) { o.Backends = []divert.Diverter{aclPolicy{}} })
 	svc := e.Srv.Service()
 	alpha := e.dev.Clients["alpha"]
-	var dom *service.Domain
-	for _, d := range dotstest.Domains() {
-		if d.Name == "alpha" {
-			dom = &service.Domain{Name: d.Name, Prefixes: d.Prefixes}
-		}
-	}
-	client := service.Client{CUID: alpha.CUID, Domain: dom}
-	if _, err := svc.RegisterDataClient(client, data.DotsClient{CUID: alpha.CUID}, false); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"drop", "refused"} {
-		a, err := data.DecodeACLs([]byte(`{"ietf-dots-data-channel:acls":{"acl":[{"name":"`+name+`","type":"ipv4-acl-type",`+
-			`"activation-type":"activate-when-mitigating","aces":{"ace":[{"name":"r1","matches":{"ipv4":{`+
-			`"destination-ipv4-network":"203.0.113.0/26","source-ipv4-network":"192.0.2.0/24"}},"actions":{"forwarding":"drop"}}]}}]}}`), data.Request)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := svc.PutACLs(client, a.ACL, false, service.Insert{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	client := alphaACLs(t, e, oneACE("drop", "activate-when-mitigating", "drop"), oneACE("refused", "activate-when-mitigating", "drop"))
 	activation := func(name string) data.ActivationType {
 		t.Helper()
 		a, err := svc.ACLs(client, name)
@@ -74,27 +112,7 @@ func TestLibcoapACLControl(t *testing.T) {
 		}
 		return a[0].Activation()
 	}
-	// {1: {2: [{6: ["203.0.113.10/32"], 14: 3600[, 53: [{23: name, 52: act}]]}]}}
-	bodyFile := func(acl string, act int) string {
-		t.Helper()
-		h := "a101a10281a2"
-		if acl != "" {
-			h = "a101a10281a3"
-		}
-		h += "0681" + fmt.Sprintf("6f%x", "203.0.113.10/32") + "0e190e10"
-		if acl != "" {
-			h += fmt.Sprintf("183581a217%02x%x1834%02x", 0x60+len(acl), acl, act)
-		}
-		b, err := hex.DecodeString(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(t.TempDir(), "body.cbor")
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
+	bodyFile := func(acl string, act int) string { return aclRequestFile(t, acl, act) }
 	base := "coaps://" + e.addr + "/.well-known/dots/mitigate/cuid=" + alpha.CUID
 	tlsArgs := []string{"-N", "-c", alpha.Cert, "-j", alpha.Key, "-C", e.dev.CAPath}
 	put := func(mid uint32, file string, extra ...string) coapResult {
@@ -155,5 +173,58 @@ func TestLibcoapACLControl(t *testing.T) {
 	}
 	if a := activation("refused"); a != data.ActivateWhenMitigating {
 		t.Errorf("the refused update changed the ACL: %s", a)
+	}
+}
+
+// TestLibcoapAcceptListConflict: coap-client's mitigation request for a
+// target that alpha's own accept-list lets traffic to gets 2.01 with
+// conflict-information, conflict-cause 2 (conflict-with-acceptlist, RFC
+// 9132 §4.4.1) naming the ACL, and so does the status; after the client
+// deactivates the accept-list from the signal channel (RFC 9133 §4.1) the
+// new request's answer and status have none.
+func TestLibcoapAcceptListConflict(t *testing.T) {
+	requireLibcoap(t)
+	e := newEnv(t, "127.0.0.1:0", nil)
+	alphaACLs(t, e, oneACE("an-accept-list", "activate-when-mitigating", "accept"))
+	alpha := e.dev.Clients["alpha"]
+	base := "coaps://" + e.addr + "/.well-known/dots/mitigate/cuid=" + alpha.CUID
+	tlsArgs := []string{"-N", "-c", alpha.Cert, "-j", alpha.Key, "-C", e.dev.CAPath}
+	run := func(mid int, args ...string) *dots.Scope {
+		t.Helper()
+		code := "2.05"
+		if args[1] == "put" {
+			code = "2.01"
+		}
+		r := coapClient(t, append(append(args, tlsArgs...), fmt.Sprintf("%s/mid=%d", base, mid))...).want(t, code, true, true)
+		return &r.body(t).MitigationScope.Scope[0]
+	}
+	conflict := func(sc *dots.Scope) string {
+		ci := sc.ConflictInformation
+		if ci == nil {
+			return "none"
+		}
+		out := "no cause"
+		if ci.ConflictCause != nil {
+			out = ci.ConflictCause.String()
+		}
+		if ci.ConflictScope != nil {
+			for _, a := range ci.ConflictScope.ACLList {
+				out += " " + a.ACLName + "/" + a.ACLType
+			}
+		}
+		return out
+	}
+	const want = "conflict-with-acceptlist an-accept-list/ipv4-acl-type"
+	if got := conflict(run(123, "-m", "put", "-t", "271", "-f", aclRequestFile(t, "", 0))); got != want {
+		t.Errorf("2.01 conflict %s, want %s", got, want)
+	}
+	if got := conflict(run(123, "-m", "get")); got != want {
+		t.Errorf("status conflict %s, want %s", got, want)
+	}
+	if got := conflict(run(124, "-m", "put", "-t", "271", "-f", aclRequestFile(t, "an-accept-list", 3))); got != "none" {
+		t.Errorf("2.01 after deactivation: conflict %s", got)
+	}
+	if got := conflict(run(124, "-m", "get")); got != "none" {
+		t.Errorf("status after deactivation: conflict %s", got)
 	}
 }

@@ -116,7 +116,8 @@ func (s *Service) putMitigation(ctx context.Context, c Client, in PutRequest) (*
 	}
 	var out *PutResult
 	if res.Record != nil {
-		out = &PutResult{Code: res.Code, Mitigation: s.withCountersLocked(res.Record), Conflict: res.Conflict, Superseded: res.Superseded}
+		m := s.withCountersLocked(res.Record) // with a conflict-with-acceptlist, if any
+		out = &PutResult{Code: res.Code, Mitigation: m, Conflict: m.Conflict, Superseded: res.Superseded}
 	}
 	s.mu.Unlock()
 	if res.Code == 0 {

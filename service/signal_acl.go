@@ -211,10 +211,15 @@ func (s *Service) undoACLControl(c Client, cs []aclChange) {
 // aclStatusLocked completes a copy of a record for its status: the ACLs
 // its request controlled, with their activation types as they are now, so
 // that a later change (over either channel) shows in notifications and
-// polls (RFC 9133 §3.2.1).
+// polls (RFC 9133 §3.2.1); and a conflict with the client's accept-lists
+// (acceptlist.go).
 func (s *Service) aclStatusLocked(r *mitigation.Record) {
 	dc := s.data[r.CUID]
-	if len(r.Scope.ACLList) == 0 || dc == nil {
+	if dc == nil {
+		return
+	}
+	s.acceptListConflictLocked(r)
+	if len(r.Scope.ACLList) == 0 {
 		return
 	}
 	list := slices.Clone(r.Scope.ACLList)
