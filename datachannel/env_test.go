@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,14 +24,14 @@ import (
 // env is a data-channel server on loopback with the development PKI's
 // clients alpha and beta (dotstest.Domains) and gamma (no domain).
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	dev *pki.DevPKI
 	url string
 	svc *service.Service
 	dir string
 }
 
-func start(t *testing.T, o service.Options) *env {
+func start(t testing.TB, o service.Options) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
 	var err error
@@ -151,3 +152,6 @@ func (e *env) wantErr(what string, status int, tag, msg string, gotStatus int, b
 func register(cuid string) string {
 	return fmt.Sprintf(`{"ietf-dots-data-channel:dots-client":[{"cuid":%q}]}`, cuid)
 }
+
+// alphaPrefixes are the prefixes of alpha's domain (dotstest.Domains).
+func (e *env) alphaPrefixes() []netip.Prefix { return dotstest.Domains()[0].Prefixes }

@@ -27,3 +27,13 @@ func IdentifyCertificate(domains []*ClientDomain, c *x509.Certificate) (Identity
 	}
 	return Identity{CUID: p.cuid, SPKI: p.spki, Subject: p.subject, Domain: p.domain.serviceDomain()}, nil
 }
+
+// IdentifyCertificate is the package function with this server's client
+// domains and certificate revocation lists: a revoked certificate is
+// refused on the data channel as on the signal channel.
+func (s *Server) IdentifyCertificate(c *x509.Certificate) (Identity, error) {
+	if err := s.crl.check(c); err != nil {
+		return Identity{}, err
+	}
+	return IdentifyCertificate(s.opts.Domains, c)
+}

@@ -63,7 +63,8 @@ func aclDests(d *Domain, acl *data.ACL) ([]netip.Prefix, error) {
 // PutACLs installs ACLs (RFC 8783 §7.2). With replace false (POST) every
 // name must be new (409 resource-denied); with replace true (PUT on one
 // ACL) an existing ACL is replaced and its lifetime refreshed. Destination
-// networks must lie inside the client's domain (403 access-denied). The ACLs
+// networks must lie inside the client's domain, and the backends' checks
+// (divert.Checker) must pass (403 access-denied otherwise). The ACLs
 // go where in says. immediate ACLs are handed to the backends at once,
 // activate-when-mitigating ones while the client has an active
 // mitigation, deactivate ones are kept but not enforced.
@@ -84,6 +85,11 @@ func (s *Service) PutACLs(c Client, acls []data.ACL, replace bool, in Insert) (c
 			a.ACEs.ACE[j].Statistics = nil
 		}
 		recs[i] = &aclRec{ACL: a, Dests: dests, Expires: exp}
+		// The backends' safety rails (e.g. the shortest prefix diverted)
+		// refuse up front, whatever the activation type.
+		if err := s.orch.Check(aclDiversion(c.CUID, c.Domain.Name, recs[i])); err != nil {
+			return false, accessDenied("acl %q is refused by the mitigator's policy: %v", a.Name, err)
+		}
 	}
 	s.mu.Lock()
 	cur, ok := s.data[c.CUID]

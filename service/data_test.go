@@ -427,3 +427,96 @@ func TestACLStatistics(t *testing.T) {
 		t.Fatalf("statistics %+v", s)
 	}
 }
+
+// TestACLControl: RFC 9133 acl-list in a mitigation request switches an
+// ACL's activation during an attack; 4.00 in idle time, 4.04 for an
+// unknown ACL, 5.03 naming the update when it cannot be stored.
+func TestACLControl(t *testing.T) {
+	fb := newFilters()
+	f := newFixture(t, service.Options{Backends: []divert.Diverter{fb}})
+	register(t, f.svc, alpha)
+	if _, err := f.svc.PutACLs(alpha, mustACLs(t, aclBody("accept-list", "deactivate", "203.0.113.0/26")), false, service.Insert{}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(mid uint32, efficacy bool, acls ...dots.ACLControl) error {
+		sc := dots.Scope{TargetPrefix: []string{"203.0.113.10/32"}, Lifetime: dots.Ptr[int64](3600), ACLList: acls}
+		if efficacy {
+			sc.AttackStatus = dots.Ptr(dots.AttackUnderAttack)
+		}
+		_, err := f.svc.PutMitigation(context.Background(), alpha, service.PutRequest{MID: mid, Request: request(t, sc), Efficacy: efficacy})
+		return err
+	}
+	immediate := dots.ActivationType(2)
+	ctl := func(name string, a *dots.ActivationType) dots.ACLControl {
+		return dots.ACLControl{ACLName: name, ActivationType: a}
+	}
+	if err := put(1, false, ctl("accept-list", &immediate)); codeOf(err) != dots.BadRequest || !strings.Contains(err.Error(), "only allowed while a mitigation is active") {
+		t.Fatalf("idle time: %v", err)
+	}
+	if err := put(1, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(2, false, ctl("nope", &immediate)); codeOf(err) != dots.NotFound || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("unknown acl: %v", err)
+	}
+	if err := put(1, true, ctl("accept-list", &immediate)); codeOf(err) != dots.BadRequest {
+		t.Fatalf("efficacy update with acl-list: %v", err)
+	}
+	f.clk.Add(24 * time.Hour)
+	if err := put(2, false, ctl("accept-list", &immediate)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the switched filter", func() bool { return fb.acls() == "cuid-alpha/acl/accept-list" })
+	acls, _ := f.svc.ACLs(alpha, "accept-list")
+	if acls[0].Activation() != data.Immediate || *acls[0].PendingLifetime != 10080 {
+		t.Errorf("after the switch: %v, pending-lifetime %d (refreshed: 10080)", acls[0].Activation(), *acls[0].PendingLifetime)
+	}
+	// The new activation type outlives the mitigation.
+	for _, mid := range []uint32{1, 2} {
+		if err := f.svc.WithdrawMitigation(alpha, mid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clk.Add(time.Hour)
+	f.svc.Tick()
+	if acls, _ := f.svc.ACLs(alpha, "accept-list"); acls[0].Activation() != data.Immediate {
+		t.Errorf("after the mitigation: %v", acls[0].Activation())
+	}
+	// A failed write: 5.03 with the update in the diagnostic, nothing changed.
+	if err := put(3, false); err != nil {
+		t.Fatal(err)
+	}
+	deactivate := dots.ActivationType(3)
+	f.st.fail.Store(true)
+	err := put(4, false, ctl("accept-list", &deactivate))
+	f.st.fail.Store(false)
+	if codeOf(err) != dots.ServiceUnavailable || !strings.Contains(err.Error(), `"ietf-dots-signal-control:acl-list":[{"acl-name":"accept-list","activation-type":"deactivate"}]`) {
+		t.Fatalf("failed write: %v", err)
+	}
+	if acls, _ := f.svc.ACLs(alpha, "accept-list"); acls[0].Activation() != data.Immediate {
+		t.Errorf("after the failed write: %v", acls[0].Activation())
+	}
+}
+
+// refuser is a backend whose policy refuses every ACL.
+type refuser struct{ filters }
+
+func (r *refuser) Check(d divert.Diversion) error {
+	if d.Key.ACL != "" {
+		return errors.New("no filters here")
+	}
+	return nil
+}
+
+func TestACLBackendCheck(t *testing.T) {
+	r := &refuser{filters: filters{on: map[string]divert.Diversion{}}}
+	f := newFixture(t, service.Options{Backends: []divert.Diverter{r}})
+	register(t, f.svc, alpha)
+	_, err := f.svc.PutACLs(alpha, mustACLs(t, aclBody("off", "deactivate", "203.0.113.0/26")), false, service.Insert{})
+	if dataErr(err) != "403 access-denied" || !strings.Contains(err.Error(), "no filters here") {
+		t.Fatalf("refused acl: %v", err)
+	}
+	if acls, _ := f.svc.ACLs(alpha, ""); len(acls) != 0 {
+		t.Errorf("a refused acl is kept: %v", acls)
+	}
+}

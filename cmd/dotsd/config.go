@@ -38,7 +38,8 @@ type fileConfig struct {
 		RedirectWhenSessionsOver int             `yaml:"redirect-when-sessions-over"`
 		RedirectTo               *redirectConfig `yaml:"redirect-to"`
 	} `yaml:"signal"`
-	TLS struct {
+	Data dataConfig `yaml:"data"` // the RFC 8783 data channel (data.go)
+	TLS  struct {
 		Certificate string   `yaml:"certificate"`
 		Key         string   `yaml:"key"`
 		ClientCAs   []string `yaml:"client-cas"`
@@ -205,6 +206,9 @@ func (c *fileConfig) validate(file string) error {
 		return bad("signal.notify-interval", "%v: must not be negative", c.Signal.NotifyInterval)
 	}
 	if err := c.validateRedirect(bad); err != nil {
+		return err
+	}
+	if err := c.validateData(bad); err != nil {
 		return err
 	}
 	if c.TLS.Certificate == "" {

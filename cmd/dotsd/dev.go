@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/levee-dots/levee/pki"
@@ -49,6 +50,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "directory for the development PKI, configuration and database")
 	listen := fs.String("signal-listen", "", "signal-channel address (default 127.0.0.1:4646)")
+	dataListen := fs.String("data-listen", "", "data-channel (RFC 8783) address (default "+devDataListen+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,7 +80,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		cfg.Signal.Listen = []string{*listen}
 	}
-	dev, err := pki.Dev(*dir, names, serverHosts(cfg.Signal.Listen)...)
+	switch {
+	case *dataListen != "":
+		if !isHostPort(*dataListen) {
+			return fmt.Errorf("dev: --data-listen %q is not host:port with a port 1-65535 (IPv6 as [::1]:8443)", *dataListen)
+		}
+		cfg.Data.Listen = *dataListen
+	case cfg.Data.Listen == "":
+		cfg.Data.Listen = devDataListen
+	}
+	dev, err := pki.Dev(*dir, names, serverHosts(append(slices.Clone(cfg.Signal.Listen), cfg.Data.Listen))...)
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
@@ -91,8 +102,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	for _, name := range names {
 		c := dev.Clients[name]
-		ctl := fmt.Sprintf("# dotsctl configuration of development client %q (cuid %s), written by 'dotsd dev'.\nservers: [%q]\ncertificate: cert.pem\nkey: key.pem\nca: ../../ca.pem\nstate: state.json\n",
-			name, c.CUID, cfg.Signal.Listen[0])
+		ctl := fmt.Sprintf("# dotsctl configuration of development client %q (cuid %s), written by 'dotsd dev'.\nservers: [%q]\ndata-channel: %s\ncertificate: cert.pem\nkey: key.pem\nca: ../../ca.pem\nstate: state.json\n",
+			name, c.CUID, cfg.Signal.Listen[0], dataURL(cfg.Data.Listen))
 		if err := pki.WriteFile(filepath.Join(filepath.Dir(c.Cert), "dotsctl.yaml"), []byte(ctl), 0o644); err != nil {
 			return fmt.Errorf("dev: %w", err)
 		}

@@ -26,7 +26,7 @@ func runDevServer(t *testing.T, args ...string) (*logBuffer, func()) {
 	var runErr error
 	go func() {
 		defer close(done)
-		runErr = run(ctx, append([]string{"dev"}, args...), &bytes.Buffer{}, stderr)
+		runErr = run(ctx, withDataListen(t, append([]string{"dev"}, args...)), &bytes.Buffer{}, stderr)
 	}()
 	stop := func() {
 		cancel()

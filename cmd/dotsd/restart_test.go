@@ -102,7 +102,7 @@ type daemon struct {
 func startDotsd(t testing.TB, bin string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{
-		cmd:    exec.Command(bin, args...),
+		cmd:    exec.Command(bin, withDataListen(t, args)...),
 		stderr: &logBuffer{ready: make(chan struct{})},
 		stdout: &logBuffer{ready: make(chan struct{})},
 		exited: make(chan struct{}),

@@ -212,9 +212,17 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("dotsd ready", "signal", srv.Addrs(), "store", cfg.Store.Path, "clients", len(cfg.Clients))
+	data, err := startData(cfg, svc, srv, cert, cas, log)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	log.Info("dotsd ready", "signal", srv.Addrs(), "data", cfg.Data.Listen, "store", cfg.Store.Path, "clients", len(cfg.Clients))
 	<-ctx.Done()
 	log.Info("shutting down")
+	if data != nil {
+		data.Close()
+	}
 	srv.Close()
 	return nil
 }
