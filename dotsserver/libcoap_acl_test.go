@@ -9,29 +9,28 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
-	"github.com/levee-dots/levee/divert"
 	"github.com/levee-dots/levee/dots"
 	"github.com/levee-dots/levee/dots/data"
 	"github.com/levee-dots/levee/dotsserver"
 	"github.com/levee-dots/levee/dotsserver/dotstest"
 	"github.com/levee-dots/levee/service"
+	"github.com/levee-dots/levee/store"
 )
 
-// aclPolicy is a backend whose policy refuses the ACL named "refused".
-type aclPolicy struct{}
-
-func (aclPolicy) Name() string { return "acl-policy" }
-func (aclPolicy) Apply(context.Context, divert.Diversion) (divert.Applied, error) {
-	return divert.Applied{Status: dots.StatusMitigated}, nil
+// failingStore fails every write while fail is set.
+type failingStore struct {
+	dotsserver.Store
+	fail atomic.Bool
 }
-func (aclPolicy) Withdraw(context.Context, divert.Key) error { return nil }
-func (aclPolicy) Check(d divert.Diversion) error {
-	if d.Key.ACL == "refused" {
-		return errors.New("no room for this filter")
+
+func (f *failingStore) Apply(ctx context.Context, ops ...store.Op) error {
+	if f.fail.Load() {
+		return errors.New("disk full")
 	}
-	return nil
+	return f.Store.Apply(ctx, ops...)
 }
 
 // aclRequestFile writes a mitigation request for 203.0.113.10/32 that
@@ -97,10 +96,11 @@ func oneACE(name, activation, forwarding string) string {
 // 4.00 in idle time and in an efficacy update, 4.04 for an unknown
 // acl-name, 2.01 with the change applied and shown in the status, and 5.03
 // with Max-Age and the failed update as a dots+cbor body (Figure 1) when
-// the server cannot apply it. Every refusal carries a diagnostic.
+// the change cannot be stored. Every refusal carries a diagnostic.
 func TestLibcoapACLControl(t *testing.T) {
 	requireLibcoap(t)
-	e := newEnv(t, "127.0.0.1:0", func(o *dotsserver.Options) { o.Backends = []divert.Diverter{aclPolicy{}} })
+	var st *failingStore
+	e := newEnv(t, "127.0.0.1:0", func(o *dotsserver.Options) { st = &failingStore{Store: o.Store}; o.Store = st })
 	svc := e.Srv.Service()
 	alpha := e.dev.Clients["alpha"]
 	client := alphaACLs(t, e, oneACE("drop", "activate-when-mitigating", "drop"), oneACE("refused", "activate-when-mitigating", "drop"))
@@ -128,7 +128,7 @@ func TestLibcoapACLControl(t *testing.T) {
 		}
 	}
 
-	refused(put(1, bodyFile("drop", 3)), "4.00", "attack time")
+	refused(put(1, bodyFile("drop", 3)), "4.00", "while a mitigation is active")
 	if a := activation("drop"); a != data.ActivateWhenMitigating {
 		t.Fatalf("idle-time request changed the ACL: %s", a)
 	}
@@ -150,7 +150,9 @@ func TestLibcoapACLControl(t *testing.T) {
 		t.Errorf("status acl-list %+v, want drop deactivate", sc.ACLList)
 	}
 
+	st.fail.Store(true)
 	r = put(3, bodyFile("refused", 2)).want(t, "5.03", true, true)
+	st.fail.Store(false)
 	if !strings.Contains(r.options, "Content-Format:application/dots+cbor") || !strings.Contains(r.options, "Max-Age:") {
 		t.Errorf("5.03 options [%s], want a dots+cbor body and Max-Age", r.options)
 	}
