@@ -156,3 +156,26 @@ func (s *Service) aclStatusLocked(r *mitigation.Record) {
 	}
 	r.Scope.ACLList = list
 }
+
+// NotifyACLs tells the watchers (the signal channel's observers) the
+// current state of the client's active mitigations after its ACLs changed
+// by other means than a mitigation request, e.g. over the data channel: RFC
+// 9133 §3.2.1 wants a change of activation type during a mitigation in the
+// next notification, and the status carries the activation types and the
+// accept-list conflict as they are now. Without an active mitigation there
+// is nothing to tell.
+func (s *Service) NotifyACLs(cuid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var recs []*mitigation.Record
+	for _, r := range s.book.List(cuid) {
+		if r.Active() {
+			recs = append(recs, s.withCountersLocked(r))
+		}
+	}
+	if len(recs) == 0 {
+		return
+	}
+	// Queued behind the client's earlier changes, like theirs.
+	s.notes[ShardOf(cuid)].push(note{done: committed, ev: Event{CUID: cuid, Changed: recs}, hasEvent: true})
+}

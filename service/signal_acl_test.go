@@ -9,6 +9,7 @@ import (
 
 	"github.com/levee-dots/levee/divert"
 	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/dots/data"
 	"github.com/levee-dots/levee/service"
 )
 
@@ -225,5 +226,55 @@ func TestSignalACLStatus(t *testing.T) {
 	}
 	if got := show(); got != "drop=deactivate " {
 		t.Errorf("status after the data-channel change %q", got)
+	}
+}
+
+// TestNotifyACLs: after a data-channel change of an ACL during a
+// mitigation, NotifyACLs hands the watchers the client's active requests
+// as they now are: the accept-list conflict gone with the deactivated ACL.
+func TestNotifyACLs(t *testing.T) {
+	// No mitigator: no backend outcome adds events of its own.
+	f := newFixture(t, service.Options{})
+	register(t, f.svc, alpha)
+	accept := func(act string) []data.ACL {
+		return mustACLs(t, aclWith("allow", act, "203.0.113.0/26", `{"forwarding":"accept"}`))
+	}
+	if _, err := f.svc.PutACLs(alpha, accept("immediate"), false, service.Insert{}); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan service.Event, 16)
+	defer f.svc.Watch(func(ev service.Event) {
+		if ev.CUID == alpha.CUID {
+			events <- ev
+		}
+	})()
+	next := func() service.Event {
+		t.Helper()
+		select {
+		case ev := <-events:
+			return ev
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event")
+		}
+		return service.Event{}
+	}
+	if _, err := aclPut(t, f.svc, alpha, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(); len(ev.Changed) != 1 || conflictOf(ev.Changed[0].Conflict) != "conflict-with-acceptlist allow/ipv4-acl-type" {
+		t.Fatalf("creation event %+v, want mid 1 with the accept-list conflict", ev)
+	}
+	f.svc.NotifyACLs(beta.CUID) // no mitigation: nothing to tell
+	if _, err := f.svc.PutACLs(alpha, accept("deactivate"), true, service.Insert{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-events:
+		t.Fatalf("an event before NotifyACLs: %+v", ev)
+	case <-time.After(100 * time.Millisecond):
+	}
+	f.svc.NotifyACLs(alpha.CUID)
+	if ev := next(); len(ev.Changed) != 1 || ev.Changed[0].MID != 1 || ev.Changed[0].Conflict != nil {
+		t.Fatalf("event %+v (conflict %s), want mid 1 without a conflict", ev, conflictOf(ev.Changed[0].Conflict))
 	}
 }
