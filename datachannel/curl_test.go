@@ -23,6 +23,11 @@ func TestCurl(t *testing.T) {
 		t.Fatalf("host-meta: %d %s", code, body)
 	}
 
+	code, body = e.curl("alpha", "GET", "/restconf", "")
+	if code != 200 || !strings.Contains(string(body), `"yang-library-version":"2016-06-21"`) {
+		t.Errorf("API resource: %d %s", code, body)
+	}
+
 	// Registration (RFC 8783 §5.1).
 	code, body = e.curl("alpha", "POST", alpha+"/aliases", rfc+"alias-https1.json")
 	e.wantErr("alias before registration", 404, data.TagInvalidValue, "not registered", code, body)

@@ -8,7 +8,7 @@
 // unregistration), §6 (aliases: POST, PUT, GET, DELETE), §7.1
 // (capabilities: what this server enforces), §7.2–§7.4 (filtering rules as
 // RFC 8519 ACLs), RFC 8040 §3.1 root discovery (/.well-known/host-meta, an
-// XRD naming /restconf), §4.8.1 content, §4.8.2 depth, §4.8.5 insert and
+// XRD naming /restconf), §3.3 the API resource, §4.8.1 content, §4.8.2 depth, §4.8.5 insert and
 // §4.8.6 point query parameters, and §7.1 error bodies
 // (ietf-restconf:errors) for 400, 403, 404, 405, 409, 413 and 415.
 //

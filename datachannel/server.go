@@ -132,6 +132,7 @@ func (s *Server) Close() {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/host-meta", s.hostMeta)
+	mux.HandleFunc("/restconf", s.apiRoot)
 	mux.HandleFunc("/restconf/", s.restconf)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, data.Errorf(404, data.TagInvalidValue, "no resource %s: the RESTCONF root is /restconf (RFC 8040 §3.1)", r.URL.Path))
@@ -148,6 +149,20 @@ func (s *Server) hostMeta(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/xrd+xml")
 	io.WriteString(w, "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  <Link rel='restconf' href='/restconf'/>\n</XRD>\n")
+}
+
+// apiRoot is the RESTCONF API resource (RFC 8040 §3.3).
+func (s *Server) apiRoot(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		s.fail(w, r, data.Errorf(405, data.TagOperationNotSup, "%s is not allowed on the RESTCONF root", r.Method))
+		return
+	}
+	if _, err := s.client(r, ""); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, http.StatusOK, []byte(`{"ietf-restconf:restconf":{"data":{},"operations":{},"yang-library-version":"2016-06-21"}}`))
 }
 
 // client authenticates the request's certificate and checks that it may

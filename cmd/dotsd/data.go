@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
+	"net"
 	"net/url"
 
 	"github.com/levee-dots/levee/datachannel"
@@ -21,10 +22,31 @@ type dataConfig struct {
 const devDataListen = "127.0.0.1:8443"
 
 func (c *fileConfig) validateData(bad func(key, format string, args ...any) error) error {
-	if c.Data.Listen != "" && !isHostPort(c.Data.Listen) {
+	if c.Data.Listen == "" {
+		return nil
+	}
+	if !isHostPort(c.Data.Listen) {
 		return bad("data.listen", "%q is not host:port with a port 1-65535 (IPv6 as [::1]:8443)", c.Data.Listen)
 	}
+	for _, s := range c.Signal.Listen {
+		if sameTCPPort(s, c.Data.Listen) {
+			return bad("data.listen", "%q takes the TCP port of signal.listen %q (the signal channel serves TLS on TCP too)", c.Data.Listen, s)
+		}
+	}
 	return nil
+}
+
+// sameTCPPort reports whether two host:port listeners would bind the same
+// TCP port: the same port on the same host, or with either on all
+// interfaces.
+func sameTCPPort(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb {
+		return false
+	}
+	any := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || any(ha) || any(hb)
 }
 
 // dataURL is the data channel's URL for clients (dotsctl.yaml data-channel).

@@ -54,7 +54,8 @@ func coapAs(t *testing.T, dir, client, method, uri string, body *dots.Message) s
 // as FlowSpec rules at real FRR, BIRD and ExaBGP routers: an immediate one
 // at once, an activate-when-mitigating one only while the client has an
 // active mitigation (requested with libcoap's coap-client), and an RFC 9133
-// acl-list in a mitigation request switches one off during the attack.
+// acl-list in a mitigation request switches one off during the attack. An
+// alias created with curl is the target of a coap-client request.
 func TestDataChannelFlowSpec(t *testing.T) {
 	for _, tool := range []string{"curl", "coap-client-openssl"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -124,4 +125,22 @@ func TestDataChannelFlowSpec(t *testing.T) {
 		t.Fatalf("withdraw: %s", code)
 	}
 	e.holds(t, "nothing once the mitigation ended", allEdges)
+
+	// An alias created over the data channel names the target of a
+	// signal-channel request (alias-name, RFC 9132 §4.4.1).
+	if code, body := curlData(t, dir, "alpha", "POST", root+"/dots-client="+cuid,
+		`{"ietf-dots-data-channel:aliases":{"alias":[{"name":"web","target-prefix":["203.0.113.20/32"]}]}}`); code != 201 {
+		t.Fatalf("alias: %d %s", code, body)
+	}
+	byAlias := func(names ...string) *dots.Message {
+		return &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{{AliasName: names, Lifetime: dots.Ptr[int64](3600)}}}}
+	}
+	if code := coapAs(t, dir, "alpha", "put", mitigate+"/mid=3", byAlias("nope")); code != "4.00" {
+		t.Fatalf("unknown alias-name: %s, want 4.00", code)
+	}
+	if code := coapAs(t, dir, "alpha", "put", mitigate+"/mid=3", byAlias("web")); code != "2.01" {
+		t.Fatalf("alias-name request: %s", code)
+	}
+	web := want{family: "ipv4-unicast", prefix: "203.0.113.20/32", nexthop: "192.0.2.1", communities: []string{"65535:666"}}
+	e.holds(t, "the alias's target diverted", allEdges, web, duringAttack)
 }

@@ -67,6 +67,9 @@ func TestDataChannelKill9(t *testing.T) {
 	if ctl.DataChannel != "https://"+dataAddr {
 		t.Fatalf("dotsctl.yaml data-channel %q, want https://%s", ctl.DataChannel, dataAddr)
 	}
+	if out := first.stdout.String(); !strings.Contains(out, "data channel: https://"+dataAddr) {
+		t.Errorf("dotsd dev does not print the data channel's URL:\n%s", out)
+	}
 	c := filepath.Join(dir, "clients", "alpha")
 	_, leaf, err := pki.LoadKeyPair(filepath.Join(c, "cert.pem"), filepath.Join(c, "key.pem"))
 	if err != nil {
@@ -105,6 +108,9 @@ func TestDataListenConfig(t *testing.T) {
 		{"[::1]:8443", ""},
 		{"127.0.0.1", "data.listen"},
 		{"127.0.0.1:0", "data.listen"},
+		{"127.0.0.1:4646", "TCP port of signal.listen"},
+		{"0.0.0.0:4646", "TCP port of signal.listen"},
+		{"127.0.0.2:4646", ""},
 	} {
 		text := goodConfig
 		if tc.listen != "" {

@@ -110,6 +110,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "development server in %s\n  config: %s (clients matched by CN)\n  production example: %s (clients matched by SPKI pin)\n  CA:     %s\n",
 		*dir, cfgPath, filepath.Join(*dir, productionExampleName), dev.CAPath)
+	fmt.Fprintf(stdout, "  data channel: %s (RFC 8783)\n", dataURL(cfg.Data.Listen))
 	for _, name := range names {
 		c := dev.Clients[name]
 		fmt.Fprintf(stdout, "  client %-6s cuid %s  dotsctl --config %s\n", name, c.CUID, filepath.Join(filepath.Dir(c.Cert), "dotsctl.yaml"))

@@ -18,7 +18,7 @@ const (
 	TagAccessDenied     = "access-denied"     // 403
 	TagResourceDenied   = "resource-denied"   // 409
 	TagDataExists       = "data-exists"       // 409
-	TagDataMissing      = "data-missing"      // 404 (RFC 8040 §7: invalid-value or data-missing)
+	TagDataMissing      = "data-missing"      // 409
 	TagOperationNotSup  = "operation-not-supported"
 	TagOperationFailed  = "operation-failed"
 )
