@@ -439,6 +439,10 @@ func (s *Server) replyError(w mux.ResponseWriter, err error) {
 	}
 	if pe.Body != nil {
 		_ = reply(w, pe.Code, pe.Body)
+		if pe.Code == dots.ServiceUnavailable {
+			// RFC 9133 §3.2.1: a failed ACL update is retried after Max-Age.
+			w.Message().SetOptionUint32(message.MaxAge, 5)
+		}
 		return
 	}
 	diag := pe.Diag

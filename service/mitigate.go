@@ -56,13 +56,17 @@ func (r *PutResult) Note() string {
 // kept (re-resolved on a refresh after their TTL, never counting this
 // server's own diversion addresses, and kept as they were when the resolver
 // fails). The change is on disk before PutMitigation returns.
+// A request with acl-list also changes the client's ACLs (RFC 9133,
+// signal_acl.go).
 func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*PutResult, error) {
-	mr := in.Request
-	if len(mr.Scope.ACLList) > 0 {
-		if err := s.controlACLs(c, mr, in.Efficacy); err != nil {
-			return nil, err
-		}
+	if len(in.Request.Scope.ACLList) > 0 {
+		return s.putWithACLControl(ctx, c, in)
 	}
+	return s.putMitigation(ctx, c, in)
+}
+
+func (s *Service) putMitigation(ctx context.Context, c Client, in PutRequest) (*PutResult, error) {
+	mr := in.Request
 	k := mitigation.Key{CUID: c.CUID, MID: in.MID}
 	s.mu.Lock()
 	cur, exists := s.book.Peek(k)
@@ -112,7 +116,8 @@ func (s *Service) PutMitigation(ctx context.Context, c Client, in PutRequest) (*
 	}
 	var out *PutResult
 	if res.Record != nil {
-		out = &PutResult{Code: res.Code, Mitigation: s.withCountersLocked(res.Record), Conflict: res.Conflict, Superseded: res.Superseded}
+		m := s.withCountersLocked(res.Record) // with a conflict-with-acceptlist, if any
+		out = &PutResult{Code: res.Code, Mitigation: m, Conflict: m.Conflict, Superseded: res.Superseded}
 	}
 	s.mu.Unlock()
 	if res.Code == 0 {

@@ -94,6 +94,7 @@ func (s *Service) Measured(backend string, k divert.Key, c divert.Counters) {
 // that measure it (none when nothing does), and returns r. r must be a copy
 // the caller owns, never the book's own record.
 func (s *Service) withCountersLocked(r *mitigation.Record) *mitigation.Record {
+	s.aclStatusLocked(r)
 	m := s.meters[r.Key]
 	if m == nil || len(m.byBackend) == 0 {
 		r.Counters = nil

@@ -615,7 +615,7 @@ func requestScope(r *dots.Request) dots.Scope {
 	s := r.Scope
 	return dots.Scope{TargetPrefix: s.TargetPrefix, TargetPortRange: s.TargetPortRange, TargetProtocol: s.TargetProtocol,
 		TargetFQDN: s.TargetFQDN, TargetURI: s.TargetURI, AliasName: s.AliasName, TriggerMitigation: s.TriggerMitigation,
-		Countermeasure: s.Countermeasure}
+		Countermeasure: s.Countermeasure, ACLList: s.ACLList}
 }
 
 func uitoa(v uint32) string { return strconv.FormatUint(uint64(v), 10) }

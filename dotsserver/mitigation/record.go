@@ -150,6 +150,7 @@ func (r *Record) StatusScope(now time.Time, withConfig, withState bool) dots.Sco
 		s.TargetFQDN, s.TargetURI, s.AliasName = c.TargetFQDN, c.TargetURI, c.AliasName
 		s.TriggerMitigation = c.TriggerMitigation
 		s.Countermeasure = c.Countermeasure
+		s.ACLList = c.ACLList // RFC 9133: the ACLs the request controls
 	}
 	s.Lifetime = dots.Ptr(r.Remaining(now))
 	if withState {
