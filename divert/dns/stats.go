@@ -7,6 +7,9 @@ import "sync"
 type ZoneStats struct {
 	Updates  uint64 // updates sent (one per diverted or restored name change)
 	Failures uint64 // updates that did not take effect: refused, unverified, unanswered or in conflict
+	// ReadFailures counts the reads of a name's records (before an update,
+	// and to check one) that the primary refused or did not answer.
+	ReadFailures uint64
 }
 
 // updateStats holds the ZoneStats of each zone.
@@ -16,16 +19,26 @@ type updateStats struct {
 }
 
 func (s *updateStats) count(zone string, err error) {
+	s.add(zone, func(z *ZoneStats) {
+		z.Updates++
+		if err != nil {
+			z.Failures++
+		}
+	})
+}
+
+func (s *updateStats) readFailed(zone string) {
+	s.add(zone, func(z *ZoneStats) { z.ReadFailures++ })
+}
+
+func (s *updateStats) add(zone string, f func(*ZoneStats)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.byZone == nil {
 		s.byZone = map[string]ZoneStats{}
 	}
 	z := s.byZone[zone]
-	z.Updates++
-	if err != nil {
-		z.Failures++
-	}
+	f(&z)
 	s.byZone[zone] = z
 }
 

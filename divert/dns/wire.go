@@ -146,6 +146,7 @@ func (b *Backend) read(ctx context.Context, z Zone, name string) (rrsets, error)
 			err = hint(r.Rcode, z.KeyName)
 		}
 		if err != nil {
+			b.stats.readFailed(z.Name)
 			return rrsets{}, newError("read", name, z, r, err)
 		}
 		for _, rr := range r.Answer {
