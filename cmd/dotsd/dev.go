@@ -50,6 +50,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dir := fs.String("dir", "", "directory for the development PKI, configuration and database")
 	listen := fs.String("signal-listen", "", "signal-channel address (default 127.0.0.1:4646)")
 	dashListen := fs.String("dashboard-listen", devDashboardListen, "web dashboard address, or off")
+	metricsListen := fs.String("metrics-listen", "", "Prometheus /metrics address (default 127.0.0.1:9464; \"off\": none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,6 +79,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("dev: --signal-listen %q is not host:port with a port 1-65535 (IPv6 as [::1]:4646)", *listen)
 		}
 		cfg.Signal.Listen = []string{*listen}
+	}
+	if err := devMetrics(&cfg.Metrics, *metricsListen); err != nil {
+		return err
 	}
 	dev, err := pki.Dev(*dir, names, serverHosts(cfg.Signal.Listen)...)
 	if err != nil {
