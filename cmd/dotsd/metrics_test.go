@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -134,7 +135,78 @@ func TestPrometheusScrapesDotsd(t *testing.T) {
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
+	checkDocumented(t, body)
+	checkDashboard(t, prom)
 }
+
+// metricsDoc is where the metrics are documented.
+const metricsDoc = "../../metrics/README.md"
+
+// checkDocumented fails for each levee_ metric dotsd exports that
+// metrics/README.md does not name.
+func checkDocumented(t *testing.T, exposition []byte) {
+	t.Helper()
+	doc, err := os.ReadFile(metricsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(exposition), "\n") {
+		name, ok := strings.CutPrefix(line, "# TYPE ")
+		if !ok || !strings.HasPrefix(name, "levee_") {
+			continue
+		}
+		name, _, _ = strings.Cut(name, " ")
+		if !bytes.Contains(doc, []byte("`"+name+"`")) {
+			t.Errorf("%s is exported but not documented in %s", name, metricsDoc)
+		}
+	}
+}
+
+// checkDashboard evaluates every query of deploy/grafana-levee.json in
+// prometheus (its variables set), and fails for a query prometheus refuses
+// or a levee_ metric it uses that metrics/README.md does not name.
+func checkDashboard(t *testing.T, prom *prometheus) {
+	t.Helper()
+	raw, err := os.ReadFile("../../deploy/grafana-levee.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("deploy/grafana-levee.json: %v", err)
+	}
+	doc, err := os.ReadFile(metricsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.NewReplacer("$__rate_interval", "1m", "$scrub_job", ".*", "$job", "dotsd", "$instance", ".*")
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			n++
+			q := vars.Replace(tg.Expr)
+			if msg := prom.evaluate(t, q); msg != "" {
+				t.Errorf("panel %q: %s: %s", p.Title, q, msg)
+			}
+			for _, name := range levee.FindAllString(tg.Expr, -1) {
+				name = strings.TrimSuffix(name, "_bucket")
+				if !bytes.Contains(doc, []byte("`"+name+"`")) {
+					t.Errorf("panel %q uses %s, which %s does not document", p.Title, name, metricsDoc)
+				}
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("the dashboard has %d queries", n)
+	}
+}
+
+var levee = regexp.MustCompile(`levee_[a-z_]+`)
 
 // freeTCPPort returns a TCP port free on 127.0.0.1 at the time of the call.
 func freeTCPPort(t testing.TB) int {
@@ -252,6 +324,24 @@ func (p *prometheus) query(t testing.TB, q string) (float64, bool) {
 		t.Fatalf("query %s: value %q: %v", q, s, err)
 	}
 	return v, true
+}
+
+// evaluate runs an instant query and returns prometheus' error, if any.
+func (p *prometheus) evaluate(t testing.TB, q string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.addr + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct{ Status, Error string }
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		t.Fatalf("query %s: %v", q, err)
+	}
+	if res.Status != "success" {
+		return res.Error
+	}
+	return ""
 }
 
 // waitValue waits (up to 20 scrapes) for q to have the value want.
