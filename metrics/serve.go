@@ -24,9 +24,16 @@ type Server struct {
 // Handler returns the /metrics handler of a gatherer: errors of a
 // collector are logged and the rest is served.
 func Handler(g prometheus.Gatherer, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slogErrors{log}, ErrorHandling: promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4, Timeout: 10 * time.Second})
 }
+
+// Serve serves the registry at /metrics on addr until Close, logging to
+// Options.Logger.
+func (m *Metrics) Serve(addr string) (*Server, error) { return Serve(addr, m.reg, m.log) }
 
 // Serve listens on addr and serves g at /metrics until Close.
 func Serve(addr string, g prometheus.Gatherer, log *slog.Logger) (*Server, error) {

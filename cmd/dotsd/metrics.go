@@ -80,7 +80,7 @@ func (x *dotsdMetrics) start(srv *dotsserver.Server, svc *service.Service, speak
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	ms, err := metrics.Serve(x.cfg.Listen, x.Registry(), x.log)
+	ms, err := x.Serve(x.cfg.Listen)
 	if err != nil {
 		if x.cfg.optional {
 			x.log.Warn("metrics not served: the address is taken (dotsd dev --metrics-listen ADDR picks another)", "addr", x.cfg.Listen, "err", err)
