@@ -61,7 +61,12 @@ func TestLayering(t *testing.T) {
 		// The mitigation service knows no transport and no backend: only
 		// the divert interfaces.
 		mod + "service": {"github.com/plgd-dev/go-coap", "github.com/pion/dtls", "net/http", "github.com/osrg/gobgp",
-			"github.com/miekg/dns", mod + "dotsserver/dotstest", mod + "divert/bgp", mod + "divert/dns"},
+			"github.com/miekg/dns", mod + "dotsserver/dotstest", mod + "divert/bgp", mod + "divert/dns", "github.com/prometheus", mod + "metrics"},
+		// Metrics read the components through their hooks and read
+		// methods: no component knows Prometheus.
+		mod + "dotsserver": {"github.com/prometheus", mod + "metrics"},
+		mod + "divert/bgp": {"github.com/prometheus", mod + "metrics"},
+		mod + "divert/dns": {"github.com/prometheus", mod + "metrics"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", pkg).Output()

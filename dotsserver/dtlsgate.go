@@ -376,6 +376,8 @@ func (c *gateConn) Close() error {
 	timedOut := c.handshaking && time.Since(c.born) >= g.lim.HandshakeTimeout
 	if timedOut {
 		g.stats.TimedOut++
+	} else if c.handshaking {
+		g.stats.Failed++
 	}
 	g.removeLocked(c)
 	g.mu.Unlock()

@@ -68,6 +68,7 @@ type DTLSStats struct {
 	Started         uint64 // handshakes begun (a ClientHello with a valid cookie from a new source)
 	Completed       uint64 // handshakes the server finished
 	TimedOut        uint64 // dropped at the handshake deadline
+	Failed          uint64 // closed during the handshake before its deadline (e.g. a certificate refused)
 
 	DroppedTotalCap  uint64 // cookie-verified ClientHellos dropped at MaxHandshakes
 	DroppedPrefixCap uint64 // cookie-verified ClientHellos dropped at MaxHandshakesPerPrefix
@@ -80,6 +81,7 @@ func (a DTLSStats) add(b DTLSStats) DTLSStats {
 	a.Started += b.Started
 	a.Completed += b.Completed
 	a.TimedOut += b.TimedOut
+	a.Failed += b.Failed
 	a.HelloVerifySent += b.HelloVerifySent
 	a.DroppedTotalCap += b.DroppedTotalCap
 	a.DroppedPrefixCap += b.DroppedPrefixCap
@@ -107,7 +109,7 @@ var dtlsReportInterval = time.Minute
 func (a DTLSStats) since(b DTLSStats) DTLSStats {
 	return DTLSStats{Handshakes: a.Handshakes,
 		HelloVerifySent: a.HelloVerifySent - b.HelloVerifySent, Started: a.Started - b.Started,
-		Completed: a.Completed - b.Completed, TimedOut: a.TimedOut - b.TimedOut,
+		Completed: a.Completed - b.Completed, TimedOut: a.TimedOut - b.TimedOut, Failed: a.Failed - b.Failed,
 		DroppedTotalCap: a.DroppedTotalCap - b.DroppedTotalCap, DroppedPrefixCap: a.DroppedPrefixCap - b.DroppedPrefixCap,
 		DroppedBadCookie: a.DroppedBadCookie - b.DroppedBadCookie, DroppedOther: a.DroppedOther - b.DroppedOther}
 }
@@ -140,7 +142,7 @@ func (s *Server) reportDTLS() {
 			}
 			s.log.Log(context.Background(), level, "dtls handshakes", "interval", dtlsReportInterval,
 				"hello-verify-sent", d.HelloVerifySent, "started", d.Started, "completed", d.Completed,
-				"timed-out", d.TimedOut, "dropped-total-cap", d.DroppedTotalCap, "dropped-prefix-cap", d.DroppedPrefixCap,
+				"timed-out", d.TimedOut, "failed", d.Failed, "dropped-total-cap", d.DroppedTotalCap, "dropped-prefix-cap", d.DroppedPrefixCap,
 				"bad-cookie", d.DroppedBadCookie, "dropped-other", d.DroppedOther, "in-progress", st.Handshakes)
 		}
 	}()

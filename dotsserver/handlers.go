@@ -41,6 +41,9 @@ func (s *Server) serveCOAP(w mux.ResponseWriter, r *mux.Message) {
 		s.rejectStray(w, r) // a response no exchange of the server claimed (stray.go)
 		return
 	}
+	if s.opts.Hooks.Request != nil {
+		defer s.observeRequest(w, r, s.now()) // after recovered: sees its 5.00
+	}
 	defer s.recovered(w, r)
 	req, err := s.parse(w.Conn(), r)
 	if err == nil {

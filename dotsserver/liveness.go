@@ -285,6 +285,9 @@ func (l *liveness) sendHeartbeat(cs *connState, status bool) {
 		req.SetType(message.NonConfirmable)
 	}
 	resp, err := cs.conn.Do(req)
+	if hb := l.s.opts.Hooks.Heartbeat; hb != nil {
+		hb(transportOf(cs.udp), err == nil)
+	}
 	if err != nil {
 		return
 	}

@@ -94,6 +94,8 @@ type Options struct {
 	// SessionRedirect, when set, sends the sessions beyond a number to an
 	// alternate server (redirect.go).
 	SessionRedirect *SessionRedirect
+	// Hooks receive what the hot path measures (hooks.go).
+	Hooks Hooks
 }
 
 // Server is a DOTS signal-channel server: CoAP in, a call of the

@@ -47,6 +47,7 @@ type tlsListener struct {
 
 	mu      sync.Mutex
 	pending *list.List // *tls.Conn in their handshake, oldest first
+	tlsCounters
 }
 
 func newTLSListener(ln net.Listener, cfg *tls.Config, limits Limits, rlog *rateLog, wrap func(*tls.Conn) net.Conn) *tlsListener {
@@ -143,9 +144,11 @@ func (l *tlsListener) handshake(c net.Conn) {
 		l.pending.Remove(e) // a no-op if it was evicted
 		l.mu.Unlock()
 		if err != nil {
+			l.failed.Add(1)
 			_ = tc.Close()
 			return
 		}
+		l.completed.Add(1)
 		select {
 		case l.ready <- l.wrap(tc):
 		case <-l.ctx.Done():

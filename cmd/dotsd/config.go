@@ -84,7 +84,9 @@ type fileConfig struct {
 	// the next (package escalate).
 	Escalation map[string]escalate.Ladder `yaml:"escalation"`
 	dns        *dns.Config                // built from Divert.DNS at load
-	Admin      struct {
+	// Metrics serves Prometheus /metrics (metrics.go).
+	Metrics metricsConfig `yaml:"metrics"`
+	Admin   struct {
 		// Socket is the unix socket of the admin interface (dotsd bgp
 		// neighbors, dotsd dns conflicts); default: dotsd.sock beside the
 		// store.
@@ -220,6 +222,9 @@ func (c *fileConfig) validate(file string) error {
 		return err
 	}
 	if err := c.validateData(bad); err != nil {
+		return err
+	}
+	if err := c.Metrics.validate(bad); err != nil {
 		return err
 	}
 	if c.TLS.Certificate == "" {

@@ -51,6 +51,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	listen := fs.String("signal-listen", "", "signal-channel address (default 127.0.0.1:4646)")
 	dashListen := fs.String("dashboard-listen", devDashboardListen, "web dashboard address, or off")
 	dataListen := fs.String("data-listen", "", "data-channel (RFC 8783) address, or off (default "+devDataListen+")")
+	metricsListen := fs.String("metrics-listen", "", "Prometheus /metrics address (default 127.0.0.1:9464; \"off\": none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,6 +82,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cfg.Signal.Listen = []string{*listen}
 	}
 	if err := applyDevDataListen(cfg, *dataListen); err != nil {
+		return err
+	}
+	if err := devMetrics(&cfg.Metrics, *metricsListen); err != nil {
 		return err
 	}
 	dev, err := pki.Dev(*dir, names, serverHosts(cfg.listenAddrs())...)

@@ -195,7 +195,12 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if dnsBackend != nil {
 		isDiversion = dnsBackend.IsDiversionAddr
 	}
-	svc, err = service.New(service.Options{Logger: log, Store: db, Backends: backends,
+	mx := newMetrics(cfg.Metrics, log) // nil unless metrics.listen
+	svcStore, err := mx.store(db)
+	if err != nil {
+		return err
+	}
+	svc, err = service.New(service.Options{Logger: log, Store: svcStore, Backends: backends,
 		Resolver:       cfg.resolver(isDiversion),
 		ResolveTimeout: cfg.Resolver.Timeout, IsDiversionAddr: isDiversion, Policy: cfg.policy(), Ladders: cfg.Escalation})
 	if err != nil {
@@ -209,7 +214,7 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		Service: svc, UDPReceiveBuffer: cfg.Signal.UDPReceiveBuffer,
 		NotifyInterval: cfg.Signal.NotifyInterval, ConfigMaxAge: cfg.Signal.ConfigMaxAge,
 		Limits: cfg.Limits.server(), RateLimit: cfg.Limits.rate(), CRL: crl,
-		SessionRedirect: cfg.sessionRedirect(),
+		SessionRedirect: cfg.sessionRedirect(), Hooks: mx.hooks(),
 	})
 	if err != nil {
 		return err
@@ -232,6 +237,15 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		return err
 	}
 	defer stopDashboard()
+	stopMetrics, err := mx.start(srv, svc, speaker, dnsBackend)
+	if err != nil {
+		if data != nil {
+			data.Close()
+		}
+		srv.Close()
+		return err
+	}
+	defer stopMetrics()
 	log.Info("dotsd ready", "signal", srv.Addrs(), "data", cfg.Data.Listen, "store", cfg.Store.Path, "clients", len(cfg.Clients))
 	<-ctx.Done()
 	log.Info("shutting down")

@@ -58,6 +58,8 @@ type fileConfig struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
 	} `yaml:"log"`
+	// Metrics serves Prometheus /metrics (metrics.go).
+	Metrics metricsConfig `yaml:"metrics"`
 
 	ret *scrub.ReturnOptions // Return, parsed and checked
 }
@@ -138,6 +140,9 @@ func (c *fileConfig) validate() error {
 			return err
 		}
 		c.ret = &o
+	}
+	if err := c.Metrics.validate(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -78,6 +78,15 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	metered, stopMetrics, err := withMetrics(cfg.Metrics, node, log)
+	if err != nil {
+		if !cfg.KeepOnStop {
+			_ = node.Close()
+		}
+		return err
+	}
+	node = metered
+	defer stopMetrics()
 	if !cfg.KeepOnStop {
 		defer func() {
 			if err := node.Close(); err != nil {

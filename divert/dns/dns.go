@@ -37,6 +37,7 @@ type Backend struct {
 	log     *slog.Logger
 	updates divert.Updates
 	sem     chan struct{} // one operation at a time
+	stats   updateStats
 }
 
 var (

@@ -146,6 +146,7 @@ func (b *Backend) read(ctx context.Context, z Zone, name string) (rrsets, error)
 			err = hint(r.Rcode, z.KeyName)
 		}
 		if err != nil {
+			b.stats.readFailed(z.Name)
 			return rrsets{}, newError("read", name, z, r, err)
 		}
 		for _, rr := range r.Answer {
@@ -171,7 +172,8 @@ func (b *Backend) read(ctx context.Context, z Zone, name string) (rrsets, error)
 // given) `from` by `to` with one guarded update. If the prerequisite fails
 // it reads the name again: already `to` (an earlier attempt landed) is
 // success, anything else is ErrConflict.
-func (b *Backend) swap(ctx context.Context, z Zone, name, op string, from, to rrsets, ts ...uint16) error {
+func (b *Backend) swap(ctx context.Context, z Zone, name, op string, from, to rrsets, ts ...uint16) (err error) {
+	defer func() { b.stats.count(z.Name, err) }()
 	if len(ts) == 0 {
 		ts = types
 	}
