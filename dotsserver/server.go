@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -103,8 +104,6 @@ type Server struct {
 	limits  Limits
 	rlog    *rateLog // rate-limited warnings about what peers send
 	rate    *rateLimiter
-	crl     *revocations // nil: no CRL
-	psks    pskTable     // the PSK identities of all domains (psk.go)
 	log     *slog.Logger
 	now     func() time.Time
 	svc     *service.Service
@@ -123,6 +122,11 @@ type Server struct {
 	wg          sync.WaitGroup
 	stop        chan struct{}
 	closeOnce   sync.Once
+
+	// cur holds the client domains, CAs, CRL and session limits in
+	// force; Reload replaces it (reload.go).
+	cur      atomic.Pointer[clientSet]
+	reloadMu sync.Mutex
 }
 
 // New builds a server. Unless opts.Service is given, it builds the
@@ -162,10 +166,11 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dotsserver: %w", err)
 	}
-	s.crl = crl
-	if s.psks, err = newPSKTable(opts.Domains); err != nil {
+	set, err := newClientSet(opts.Domains, opts.ClientCAs, crl, s.limits)
+	if err != nil {
 		return nil, fmt.Errorf("dotsserver: %w", err)
 	}
+	s.cur.Store(set)
 	s.rlog = newRateLog(opts.Logger, opts.Now, 10*time.Second)
 	if s.svc == nil {
 		if opts.Store == nil {
@@ -271,8 +276,10 @@ func (s *Server) listenDTLS(addr string) (*dtlsListener, error) {
 	// The gate bounds handshakes before pion sees them (dtlsgate.go).
 	l, err := newDTLSListener(pc.(*net.UDPConn), s.limits.DTLS, s.log, s.rlog, append([]piondtls.ServerOption{
 		piondtls.WithCertificates(s.opts.Certificate),
-		piondtls.WithClientAuth(piondtls.RequireAndVerifyClientCert), // certificate suites; PSK suites authenticate by the key
-		piondtls.WithClientCAs(s.opts.ClientCAs),
+		// Certificate suites; PSK suites authenticate by the key. The chain
+		// is verified by verifyDTLSPeer against the CAs in force (reload.go).
+		piondtls.WithClientAuth(piondtls.RequireAnyClientCert),
+		piondtls.WithCertificateRequestMessageHook(s.dtlsCertificateRequest),
 		piondtls.WithVerifyPeerCertificate(s.verifyDTLSPeer),
 		piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret),
 		piondtls.WithCipherSuites(s.dtlsSuites()...), // AEAD only (resume.go, psk.go)
@@ -306,7 +313,7 @@ func (s *Server) bodyRefused(remote net.Addr, size int64) {
 }
 
 func (s *Server) tlsConfig() *tls.Config {
-	return &tls.Config{
+	c := &tls.Config{
 		Certificates:     []tls.Certificate{s.opts.Certificate},
 		ClientAuth:       tls.RequireAndVerifyClientCert,
 		ClientCAs:        s.opts.ClientCAs,
@@ -315,6 +322,8 @@ func (s *Server) tlsConfig() *tls.Config {
 		CipherSuites:     tlsCipherSuites, // TLS 1.2: AEAD only (resume.go)
 		NextProtos:       []string{"coap"},
 	}
+	c.GetConfigForClient = s.tlsConfigForClient(c) // the client CAs in force (reload.go)
+	return c
 }
 
 // idleLimit is go-coap's inactivity backstop; heartbeats decide liveness.

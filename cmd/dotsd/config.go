@@ -88,6 +88,8 @@ type fileConfig struct {
 		// store.
 		Socket string `yaml:"socket"`
 	} `yaml:"admin"`
+	path       string // the file, read again on SIGHUP (reload.go)
+	listenFlag bool   // signal.listen comes from --signal-listen
 }
 
 type clientConfig struct {
@@ -183,6 +185,7 @@ func loadConfig(path string) (*fileConfig, error) {
 	if err := c.loadPSKs(path, base); err != nil {
 		return nil, err
 	}
+	c.path = path
 	return &c, nil
 }
 

@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *listen != "" {
-		cfg.Signal.Listen = []string{*listen}
+		cfg.Signal.Listen, cfg.listenFlag = []string{*listen}, true
 	}
 	return serve(ctx, cfg, stderr)
 }
@@ -212,8 +212,10 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
+	stopReload := watchReload(ctx, &reloader{log: log, srv: srv, svc: svc, speaker: speaker, cur: cfg})
 	log.Info("dotsd ready", "signal", srv.Addrs(), "store", cfg.Store.Path, "clients", len(cfg.Clients))
 	<-ctx.Done()
+	stopReload()
 	log.Info("shutting down")
 	srv.Close()
 	return nil
