@@ -77,6 +77,10 @@ type Config struct {
 	// request otherwise holds the session for its repeats while the
 	// others wait.
 	ParallelRequests int
+	// KeyLogWriter, when set, receives the secrets of each DTLS and TLS
+	// handshake in the NSS key log format (SSLKEYLOGFILE), for Wireshark.
+	// Whoever reads it can decrypt the sessions: for debugging only.
+	KeyLogWriter io.Writer
 }
 
 // Client is one signal-channel session.

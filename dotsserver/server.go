@@ -95,6 +95,11 @@ type Options struct {
 	// SessionRedirect, when set, sends the sessions beyond a number to an
 	// alternate server (redirect.go).
 	SessionRedirect *SessionRedirect
+
+	// KeyLogWriter, when set, receives the secrets of every DTLS and TLS
+	// handshake in the NSS key log format, for Wireshark. Whoever reads
+	// it can decrypt the sessions: for debugging only.
+	KeyLogWriter io.Writer
 }
 
 // Server is a DOTS signal-channel server: CoAP in, a call of the
@@ -274,7 +279,7 @@ func (s *Server) listenDTLS(addr string) (*dtlsListener, error) {
 		return nil, fmt.Errorf("listen DTLS on %s: %w", addr, err)
 	}
 	// The gate bounds handshakes before pion sees them (dtlsgate.go).
-	l, err := newDTLSListener(pc.(*net.UDPConn), s.limits.DTLS, s.log, s.rlog, append([]piondtls.ServerOption{
+	l, err := newDTLSListener(pc.(*net.UDPConn), s.limits.DTLS, s.log, s.rlog, append(append([]piondtls.ServerOption{
 		piondtls.WithCertificates(s.opts.Certificate),
 		// Certificate suites; PSK suites authenticate by the key. The chain
 		// is verified by verifyDTLSPeer against the CAs in force (reload.go).
@@ -283,7 +288,7 @@ func (s *Server) listenDTLS(addr string) (*dtlsListener, error) {
 		piondtls.WithVerifyPeerCertificate(s.verifyDTLSPeer),
 		piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret),
 		piondtls.WithCipherSuites(s.dtlsSuites()...), // AEAD only (resume.go, psk.go)
-	}, s.pskDTLSOptions()...)...)
+	}, s.pskDTLSOptions()...), s.keyLogDTLS()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("listen DTLS on %s: %w", addr, err)
 	}
@@ -321,6 +326,7 @@ func (s *Server) tlsConfig() *tls.Config {
 		MinVersion:       tls.VersionTLS12,
 		CipherSuites:     tlsCipherSuites, // TLS 1.2: AEAD only (resume.go)
 		NextProtos:       []string{"coap"},
+		KeyLogWriter:     s.opts.KeyLogWriter,
 	}
 	c.GetConfigForClient = s.tlsConfigForClient(c) // the client CAs in force (reload.go)
 	return c

@@ -36,6 +36,9 @@ type ctlConfig struct {
 	// PSK, instead of certificate and key, authenticates with a
 	// pre-shared key (DTLS only; RFC 9132 §7).
 	PSK *ctlPSK `yaml:"psk"`
+	// KeyLog writes the secrets of every handshake to a file, for
+	// Wireshark (keylog.go); SSLKEYLOGFILE does the same.
+	KeyLog string `yaml:"key-log"`
 }
 
 // ctlPSK is the client's PSK identity and the file of its key (hex or
@@ -60,7 +63,7 @@ func loadCtlConfig(path string) (*ctlConfig, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	base := filepath.Dir(path)
-	paths := []*string{&c.Certificate, &c.Key, &c.CA, &c.State}
+	paths := []*string{&c.Certificate, &c.Key, &c.CA, &c.State, &c.KeyLog}
 	if c.PSK != nil {
 		paths = append(paths, &c.PSK.KeyFile)
 	}
@@ -128,6 +131,15 @@ func (c *ctlConfig) pskClientConfig() (dotsclient.Config, error) {
 }
 
 func (c *ctlConfig) clientConfig() (dotsclient.Config, error) {
+	cc, err := c.credentialConfig()
+	if err != nil {
+		return cc, err
+	}
+	cc.KeyLogWriter, err = c.keyLog()
+	return cc, err
+}
+
+func (c *ctlConfig) credentialConfig() (dotsclient.Config, error) {
 	if c.PSK != nil {
 		return c.pskClientConfig()
 	}

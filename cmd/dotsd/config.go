@@ -44,6 +44,8 @@ type fileConfig struct {
 		ClientCAs   []string `yaml:"client-cas"`
 		// CRL lists certificate revocation lists of the client CAs (crl.go).
 		CRL []string `yaml:"crl"`
+		// KeyLog writes the secrets of every handshake to a file (keylog.go).
+		KeyLog string `yaml:"key-log"`
 	} `yaml:"tls"`
 	Store struct {
 		Path string `yaml:"path"`
@@ -162,7 +164,7 @@ func loadConfig(path string) (*fileConfig, error) {
 	for i := range c.TLS.CRL {
 		c.TLS.CRL[i] = rel(c.TLS.CRL[i])
 	}
-	c.Admin.Socket = rel(c.Admin.Socket)
+	c.Admin.Socket, c.TLS.KeyLog = rel(c.Admin.Socket), rel(c.TLS.KeyLog)
 	if sc := c.Divert.Scrub; sc != nil {
 		sc.Certificate, sc.Key = rel(sc.Certificate), rel(sc.Key)
 		for i := range sc.Nodes {

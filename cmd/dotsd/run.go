@@ -198,12 +198,17 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	defer svc.Close()
 	scrubSvc.Store(svc)
 	defer scrubSvc.Store(nil) // no sample reaches a closed service
+	keyLog, closeKeyLog, err := openKeyLog(ctx, cfg.TLS.KeyLog, log, nil)
+	if err != nil {
+		return err
+	}
+	defer closeKeyLog()
 	srv, err := dotsserver.New(dotsserver.Options{
 		Logger: log, Listen: cfg.Signal.Listen, Certificate: cert, ClientCAs: cas, Domains: cfg.domains(),
 		Service: svc, UDPReceiveBuffer: cfg.Signal.UDPReceiveBuffer,
 		NotifyInterval: cfg.Signal.NotifyInterval, ConfigMaxAge: cfg.Signal.ConfigMaxAge,
 		Limits: cfg.Limits.server(), RateLimit: cfg.Limits.rate(), CRL: crl,
-		SessionRedirect: cfg.sessionRedirect(),
+		SessionRedirect: cfg.sessionRedirect(), KeyLogWriter: keyLogWriter(keyLog),
 	})
 	if err != nil {
 		return err
