@@ -32,6 +32,7 @@ func (s *Server) verifyClientCert(c *x509.Certificate, transport string) error {
 		}
 		return err
 	}
+	s.clientCertSeen(c, transport)
 	return nil
 }
 

@@ -132,6 +132,7 @@ type Server struct {
 	// force; Reload replaces it (reload.go).
 	cur      atomic.Pointer[clientSet]
 	reloadMu sync.Mutex
+	expiry   clientExpiry // client certificates seen (expiry.go)
 }
 
 // New builds a server. Unless opts.Service is given, it builds the

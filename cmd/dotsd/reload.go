@@ -103,6 +103,13 @@ func (r *reloader) reload(ctx context.Context) {
 	r.log.Info("configuration reloaded", "file", path, "applied", strings.Join(apply, ","), "needs-restart", strings.Join(restart, ","))
 }
 
+// config returns the configuration in force.
+func (r *reloader) config() *fileConfig {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cur
+}
+
 func (r *reloader) refused(path string, err error) {
 	r.log.Error("configuration reload refused: the running configuration stays", "file", path, "err", err)
 }

@@ -217,9 +217,12 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
-	stopReload := watchReload(ctx, &reloader{log: log, srv: srv, svc: svc, speaker: speaker, cur: cfg})
+	rl := &reloader{log: log, srv: srv, svc: svc, speaker: speaker, cur: cfg}
+	stopReload := watchReload(ctx, rl)
+	stopExpiry := watchExpiry(ctx, &certExpiry{log: log, now: time.Now, config: rl.config, clients: srv.ClientCertNotAfter}, nil)
 	log.Info("dotsd ready", "signal", srv.Addrs(), "store", cfg.Store.Path, "clients", len(cfg.Clients))
 	<-ctx.Done()
+	stopExpiry()
 	stopReload()
 	log.Info("shutting down")
 	srv.Close()
