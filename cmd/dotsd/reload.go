@@ -42,11 +42,19 @@ type reloader struct {
 
 	mu  sync.Mutex
 	cur *fileConfig // what is in force
+	// pskAtStart: the DTLS listeners offer the PSK suites only when a
+	// client had a PSK at start.
+	pskAtStart bool
+}
+
+func hasPSK(c *fileConfig) bool {
+	return slices.ContainsFunc(c.Clients, func(cl clientConfig) bool { return len(cl.Match.PSK) > 0 })
 }
 
 // watchReload reloads the configuration on every SIGHUP until ctx ends;
 // stop waits for a reload in progress.
 func watchReload(ctx context.Context, r *reloader) (stop func()) {
+	r.pskAtStart = hasPSK(r.cur)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -98,6 +106,10 @@ func (r *reloader) reload(ctx context.Context) {
 	}
 	for _, k := range restart {
 		r.log.Warn("configuration key changed: it needs a restart to take effect; the running value stays", "key", k)
+	}
+	if !r.pskAtStart && hasPSK(next) {
+		r.log.Warn("configuration key changed: the first PSK needs a restart to take effect: the DTLS listeners offer the PSK cipher suites only when a client had one at start",
+			"key", "clients[].match.psk")
 	}
 	r.cur = r.inForce(next)
 	r.log.Info("configuration reloaded", "file", path, "applied", strings.Join(apply, ","), "needs-restart", strings.Join(restart, ","))
