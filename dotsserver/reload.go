@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
@@ -215,8 +216,25 @@ func (s *Server) reidentify(conn mux.Conn, p *peer, set *clientSet) (*peer, stri
 		return nil, "the session has no certificate and no PSK identity"
 	case np.domain.Name != p.domain.Name:
 		return nil, fmt.Sprintf("the client now maps to client domain %q: it reconnects as such", np.domain.Name)
+	case p.cert == nil && !samePSKKey(p.domain, np.domain, p.subject):
+		return nil, "the key of its PSK identity changed: it reconnects with the new one"
 	}
 	return np, ""
+}
+
+// samePSKKey reports whether the PSK identity of a session (its peer
+// subject, "PSK identity ID") has the same key in both domains.
+func samePSKKey(a, b *ClientDomain, subject string) bool {
+	id := strings.TrimPrefix(subject, "PSK identity ")
+	key := func(d *ClientDomain) string {
+		for _, p := range d.PSKs {
+			if p.Identity == id {
+				return string(p.Key)
+			}
+		}
+		return ""
+	}
+	return key(a) == key(b)
 }
 
 // stillTrusted checks a certificate session against set's CAs and CRL.

@@ -118,3 +118,33 @@ func readPEM(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestReloadPSK: a PSK session stays across a reload that changes its
+// domain's prefixes, and is closed when its identity's key changes, after
+// which the new key connects and the old one is refused.
+func TestReloadPSK(t *testing.T) {
+	e, _ := newPSKEnv(t)
+	alpha := pskClient(t, e, alphaPSK, "")
+	expect(t, dots.Changed)(alpha.Heartbeat(ctx(t), true))
+	domains := func(alphaKey dotsserver.PSK) []*dotsserver.ClientDomain {
+		d := dotstest.Domains()
+		d[0].PSKs, d[1].PSKs = []dotsserver.PSK{alphaKey}, []dotsserver.PSK{betaPSK}
+		d[0].Prefixes = append(d[0].Prefixes, netip.MustParsePrefix("198.51.100.0/24"))
+		return d
+	}
+	res, err := e.Srv.Reload(dotsserver.Reloadable{Domains: domains(alphaPSK), ClientCAs: e.roots})
+	if err != nil || res.Closed != 0 || res.Remapped != 1 {
+		t.Fatalf("prefixes added: %+v %v, want alpha's session remapped", res, err)
+	}
+	expect(t, dots.Created)(alpha.Mitigate(ctx(t), 1, dots.Scope{TargetPrefix: []string{"198.51.100.1/32"}, Lifetime: dots.Ptr[int64](60)}))
+	rotated := dotsserver.PSK{Identity: alphaPSK.Identity, Key: []byte("alpha-rotated-key-0123456789")}
+	res, err = e.Srv.Reload(dotsserver.Reloadable{Domains: domains(rotated), ClientCAs: e.roots})
+	if err != nil || res.Closed != 1 || !closedSoon(alpha) {
+		t.Fatalf("key rotated: %+v %v, want alpha's session closed", res, err)
+	}
+	if c, err := dialPSK(ctx(t), e, alphaPSK, ""); err == nil {
+		c.Close()
+		t.Fatal("the old key still connects")
+	}
+	expect(t, dots.Changed)(pskClient(t, e, rotated, "").Heartbeat(ctx(t), true))
+}
