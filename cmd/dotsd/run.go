@@ -208,7 +208,8 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		Service: svc, UDPReceiveBuffer: cfg.Signal.UDPReceiveBuffer,
 		NotifyInterval: cfg.Signal.NotifyInterval, ConfigMaxAge: cfg.Signal.ConfigMaxAge,
 		Limits: cfg.Limits.server(), RateLimit: cfg.Limits.rate(), CRL: crl,
-		SessionRedirect: cfg.sessionRedirect(), KeyLogWriter: keyLogWriter(keyLog),
+		SessionRedirect: cfg.sessionRedirect(),
+		KeyLogWriter:    keyLogWriter(keyLog),
 	})
 	if err != nil {
 		return err
@@ -219,7 +220,8 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	}
 	rl := &reloader{log: log, srv: srv, svc: svc, speaker: speaker, cur: cfg}
 	stopReload := watchReload(ctx, rl)
-	stopExpiry := watchExpiry(ctx, &certExpiry{log: log, now: time.Now, config: rl.config, clients: srv.ClientCertNotAfter}, nil)
+	certs := &certExpiry{log: log, now: time.Now, config: rl.config, clients: srv.ClientCertNotAfter} // certs.NotAfter: for metrics
+	stopExpiry := watchExpiry(ctx, certs, nil)
 	log.Info("dotsd ready", "signal", srv.Addrs(), "store", cfg.Store.Path, "clients", len(cfg.Clients))
 	<-ctx.Done()
 	stopExpiry()
