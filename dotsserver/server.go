@@ -92,14 +92,13 @@ type Options struct {
 	RateLimit RateLimit
 	// CRL lists revoked client certificates (none: no revocation check).
 	CRL CRL
-	// SessionRedirect, when set, sends the sessions beyond a number to an
-	// alternate server (redirect.go).
-	SessionRedirect *SessionRedirect
-
 	// KeyLogWriter, when set, receives the secrets of every DTLS and TLS
 	// handshake in the NSS key log format, for Wireshark. Whoever reads
 	// it can decrypt the sessions: for debugging only.
 	KeyLogWriter io.Writer
+	// SessionRedirect, when set, sends the sessions beyond a number to an
+	// alternate server (redirect.go).
+	SessionRedirect *SessionRedirect
 }
 
 // Server is a DOTS signal-channel server: CoAP in, a call of the
