@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/levee-dots/levee/dots"
+	"github.com/levee-dots/levee/dotsclient"
 	"github.com/levee-dots/levee/dotsserver/dotstest"
 )
 
@@ -28,17 +31,29 @@ func TestReloadKeys(t *testing.T) {
 		edit    []string // old, new pairs replaced in reloadBase, then what is appended
 		want    []string
 		refused bool
+		check   func(t *testing.T, s *dotstest.Server) // what the server does after the reload
 	}{
-		{"nothing changed", []string{""}, []string{`msg="configuration reloaded"`, "applied=\"\" needs-restart=\"\""}, false},
-		{"policy", []string{"policy: {max-requests-per-client: 2}\n"}, []string{"mitigation policy reloaded", "applied=policy.max-requests-per-client"}, false},
+		{"nothing changed", []string{""}, []string{`msg="configuration reloaded"`, "applied=\"\" needs-restart=\"\""}, false, nil},
+		{"policy", []string{"policy: {max-requests-per-client: 2}\n"}, []string{"mitigation policy reloaded", "applied=policy.max-requests-per-client"}, false,
+			func(t *testing.T, s *dotstest.Server) {
+				c, err := dotsclient.Dial(reqCtx(t), dotsclient.Config{Servers: []string{s.Addr}, Certificate: s.ClientCert(t, "alpha"), RootCAs: s.Roots})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				for i, want := range []dots.Code{dots.Created, dots.Created, dots.ServiceUnavailable} {
+					expectCode(t, fmt.Sprintf("request %d", i+1), want)(c.Mitigate(reqCtx(t), uint32(i+1), dots.Scope{
+						TargetPrefix: []string{fmt.Sprintf("203.0.113.%d/32", i+1)}, Lifetime: dots.Ptr[int64](60)}))
+				}
+			}},
 		{"limits", []string{"limits: {max-sessions-per-client: 2, request-burst: 50, max-body-bytes: 4096}\n"},
-			[]string{"clients reloaded", "applied=limits.max-sessions-per-client,limits.request-burst", "key=limits.max-body-bytes"}, false},
+			[]string{"clients reloaded", "applied=limits.max-sessions-per-client,limits.request-burst", "key=limits.max-body-bytes"}, false, nil},
 		{"log level and listen need a restart", []string{"level: info", "level: debug", "4646", "4747", ""},
-			[]string{"key=signal.listen", "key=log.level", "needs-restart=signal.listen,log.level"}, false},
+			[]string{"key=signal.listen", "key=log.level", "needs-restart=signal.listen,log.level"}, false, nil},
 		{"a first PSK", []string{"  - {name: beta, prefixes: [\"203.0.113.128/25\"], match: {psk: [{identity: beta-1, key-file: beta.key}]}}\n"},
-			[]string{"added=beta", "key=clients[].match.psk"}, false},
-		{"CRL that does not load", []string{"client-cas: [pki/ca.pem]", "client-cas: [pki/ca.pem], crl: [missing.crl]", ""}, []string{"tls.crl"}, true},
-		{"unknown client in escalation", []string{"escalation: {gamma: {steps: [flowspec]}}\n"}, []string{"escalation"}, true},
+			[]string{"added=beta", "key=clients[].match.psk"}, false, nil},
+		{"CRL that does not load", []string{"client-cas: [pki/ca.pem]", "client-cas: [pki/ca.pem], crl: [missing.crl]", ""}, []string{"tls.crl"}, true, nil},
+		{"unknown client in escalation", []string{"escalation: {gamma: {steps: [flowspec]}}\n"}, []string{"escalation"}, true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := dotstest.Start(t, dotstest.Options{})
@@ -73,6 +88,9 @@ func TestReloadKeys(t *testing.T) {
 			}
 			if tc.refused && r.config() != cfg {
 				t.Error("a refused reload replaced the configuration in force")
+			}
+			if tc.check != nil {
+				tc.check(t, s)
 			}
 		})
 	}
