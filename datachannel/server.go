@@ -43,6 +43,10 @@ type Options struct {
 	// (the signal channel's, RFC 8783 §3).
 	Certificate tls.Certificate
 	ClientCAs   *x509.CertPool
+	// CurrentClientCAs, when set, gives the client CAs in force for each
+	// new connection (a SIGHUP reload of the signal channel replaces
+	// them); ClientCAs is then the fallback when it returns nil.
+	CurrentClientCAs func() *x509.CertPool
 	// Identify maps a verified client certificate to its identity, by the
 	// signal channel's rules (dotsserver.IdentifyCertificate).
 	Identify func(*x509.Certificate) (Identity, error)
@@ -92,6 +96,19 @@ func New(opts Options) (*Server, error) {
 			ClientAuth:   tls.RequireAndVerifyClientCert,
 			ClientCAs:    opts.ClientCAs,
 		},
+	}
+	if opts.CurrentClientCAs != nil {
+		base := s.http.TLSConfig
+		s.http.TLSConfig = base.Clone()
+		s.http.TLSConfig.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			cas := opts.CurrentClientCAs()
+			if cas == nil {
+				return nil, nil // base
+			}
+			c := base.Clone()
+			c.ClientCAs = cas
+			return c, nil
+		}
 	}
 	return s, nil
 }

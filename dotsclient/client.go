@@ -84,6 +84,10 @@ type Config struct {
 	// (heavyloss.go: which RFC pacing it departs from, and its bounds).
 	// Off by default.
 	HeavyLoss bool
+	// KeyLogWriter, when set, receives the secrets of each DTLS and TLS
+	// handshake in the NSS key log format (SSLKEYLOGFILE), for Wireshark.
+	// Whoever reads it can decrypt the sessions: for debugging only.
+	KeyLogWriter io.Writer
 }
 
 // Client is one signal-channel session.

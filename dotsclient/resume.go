@@ -156,6 +156,9 @@ func (c *Client) dtlsOptions(cand candidate) []piondtls.ClientOption {
 	if c.cfg.HeavyLoss {
 		opts = append(opts, piondtls.WithFlightInterval(HeavyLossFlightInterval), piondtls.WithDisableRetransmitBackoff(true))
 	}
+	if c.cfg.KeyLogWriter != nil {
+		opts = append(opts, piondtls.WithKeyLogWriter(c.cfg.KeyLogWriter))
+	}
 	return opts
 }
 
@@ -163,7 +166,7 @@ func (c *Client) dtlsOptions(cand candidate) []piondtls.ClientOption {
 func (c *Client) tlsConfig(cand candidate) *tls.Config {
 	cfg := &tls.Config{Certificates: []tls.Certificate{c.cfg.Certificate}, RootCAs: c.cfg.RootCAs,
 		ServerName: cand.serverName, MinVersion: tls.VersionTLS12, CipherSuites: tlsCipherSuites,
-		NextProtos: []string{"coap"}}
+		NextProtos: []string{"coap"}, KeyLogWriter: c.cfg.KeyLogWriter}
 	if c.cfg.Sessions != nil {
 		cfg.ClientSessionCache = c.cfg.Sessions.tls
 	}

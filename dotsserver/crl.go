@@ -226,20 +226,21 @@ func (r *revocations) refresh() (bool, error) {
 // CRL.CheckInterval; a list that does not load leaves the previous ones in
 // force and is reported here.
 func (s *Server) ReloadCRL() (bool, error) {
-	if s.crl == nil {
+	crl := s.clients().crl
+	if crl == nil {
 		return false, nil
 	}
-	changed, err := s.crl.refresh()
+	changed, err := crl.refresh()
 	if err != nil || !changed {
 		return false, err
 	}
-	n := s.closeRevoked()
-	s.log.Info("certificate revocation lists reloaded", "files", len(s.crl.cfg.Files), "sessions-closed", n)
+	n := s.closeRevoked(crl)
+	s.log.Info("certificate revocation lists reloaded", "files", len(crl.cfg.Files), "sessions-closed", n)
 	return true, nil
 }
 
-// closeRevoked closes every session whose certificate is revoked now.
-func (s *Server) closeRevoked() int {
+// closeRevoked closes every session whose certificate crl revokes now.
+func (s *Server) closeRevoked(crl *revocations) int {
 	type sess struct {
 		conn mux.Conn
 		p    *peer
@@ -261,7 +262,7 @@ func (s *Server) closeRevoked() int {
 		if cert == nil {
 			continue
 		}
-		if err := s.crl.check(cert); err != nil {
+		if err := crl.check(cert); err != nil {
 			s.log.Warn("session of a revoked client certificate closed", "serial", serialHex(cert),
 				"subject", cert.Subject.String(), "remote", se.conn.RemoteAddr().String())
 			_ = se.conn.Close()
@@ -271,15 +272,17 @@ func (s *Server) closeRevoked() int {
 	return n
 }
 
-// watchCRL reloads the lists when their files change, until Close.
+// watchCRL reloads the lists when their files change, until Close. It
+// runs without lists too: a reload (Reload) may bring some.
 func (s *Server) watchCRL() {
-	if s.crl == nil {
-		return
+	every := s.opts.CRL.CheckInterval
+	if every <= 0 {
+		every = DefaultCRLCheckInterval
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		t := time.NewTicker(s.crl.cfg.CheckInterval)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -241,7 +241,7 @@ func (s *Server) getMitigation(w mux.ResponseWriter, req *request) error {
 			seq, err := s.obs.add(req.conn, req.msg.Token(), &observer{client: req.client(cuid), mid: midp, c: c})
 			if err != nil {
 				s.rlog.warn("observe:"+cuid, "Observe registration refused: the session has the most allowed", "cuid", cuid,
-					"limit", s.limits.MaxObservePerSession, "remote", req.conn.RemoteAddr().String())
+					"limit", s.clients().maxObservePerSession, "remote", req.conn.RemoteAddr().String())
 				return err
 			}
 			if err := reply(w, dots.Content, m); err != nil {
@@ -340,7 +340,7 @@ func (s *Server) getConfig(w mux.ResponseWriter, req *request) error {
 	if observed {
 		if seq, err = s.obs.add(req.conn, req.msg.Token(), &observer{client: client, config: true, sid: sidp}); err != nil {
 			s.rlog.warn("observe:"+client.CUID, "Observe registration refused: the session has the most allowed", "cuid", client.CUID,
-				"limit", s.limits.MaxObservePerSession, "remote", req.conn.RemoteAddr().String())
+				"limit", s.clients().maxObservePerSession, "remote", req.conn.RemoteAddr().String())
 			return err
 		}
 	}

@@ -28,12 +28,18 @@ func IdentifyCertificate(domains []*ClientDomain, c *x509.Certificate) (Identity
 	return Identity{CUID: p.cuid, SPKI: p.spki, Subject: p.subject, Domain: p.domain.serviceDomain()}, nil
 }
 
-// IdentifyCertificate is the package function with this server's client
-// domains and certificate revocation lists: a revoked certificate is
-// refused on the data channel as on the signal channel.
+// IdentifyCertificate is the package function with the client domains and
+// certificate revocation lists in force (a SIGHUP reload replaces them): a
+// revoked certificate is refused on the data channel as on the signal
+// channel.
 func (s *Server) IdentifyCertificate(c *x509.Certificate) (Identity, error) {
-	if err := s.crl.check(c); err != nil {
+	set := s.clients()
+	if err := set.crl.check(c); err != nil {
 		return Identity{}, err
 	}
-	return IdentifyCertificate(s.opts.Domains, c)
+	return IdentifyCertificate(set.domains, c)
 }
+
+// ClientCAs returns the client CAs in force, for other channels that verify
+// the same clients (RFC 8783 §3).
+func (s *Server) ClientCAs() *x509.CertPool { return s.clients().cas }

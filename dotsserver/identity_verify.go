@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -19,12 +18,13 @@ import (
 // to a client domain. Refusing here, rather than answering 4.01 to
 // every request of a session, keeps such a peer from holding sessions.
 func (s *Server) verifyClientCert(c *x509.Certificate, transport string) error {
-	if err := s.crl.check(c); err != nil {
+	set := s.clients()
+	if err := set.crl.check(c); err != nil {
 		s.rlog.warn("revoked:"+serialHex(c), "revoked client certificate: handshake refused",
 			"serial", serialHex(c), "subject", c.Subject.String(), "transport", transport)
 		return err
 	}
-	if _, err := identifyCert(s.opts.Domains, c, transport); err != nil {
+	if _, err := identifyCert(set.domains, c, transport); err != nil {
 		var ue *unmappedError
 		if errors.As(err, &ue) {
 			s.rlog.warn("unmapped:"+ue.cuid, "client certificate maps to no client domain: handshake refused",
@@ -32,19 +32,21 @@ func (s *Server) verifyClientCert(c *x509.Certificate, transport string) error {
 		}
 		return err
 	}
+	s.clientCertSeen(c, transport)
 	return nil
 }
 
-// verifyDTLSPeer is pion's VerifyPeerCertificate: it runs after the chain
-// was verified, on every full handshake (the server keeps no sessions to
-// resume).
+// verifyDTLSPeer is pion's VerifyPeerCertificate: it runs after the
+// client proved it holds the certificate's key, on every full handshake
+// (the server keeps no sessions to resume). It verifies the chain against
+// the client CAs in force (reload.go), then as verifyClientCert.
 func (s *Server) verifyDTLSPeer(raw [][]byte, _ [][]*x509.Certificate) error {
 	if len(raw) == 0 {
 		return errors.New("client sent no certificate")
 	}
-	c, err := x509.ParseCertificate(raw[0])
+	c, err := s.verifyDTLSChain(raw)
 	if err != nil {
-		return fmt.Errorf("client certificate: %w", err)
+		return err
 	}
 	return s.verifyClientCert(c, "dtls")
 }

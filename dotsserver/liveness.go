@@ -122,7 +122,7 @@ func (l *liveness) identify(conn mux.Conn) (*peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return identify(l.s.opts.Domains, leaf, transport)
+	return identify(l.s.clients().domains, leaf, transport)
 }
 
 // peer returns the authenticated identity of a connection, computing it once.
@@ -152,7 +152,7 @@ func (l *liveness) peer(conn mux.Conn) (*peer, error) {
 	// The session may have closed while the certificate was looked at: its
 	// close callback found no peer to uncount, so it is not counted now.
 	if cs != nil && l.conns[conn] == cs && !cs.replaced {
-		if n := l.sessions[p.cuid]; n >= l.s.limits.MaxSessionsPerClient {
+		if n := l.sessions[p.cuid]; n >= l.s.clients().maxSessionsPerClient {
 			if replaced = l.replaceableLocked(p.cuid, now, values); replaced == nil {
 				l.mu.Unlock()
 				return nil, &sessionCapError{cuid: p.cuid, limit: n}

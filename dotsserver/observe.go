@@ -86,7 +86,7 @@ func (o *observers) add(conn mux.Conn, token message.Token, ob *observer) (uint3
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	m := o.byConn[conn]
-	if _, again := m[string(token)]; !again && len(m) >= o.s.limits.MaxObservePerSession {
+	if _, again := m[string(token)]; !again && len(m) >= o.s.clients().maxObservePerSession {
 		return 0, dots.Errorf(dots.ServiceUnavailable, "this session holds %d Observe registrations, the most this server allows: "+
 			"cancel one (GET with Observe 1, or observe all requests on /mitigate) before registering another", len(m))
 	}

@@ -113,7 +113,7 @@ var errUnknownPSKIdentity = fmt.Errorf("unknown PSK identity")
 // ClientKeyExchange. An unknown identity fails the handshake; nothing is
 // kept of it.
 func (s *Server) pskKey(identity []byte) ([]byte, error) {
-	e, ok := s.psks[string(identity)]
+	e, ok := s.clients().psks[string(identity)]
 	if !ok {
 		s.rlog.warn("psk-unknown", "unknown PSK identity: handshake refused", "identity", fmt.Sprintf("%.64q", identity), "transport", "dtls")
 		return nil, errUnknownPSKIdentity
@@ -122,9 +122,9 @@ func (s *Server) pskKey(identity []byte) ([]byte, error) {
 }
 
 // pskDTLSOptions are the pion options that let clients authenticate with a
-// PSK, none when no domain has one.
+// PSK, none when no domain has one when the listener opens.
 func (s *Server) pskDTLSOptions() []piondtls.ServerOption {
-	if len(s.psks) == 0 {
+	if len(s.clients().psks) == 0 {
 		return nil
 	}
 	return []piondtls.ServerOption{piondtls.WithPSK(s.pskKey)}
@@ -132,7 +132,7 @@ func (s *Server) pskDTLSOptions() []piondtls.ServerOption {
 
 // dtlsSuites are the cipher suites of the DTLS listeners.
 func (s *Server) dtlsSuites() []piondtls.CipherSuiteID {
-	if len(s.psks) == 0 {
+	if len(s.clients().psks) == 0 {
 		return dtlsCipherSuites
 	}
 	return append(append([]piondtls.CipherSuiteID(nil), dtlsCipherSuites...), pskCipherSuites...)
@@ -141,6 +141,11 @@ func (s *Server) dtlsSuites() []piondtls.CipherSuiteID {
 // pskPeer is the peer of a DTLS session whose handshake used a PSK, and
 // false for any other session.
 func (s *Server) pskPeer(nc net.Conn) (*peer, bool, error) {
+	return s.pskPeerIn(s.clients(), nc)
+}
+
+// pskPeerIn is pskPeer with the PSK identities of set.
+func (s *Server) pskPeerIn(set *clientSet, nc net.Conn) (*peer, bool, error) {
 	c, ok := nc.(*piondtls.Conn)
 	if !ok {
 		return nil, false, nil
@@ -151,7 +156,7 @@ func (s *Server) pskPeer(nc net.Conn) (*peer, bool, error) {
 	}
 	id := string(st.IdentityHint)
 	p := &peer{cuid: PSKCUID(id), spki: pskOwner(id), subject: "PSK identity " + id, transport: "dtls"}
-	e, known := s.psks[id]
+	e, known := set.psks[id]
 	if !known {
 		return nil, true, &unmappedError{subject: p.subject, cuid: p.cuid}
 	}

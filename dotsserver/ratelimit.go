@@ -141,14 +141,17 @@ func (l *rateLimiter) allow(id string, rate *RateLimit, now time.Time) verdict {
 	if now.Sub(l.swept) >= rateSweepEvery {
 		l.sweepLocked(now)
 	}
+	r := l.def
+	if rate != nil {
+		r = rate.or(l.def)
+	}
 	b := l.byID[id]
 	if b == nil {
-		r := l.def
-		if rate != nil {
-			r = rate.or(l.def)
-		}
 		b = &bucket{rate: r, tokens: float64(r.Burst), at: now}
 		l.byID[id] = b
+	} else if b.rate != r { // reloaded (reload.go)
+		b.refill(now)
+		b.rate, b.tokens = r, min(b.tokens, float64(r.Burst))
 	}
 	ok, wait := b.take(now)
 	v := verdict{ok: ok, wait: wait, rate: b.rate}

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -91,6 +92,10 @@ type Options struct {
 	RateLimit RateLimit
 	// CRL lists revoked client certificates (none: no revocation check).
 	CRL CRL
+	// KeyLogWriter, when set, receives the secrets of every DTLS and TLS
+	// handshake in the NSS key log format, for Wireshark. Whoever reads
+	// it can decrypt the sessions: for debugging only.
+	KeyLogWriter io.Writer
 	// SessionRedirect, when set, sends the sessions beyond a number to an
 	// alternate server (redirect.go).
 	SessionRedirect *SessionRedirect
@@ -105,8 +110,6 @@ type Server struct {
 	limits  Limits
 	rlog    *rateLog // rate-limited warnings about what peers send
 	rate    *rateLimiter
-	crl     *revocations // nil: no CRL
-	psks    pskTable     // the PSK identities of all domains (psk.go)
 	log     *slog.Logger
 	now     func() time.Time
 	svc     *service.Service
@@ -125,6 +128,12 @@ type Server struct {
 	wg          sync.WaitGroup
 	stop        chan struct{}
 	closeOnce   sync.Once
+
+	// cur holds the client domains, CAs, CRL and session limits in
+	// force; Reload replaces it (reload.go).
+	cur      atomic.Pointer[clientSet]
+	reloadMu sync.Mutex
+	expiry   clientExpiry // client certificates seen (expiry.go)
 }
 
 // New builds a server. Unless opts.Service is given, it builds the
@@ -164,10 +173,11 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dotsserver: %w", err)
 	}
-	s.crl = crl
-	if s.psks, err = newPSKTable(opts.Domains); err != nil {
+	set, err := newClientSet(opts.Domains, opts.ClientCAs, crl, s.limits)
+	if err != nil {
 		return nil, fmt.Errorf("dotsserver: %w", err)
 	}
+	s.cur.Store(set)
 	s.rlog = newRateLog(opts.Logger, opts.Now, 10*time.Second)
 	if s.svc == nil {
 		if opts.Store == nil {
@@ -271,14 +281,16 @@ func (s *Server) listenDTLS(addr string) (*dtlsListener, error) {
 		return nil, fmt.Errorf("listen DTLS on %s: %w", addr, err)
 	}
 	// The gate bounds handshakes before pion sees them (dtlsgate.go).
-	l, err := newDTLSListener(pc.(*net.UDPConn), s.limits.DTLS, s.log, s.rlog, append([]piondtls.ServerOption{
+	l, err := newDTLSListener(pc.(*net.UDPConn), s.limits.DTLS, s.log, s.rlog, append(append([]piondtls.ServerOption{
 		piondtls.WithCertificates(s.opts.Certificate),
-		piondtls.WithClientAuth(piondtls.RequireAndVerifyClientCert), // certificate suites; PSK suites authenticate by the key
-		piondtls.WithClientCAs(s.opts.ClientCAs),
+		// Certificate suites; PSK suites authenticate by the key. The chain
+		// is verified by verifyDTLSPeer against the CAs in force (reload.go).
+		piondtls.WithClientAuth(piondtls.RequireAnyClientCert),
+		piondtls.WithCertificateRequestMessageHook(s.dtlsCertificateRequest),
 		piondtls.WithVerifyPeerCertificate(s.verifyDTLSPeer),
 		piondtls.WithExtendedMasterSecret(piondtls.RequireExtendedMasterSecret),
 		piondtls.WithCipherSuites(s.dtlsSuites()...), // AEAD only (resume.go, psk.go)
-	}, s.pskDTLSOptions()...)...)
+	}, s.pskDTLSOptions()...), s.keyLogDTLS()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("listen DTLS on %s: %w", addr, err)
 	}
@@ -308,7 +320,7 @@ func (s *Server) bodyRefused(remote net.Addr, size int64) {
 }
 
 func (s *Server) tlsConfig() *tls.Config {
-	return &tls.Config{
+	c := &tls.Config{
 		Certificates:     []tls.Certificate{s.opts.Certificate},
 		ClientAuth:       tls.RequireAndVerifyClientCert,
 		ClientCAs:        s.opts.ClientCAs,
@@ -316,7 +328,10 @@ func (s *Server) tlsConfig() *tls.Config {
 		MinVersion:       tls.VersionTLS12,
 		CipherSuites:     tlsCipherSuites, // TLS 1.2: AEAD only (resume.go)
 		NextProtos:       []string{"coap"},
+		KeyLogWriter:     s.opts.KeyLogWriter,
 	}
+	c.GetConfigForClient = s.tlsConfigForClient(c) // the client CAs in force (reload.go)
+	return c
 }
 
 // idleLimit is go-coap's inactivity backstop; heartbeats decide liveness.

@@ -92,13 +92,14 @@ func (s *Service) CheckCUID(derived, spki, cuid string) error {
 	s.mu.Lock()
 	derivedOwner, derivedBound := s.bindings[derived]
 	owner, bound := s.bindings[cuid]
+	chosen := s.opts.Policy.AllowChosenCUID // SetPolicy changes it
 	s.mu.Unlock()
 	switch {
 	case bound && owner == spki:
 		return nil
 	case bound:
 		return cuidCollision(cuid)
-	case cuid == derived, derivedBound && derivedOwner != spki, s.opts.Policy.AllowChosenCUID:
+	case cuid == derived, derivedBound && derivedOwner != spki, chosen:
 		return s.bind(cuid, spki)
 	}
 	return dots.Errorf(dots.Forbidden, "cuid %s is not the one derived from this client's certificate (%s): "+

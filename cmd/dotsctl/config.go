@@ -44,6 +44,9 @@ type ctlConfig struct {
 	PSK *ctlPSK `yaml:"psk"`
 	// DataChannel is the server's RFC 8783 data channel, https://HOST:PORT.
 	DataChannel string `yaml:"data-channel"`
+	// KeyLog writes the secrets of every handshake to a file, for
+	// Wireshark (keylog.go); SSLKEYLOGFILE does the same.
+	KeyLog string `yaml:"key-log"`
 }
 
 // ctlPSK is the client's PSK identity and the file of its key (hex or
@@ -68,7 +71,7 @@ func loadCtlConfig(path string) (*ctlConfig, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	base := filepath.Dir(path)
-	paths := []*string{&c.Certificate, &c.Key, &c.CA, &c.State}
+	paths := []*string{&c.Certificate, &c.Key, &c.CA, &c.State, &c.KeyLog}
 	if c.PSK != nil {
 		paths = append(paths, &c.PSK.KeyFile)
 	}
@@ -137,6 +140,15 @@ func (c *ctlConfig) pskClientConfig() (dotsclient.Config, error) {
 }
 
 func (c *ctlConfig) clientConfig() (dotsclient.Config, error) {
+	cc, err := c.credentialConfig()
+	if err != nil {
+		return cc, err
+	}
+	cc.KeyLogWriter, err = c.keyLog()
+	return cc, err
+}
+
+func (c *ctlConfig) credentialConfig() (dotsclient.Config, error) {
 	if c.PSK != nil {
 		return c.pskClientConfig()
 	}

@@ -40,6 +40,7 @@ commands:
                                    its session (a 0600 socket beside the state file); it refreshes
                                    the client's mitigations before their lifetime ends and follows
                                    the session configuration, redirects and a return to DTLS
+  completion bash|zsh|fish         print a shell completion script, e.g. source <(dotsctl completion bash)
 
 data channel (RFC 8783, at the configuration's data-channel: https://HOST:PORT):
   alias create --name NAME [--target PREFIX ...] [--port 443[-444] ...] [--protocol tcp|udp|N ...]
@@ -91,18 +92,13 @@ func commands() map[string]func(context.Context, *globals, []string) error {
 		"mitigate": cmdMitigate, "status": cmdStatus, "withdraw": cmdWithdraw,
 		"efficacy": cmdEfficacy, "session": cmdSession, "agent": cmdAgent,
 		"alias": cmdAlias, "acl": cmdACL, "capabilities": cmdCapabilities,
+		"completion": cmdCompletion,
 	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	g := &globals{stdout: stdout, stderr: stderr}
-	fs := flag.NewFlagSet("dotsctl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	fs.StringVar(&g.config, "config", os.Getenv("DOTSCTL_CONFIG"), "configuration file")
-	fs.StringVar(&g.output, "o", "table", "output: table or json")
-	fs.DurationVar(&g.timeout, "timeout", 15*time.Second, "time limit of one request")
-	fs.BoolVar(&g.heavyLoss, "heavy-loss", false, "signal through heavy loss: shorter DTLS handshake timer, each datagram twice (bounded)")
+	fs := globalFlags(g)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -133,6 +129,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// globalFlags are the options before the command, into g.
+func globalFlags(g *globals) *flag.FlagSet {
+	fs := flag.NewFlagSet("dotsctl", flag.ContinueOnError)
+	fs.SetOutput(g.stderr)
+	fs.Usage = func() { fmt.Fprint(g.stderr, usage) }
+	fs.StringVar(&g.config, "config", os.Getenv("DOTSCTL_CONFIG"), "configuration file")
+	fs.StringVar(&g.output, "o", "table", "output: table or json")
+	fs.DurationVar(&g.timeout, "timeout", 15*time.Second, "time limit of one request")
+	fs.BoolVar(&g.heavyLoss, "heavy-loss", false, "signal through heavy loss: shorter DTLS handshake timer, each datagram twice (bounded)")
+	return fs
+}
+
 // globalFlagIn returns a global option given after the command, if any.
 func globalFlagIn(args []string) string {
 	for _, a := range args {
@@ -146,6 +154,10 @@ func globalFlagIn(args []string) string {
 
 // parseInterleaved parses flags that may come before or after positional arguments.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	if fc, ok := fs.Output().(*flagCollector); ok { // completion.go
+		fc.sets = append(fc.sets, fs)
+		return nil, errFlagsCollected
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

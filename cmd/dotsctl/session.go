@@ -10,9 +10,23 @@ import (
 	"github.com/levee-dots/levee/dotsclient"
 )
 
+// sessionSubcommands are the subcommands of session.
+var sessionSubcommands = []string{"get", "set", "reset"}
+
 func cmdSession(ctx context.Context, g *globals, args []string) error {
 	if len(args) == 0 {
 		return errors.New("session: use get, set or reset")
+	}
+	var set func(context.Context, *dotsclient.Client) error
+	switch args[0] {
+	case "get", "reset":
+	case "set":
+		var err error
+		if set, err = sessionSet(g, args[1:]); err != nil { // before dialing: a bad flag costs no session
+			return err
+		}
+	default:
+		return fmt.Errorf("session: unknown subcommand %q (get, set or reset)", args[0])
 	}
 	c, _, err := g.dial(ctx)
 	if err != nil {
@@ -32,21 +46,20 @@ func cmdSession(ctx context.Context, g *globals, args []string) error {
 		}
 		return printConfig(g, r)
 	case "set":
-		return sessionSet(rctx, g, c, args[1:])
-	case "reset":
-		r, err := c.DeleteConfig(rctx)
-		if err != nil {
-			return err
-		}
-		if err := refused(r); err != nil {
-			return err
-		}
-		return printSimple(g, "session configuration reset to the server defaults", r)
+		return set(rctx, c)
 	}
-	return fmt.Errorf("session: unknown subcommand %q (get, set or reset)", args[0])
+	r, err := c.DeleteConfig(rctx)
+	if err != nil {
+		return err
+	}
+	if err := refused(r); err != nil {
+		return err
+	}
+	return printSimple(g, "session configuration reset to the server defaults", r)
 }
 
-func sessionSet(ctx context.Context, g *globals, c *dotsclient.Client, args []string) error {
+// sessionSet parses the arguments of session set and returns what sends it.
+func sessionSet(g *globals, args []string) (func(context.Context, *dotsclient.Client) error, error) {
 	fs := flag.NewFlagSet("session set", flag.ContinueOnError)
 	fs.SetOutput(g.stderr)
 	sid := fs.Uint("sid", 0, "session configuration identifier (must increase)")
@@ -55,10 +68,10 @@ func sessionSet(ctx context.Context, g *globals, c *dotsclient.Client, args []st
 	idleHB := fs.Int("idle-heartbeat-interval", -1, "idle-config heartbeat interval (s, 0 disables)")
 	idleMissing := fs.Int("idle-missing-hb-allowed", -1, "idle-config missing heartbeats allowed")
 	if _, err := parseInterleaved(fs, args); err != nil {
-		return err
+		return nil, err
 	}
 	if *sid == 0 {
-		return errors.New("session set: --sid N is required (a number higher than the current sid)")
+		return nil, errors.New("session set: --sid N is required (a number higher than the current sid)")
 	}
 	set := func(v int) *dots.Uint16Param {
 		if v < 0 {
@@ -74,14 +87,16 @@ func sessionSet(ctx context.Context, g *globals, c *dotsclient.Client, args []st
 		sc.IdleConfig = &dots.ConfigSet{HeartbeatInterval: set(*idleHB), MissingHBAllowed: set(*idleMissing)}
 	}
 	if sc.MitigatingConfig == nil && sc.IdleConfig == nil {
-		return errors.New("session set: give at least one value to change")
+		return nil, errors.New("session set: give at least one value to change")
 	}
-	r, err := c.PutConfig(ctx, uint32(*sid), sc)
-	if err != nil {
-		return err
-	}
-	if err := refused(r); err != nil {
-		return err
-	}
-	return printSimple(g, fmt.Sprintf("session configuration sid %d set (%s)", *sid, r.Code), r)
+	return func(ctx context.Context, c *dotsclient.Client) error {
+		r, err := c.PutConfig(ctx, uint32(*sid), sc)
+		if err != nil {
+			return err
+		}
+		if err := refused(r); err != nil {
+			return err
+		}
+		return printSimple(g, fmt.Sprintf("session configuration sid %d set (%s)", *sid, r.Code), r)
+	}, nil
 }

@@ -101,6 +101,9 @@ func (c *fileConfig) checkFiles(now time.Time) (warnings []string, err error) {
 	if err := c.checkDashboardFiles(check); err != nil {
 		return nil, err
 	}
+	if c.TLS.KeyLog != "" {
+		warnings = append(warnings, "tls.key-log "+c.TLS.KeyLog+": the secrets of every DTLS and TLS session will be written there, for debugging only")
+	}
 	if len(expired) > 0 {
 		return warnings, errors.New(strings.Join(expired, "; "))
 	}

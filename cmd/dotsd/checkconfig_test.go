@@ -60,6 +60,8 @@ func TestCheckConfig(t *testing.T) {
 		{name: "CA expired", config: good, at: now.Add(101 * day), wantErr: "tls.client-cas"},
 		{name: "missing CA file", config: goodConfig, at: now, wantErr: "other-ca.pem"},
 		{name: "unknown key", config: good + "bogus: 1\n", at: now, wantErr: "bogus"},
+		{name: "key log on", config: strings.Replace(good, "client-cas: [ca.pem]", "client-cas: [ca.pem]\n  key-log: keys.log", 1), at: now,
+			wantOut: []string{"warning: tls.key-log", "keys.log: the secrets", "configuration valid"}},
 		{name: "no file named", config: good, at: now, args: func(string) []string { return nil }, wantErr: "dotsd check-config FILE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -46,6 +46,8 @@ type fileConfig struct {
 		ClientCAs   []string `yaml:"client-cas"`
 		// CRL lists certificate revocation lists of the client CAs (crl.go).
 		CRL []string `yaml:"crl"`
+		// KeyLog writes the secrets of every handshake to a file (keylog.go).
+		KeyLog string `yaml:"key-log"`
 	} `yaml:"tls"`
 	Store struct {
 		Path string `yaml:"path"`
@@ -98,6 +100,8 @@ type fileConfig struct {
 	// dashboardBestEffort: a dashboard that cannot listen is logged, not
 	// fatal (dotsd dev).
 	dashboardBestEffort bool
+	path                string // the file, read again on SIGHUP (reload.go)
+	listenFlag          bool   // signal.listen comes from --signal-listen
 }
 
 type clientConfig struct {
@@ -170,8 +174,8 @@ func loadConfig(path string) (*fileConfig, error) {
 	for i := range c.TLS.CRL {
 		c.TLS.CRL[i] = rel(c.TLS.CRL[i])
 	}
-	c.Admin.Socket = rel(c.Admin.Socket)
 	c.Dashboard.TokenFile, c.Dashboard.ClientCA = rel(c.Dashboard.TokenFile), rel(c.Dashboard.ClientCA)
+	c.Admin.Socket, c.TLS.KeyLog = rel(c.Admin.Socket), rel(c.TLS.KeyLog)
 	if sc := c.Divert.Scrub; sc != nil {
 		sc.Certificate, sc.Key = rel(sc.Certificate), rel(sc.Key)
 		for i := range sc.Nodes {
@@ -194,6 +198,7 @@ func loadConfig(path string) (*fileConfig, error) {
 	if err := c.loadPSKs(path, base); err != nil {
 		return nil, err
 	}
+	c.path = path
 	return &c, nil
 }
 

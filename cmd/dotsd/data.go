@@ -98,6 +98,7 @@ func startData(cfg *fileConfig, svc *service.Service, signal *dotsserver.Server,
 		return nil, nil
 	}
 	srv, err := datachannel.New(datachannel.Options{Logger: log, Service: svc, Certificate: cert, ClientCAs: cas,
+		CurrentClientCAs: signal.ClientCAs,
 		Identify: func(c *x509.Certificate) (datachannel.Identity, error) {
 			id, err := signal.IdentifyCertificate(c)
 			return datachannel.Identity{CUID: id.CUID, SPKI: id.SPKI, Domain: id.Domain}, err

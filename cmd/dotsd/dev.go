@@ -79,7 +79,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if !isHostPort(*listen) {
 			return fmt.Errorf("dev: --signal-listen %q is not host:port with a port 1-65535 (IPv6 as [::1]:4646)", *listen)
 		}
-		cfg.Signal.Listen = []string{*listen}
+		cfg.Signal.Listen, cfg.listenFlag = []string{*listen}, true
 	}
 	if err := applyDevDataListen(cfg, *dataListen); err != nil {
 		return err

@@ -7,7 +7,8 @@
 //	dotsd redirect --config dotsd.yaml [--to NAME [--to ADDR]... [--ttl 1h] [--clients CUID,...] | --clear]
 //
 // The last three reach the running server over its admin socket
-// (admin.socket).
+// (admin.socket). SIGHUP makes the server read its configuration again and
+// apply what changed (reload.go).
 package main
 
 import (

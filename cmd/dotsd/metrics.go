@@ -66,11 +66,11 @@ func (x *dotsdMetrics) hooks() dotsserver.Hooks {
 
 // start registers the components' collectors and serves /metrics; the
 // returned function stops serving.
-func (x *dotsdMetrics) start(srv *dotsserver.Server, svc *service.Service, speaker *bgp.Backend, dnsBackend *dns.Backend) (func(), error) {
+func (x *dotsdMetrics) start(srv *dotsserver.Server, svc *service.Service, speaker *bgp.Backend, dnsBackend *dns.Backend, certs *certExpiry) (func(), error) {
 	if x == nil {
 		return func() {}, nil
 	}
-	err := x.Register(metrics.NewSignalCollector(srv), x.NewMitigationsCollector(svc))
+	err := x.Register(metrics.NewSignalCollector(srv), x.NewMitigationsCollector(svc), metrics.NewCertCollector(certs.NotAfter))
 	if err == nil && speaker != nil {
 		err = x.Register(metrics.NewBGPCollector(speaker))
 	}

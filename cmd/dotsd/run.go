@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *listen != "" {
-		cfg.Signal.Listen = []string{*listen}
+		cfg.Signal.Listen, cfg.listenFlag = []string{*listen}, true
 	}
 	return serve(ctx, cfg, stderr)
 }
@@ -209,12 +209,18 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	defer svc.Close()
 	scrubSvc.Store(svc)
 	defer scrubSvc.Store(nil) // no sample reaches a closed service
+	keyLog, closeKeyLog, err := openKeyLog(ctx, cfg.TLS.KeyLog, log, nil)
+	if err != nil {
+		return err
+	}
+	defer closeKeyLog()
 	srv, err := dotsserver.New(dotsserver.Options{
 		Logger: log, Listen: cfg.Signal.Listen, Certificate: cert, ClientCAs: cas, Domains: cfg.domains(),
 		Service: svc, UDPReceiveBuffer: cfg.Signal.UDPReceiveBuffer,
 		NotifyInterval: cfg.Signal.NotifyInterval, ConfigMaxAge: cfg.Signal.ConfigMaxAge,
 		Limits: cfg.Limits.server(), RateLimit: cfg.Limits.rate(), CRL: crl,
 		SessionRedirect: cfg.sessionRedirect(), Hooks: mx.hooks(),
+		KeyLogWriter: keyLogWriter(keyLog),
 	})
 	if err != nil {
 		return err
@@ -237,8 +243,14 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 		return err
 	}
 	defer stopDashboard()
-	stopMetrics, err := mx.start(srv, svc, speaker, dnsBackend)
+	rl := &reloader{log: log, srv: srv, svc: svc, speaker: speaker, cur: cfg}
+	stopReload := watchReload(ctx, rl)
+	certs := &certExpiry{log: log, now: time.Now, config: rl.config, clients: srv.ClientCertNotAfter}
+	stopExpiry := watchExpiry(ctx, certs, nil)
+	stopMetrics, err := mx.start(srv, svc, speaker, dnsBackend, certs)
 	if err != nil {
+		stopExpiry()
+		stopReload()
 		if data != nil {
 			data.Close()
 		}
@@ -248,6 +260,8 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	defer stopMetrics()
 	log.Info("dotsd ready", "signal", srv.Addrs(), "data", cfg.Data.Listen, "store", cfg.Store.Path, "clients", len(cfg.Clients))
 	<-ctx.Done()
+	stopExpiry()
+	stopReload()
 	log.Info("shutting down")
 	if data != nil {
 		data.Close()

@@ -14,11 +14,32 @@ import (
 // re-advertises what routers send us. Per-neighbor policies are refused by
 // GoBGP for non-route-server peers, so neighbor sets match the destination.
 func (b *Backend) installPolicy(ctx context.Context) error {
+	err := b.s.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
+		DefinedType: api.DefinedType_DEFINED_TYPE_COMMUNITY, Name: "dots-blackhole", List: []string{"65535:666"}}})
+	if err != nil {
+		return fmt.Errorf("divert/bgp: policy: %w", err)
+	}
+	if err := b.addExportPolicy(ctx, exportPolicyName, b.cfg.Neighbors); err != nil {
+		return err
+	}
+	err = b.s.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT,
+		Policies: []*api.Policy{{Name: exportPolicyName}}, DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT}})
+	if err != nil {
+		return fmt.Errorf("divert/bgp: policy assignment: %w", err)
+	}
+	return nil
+}
+
+// exportPolicyName is the export policy of the neighbors of the
+// configuration the speaker started with (SetNeighbors installs others).
+const exportPolicyName = "dots-export"
+
+// addExportPolicy adds the export policy name for neighbors, and a
+// neighbor set name-n<i> for each.
+func (b *Backend) addExportPolicy(ctx context.Context, name string, neighbors []Neighbor) error {
 	add := func(ds *api.DefinedSet) error {
 		return b.s.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: ds})
-	}
-	if err := add(&api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_COMMUNITY, Name: "dots-blackhole", List: []string{"65535:666"}}); err != nil {
-		return fmt.Errorf("divert/bgp: policy: %w", err)
 	}
 	fam := func(fs ...gbgp.Family) []*api.Family {
 		var out []*api.Family
@@ -29,9 +50,9 @@ func (b *Backend) installPolicy(ctx context.Context) error {
 	}
 	unicast, flow := fam(gbgp.RF_IPv4_UC, gbgp.RF_IPv6_UC), fam(gbgp.RF_FS_IPv4_UC, gbgp.RF_FS_IPv6_UC)
 	reject := &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT}
-	stmts := []*api.Statement{{Name: "only-local", Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_EXTERNAL}, Actions: reject}}
-	for i, n := range b.cfg.Neighbors {
-		set := fmt.Sprintf("dots-neighbor-%d", i)
+	stmts := []*api.Statement{{Name: name + "-only-local", Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_EXTERNAL}, Actions: reject}}
+	for i, n := range neighbors {
+		set := fmt.Sprintf("%s-n%d", name, i)
 		if err := add(&api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: set, List: []string{hostPrefix(n.Address)}}); err != nil {
 			return fmt.Errorf("divert/bgp: policy: %w", err)
 		}
@@ -52,14 +73,8 @@ func (b *Backend) installPolicy(ctx context.Context) error {
 				Actions: &api.Actions{Community: &api.CommunityAction{Type: api.CommunityAction_TYPE_ADD, Communities: n.Communities}}})
 		}
 	}
-	if err := b.s.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: "dots-export", Statements: stmts}}); err != nil {
+	if err := b.s.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: name, Statements: stmts}}); err != nil {
 		return fmt.Errorf("divert/bgp: policy: %w", err)
-	}
-	err := b.s.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT,
-		Policies: []*api.Policy{{Name: "dots-export"}}, DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT}})
-	if err != nil {
-		return fmt.Errorf("divert/bgp: policy assignment: %w", err)
 	}
 	return nil
 }

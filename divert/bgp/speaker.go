@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,6 +45,9 @@ type Backend struct {
 	announced            map[string]uint64
 	markAt, lastAnnounce time.Time
 	seq                  uint64
+	// exportGen numbers the export policies SetNeighbors installs
+	// (neighbors.go); 0 is exportPolicyName.
+	exportGen int
 }
 
 type entry struct {
@@ -127,9 +131,10 @@ func (b *Backend) Start(ctx context.Context, localRestarting bool) error {
 		return nil
 	}
 	b.started = true
+	neighbors := slices.Clone(b.cfg.Neighbors) // SetNeighbors changes them
 	b.mu.Unlock()
 	var errs []error
-	for _, n := range b.cfg.Neighbors {
+	for _, n := range neighbors {
 		if err := b.s.AddPeer(ctx, &api.AddPeerRequest{Peer: b.peerConfig(n, localRestarting)}); err != nil {
 			errs = append(errs, fmt.Errorf("divert/bgp: add neighbor %s: %w", n.Name, err))
 		}
