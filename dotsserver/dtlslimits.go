@@ -68,6 +68,7 @@ type DTLSStats struct {
 	Started         uint64 // handshakes begun (a ClientHello with a valid cookie from a new source)
 	Completed       uint64 // handshakes the server finished
 	TimedOut        uint64 // dropped at the handshake deadline
+	Replaced        uint64 // associations abandoned for a new one from their address (RFC 6347 §4.2.8)
 
 	DroppedTotalCap  uint64 // cookie-verified ClientHellos dropped at MaxHandshakes
 	DroppedPrefixCap uint64 // cookie-verified ClientHellos dropped at MaxHandshakesPerPrefix
@@ -80,6 +81,7 @@ func (a DTLSStats) add(b DTLSStats) DTLSStats {
 	a.Started += b.Started
 	a.Completed += b.Completed
 	a.TimedOut += b.TimedOut
+	a.Replaced += b.Replaced
 	a.HelloVerifySent += b.HelloVerifySent
 	a.DroppedTotalCap += b.DroppedTotalCap
 	a.DroppedPrefixCap += b.DroppedPrefixCap
