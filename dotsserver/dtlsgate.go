@@ -1,6 +1,7 @@
 package dotsserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -92,14 +93,15 @@ func (g *dtlsGate) run() {
 // route hands a datagram to its source's connection, answers a ClientHello
 // without a valid cookie, or starts a connection for one with it.
 func (g *dtlsGate) route(from netip.AddrPort, pkt []byte) {
+	h, hello := parseClientHello(pkt)
 	g.mu.Lock()
-	c := g.conns[from]
-	if c != nil {
-		if c.handshaking {
-			g.receivedLocked(c, pkt)
+	old := g.conns[from]
+	if old != nil && !(hello && h.whole && old.newHello(h)) {
+		if old.handshaking {
+			g.receivedLocked(old, pkt)
 		}
 		g.mu.Unlock()
-		c.deliver(pkt)
+		old.deliver(pkt)
 		return
 	}
 	closed := g.closed
@@ -107,8 +109,7 @@ func (g *dtlsGate) route(from netip.AddrPort, pkt []byte) {
 	if closed {
 		return
 	}
-	h, ok := parseClientHello(pkt)
-	if !ok || !h.whole {
+	if !hello || !h.whole {
 		// Clients send a ClientHello before the cookie whole; a fragment
 		// would need state to reassemble.
 		g.count(func(st *DTLSStats) { st.DroppedOther++ })
@@ -119,8 +120,24 @@ func (g *dtlsGate) route(from netip.AddrPort, pkt []byte) {
 		return
 	}
 	g.mu.Lock()
-	c = g.admitLocked(from)
+	if old != nil && g.conns[from] == old {
+		// A new association from the address of an existing one
+		// (RFC 6347 §4.2.8): the client has shown with the cookie that it
+		// receives there, so the old association, whose client has moved
+		// on (a restart, a port used again), is abandoned.
+		g.removeLocked(old)
+		g.stats.Replaced++
+	} else {
+		old = nil
+	}
+	c := g.admitLocked(from)
+	if c != nil {
+		c.random = bytes.Clone(h.random()) // h points into the read buffer
+	}
 	g.mu.Unlock()
+	if old != nil {
+		old.shut()
+	}
 	if c == nil {
 		return
 	}
@@ -304,6 +321,16 @@ type gateConn struct {
 	serverCCS   bool // pion sent its ChangeCipherSpec before the peer's
 	timer       *time.Timer
 	born        time.Time
+	random      []byte // of the ClientHello that started the connection
+}
+
+// newHello reports whether h, a ClientHello from the connection's source,
+// starts another association: its random differs from that of the
+// ClientHello that started this one, which a retransmission or a copy
+// repeats (RFC 6347 §4.2.1: the ClientHello with the cookie keeps the
+// first one's parameters). It must be called with g.mu held.
+func (c *gateConn) newHello(h dtlsHello) bool {
+	return c.random != nil && !bytes.Equal(h.random(), c.random)
 }
 
 func (c *gateConn) deliver(pkt []byte) {

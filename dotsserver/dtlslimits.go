@@ -69,6 +69,7 @@ type DTLSStats struct {
 	Completed       uint64 // handshakes the server finished
 	TimedOut        uint64 // dropped at the handshake deadline
 	Failed          uint64 // closed during the handshake before its deadline (e.g. a certificate refused)
+	Replaced        uint64 // associations abandoned for a new one from their address (RFC 6347 §4.2.8)
 
 	DroppedTotalCap  uint64 // cookie-verified ClientHellos dropped at MaxHandshakes
 	DroppedPrefixCap uint64 // cookie-verified ClientHellos dropped at MaxHandshakesPerPrefix
@@ -82,6 +83,7 @@ func (a DTLSStats) add(b DTLSStats) DTLSStats {
 	a.Completed += b.Completed
 	a.TimedOut += b.TimedOut
 	a.Failed += b.Failed
+	a.Replaced += b.Replaced
 	a.HelloVerifySent += b.HelloVerifySent
 	a.DroppedTotalCap += b.DroppedTotalCap
 	a.DroppedPrefixCap += b.DroppedPrefixCap

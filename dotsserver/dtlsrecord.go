@@ -26,6 +26,9 @@ type dtlsHello struct {
 	whole      bool   // the message is in this one fragment
 }
 
+// random is the ClientHello's random (after client_version).
+func (h dtlsHello) random() []byte { return h.fixed[2:34] }
+
 // parseClientHello reads the first record of a datagram: a plaintext
 // (epoch 0) handshake record holding the first fragment of a ClientHello,
 // far enough to read its cookie, and in a whole message the offer after
