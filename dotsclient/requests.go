@@ -214,9 +214,11 @@ func (c *Client) Mitigate(ctx context.Context, mid uint32, scope dots.Scope) (*R
 }
 
 // Efficacy sends an efficacy update: the original scope with attack-status
-// and an empty If-Match (RFC 9132 §4.4.3).
+// and an empty If-Match (RFC 9132 §4.4.3), without the acl-list the
+// original may have carried (an efficacy update never does, RFC 9133 §3.2).
 func (c *Client) Efficacy(ctx context.Context, mid uint32, scope dots.Scope, status dots.AttackStatus) (*Response, error) {
 	scope.AttackStatus = &status
+	scope.ACLList = nil
 	return c.do(ctx, request{code: codes.PUT, mitigate: true, mid: &mid, nonConf: true, ifMatch: true,
 		body: &dots.Message{MitigationScope: &dots.MitigationScope{Scope: []dots.Scope{scope}}}})
 }

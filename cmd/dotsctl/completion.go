@@ -23,7 +23,8 @@ func (*flagCollector) Write(p []byte) (int, error) { return len(p), nil }
 var errFlagsCollected = errors.New("flags collected")
 
 // subcommands are the subcommands of the commands that have some.
-var subcommands = map[string][]string{"session": sessionSubcommands, "completion": completionShells}
+var subcommands = map[string][]string{"session": sessionSubcommands, "completion": completionShells,
+	"alias": {"create", "list", "delete", "refresh"}, "acl": {"create", "list", "delete", "activate", "refresh"}}
 
 // completionShells are the shells dotsctl completion writes for.
 var completionShells = []string{"bash", "zsh", "fish"}

@@ -78,6 +78,9 @@ func TestCompletionBash(t *testing.T) {
 		{"dotsctl session s", "set"},
 		{"dotsctl session set --s", "--sid"},
 		{"dotsctl completion f", "fish"},
+		{"dotsctl acl act", "activate"},
+		{"dotsctl acl create --tcp", "--tcp-flags"},
+		{"dotsctl alias create --fq", "--fqdn"},
 		{"dotsctl -o j", "json"},
 	} {
 		t.Run(tc.line, func(t *testing.T) {
