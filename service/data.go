@@ -161,6 +161,7 @@ func (s *Service) UnregisterDataClient(c Client) error {
 	done := s.writeDataLocked(c.CUID, nil)
 	s.mu.Unlock()
 	if err := done.wait(); err != nil {
+		s.reconcileACLs(c.CUID) // what a reconcile saw meanwhile is undone
 		return errStore(err)
 	}
 	s.reconcileACLs(c.CUID)

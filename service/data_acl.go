@@ -109,9 +109,11 @@ func (s *Service) PutACLs(c Client, acls []data.ACL, replace bool, in Insert) (c
 	done := s.writeDataLocked(c.CUID, next)
 	s.mu.Unlock()
 	if err := done.wait(); err != nil {
+		s.reconcileACLs(c.CUID) // what a reconcile saw meanwhile is undone
 		return false, errStore(err)
 	}
 	s.reconcileACLs(c.CUID)
+	s.NotifyACLs(c.CUID)
 	return created, nil
 }
 
@@ -190,32 +192,79 @@ func (s *Service) DeleteACL(c Client, name string) error {
 	done := s.writeDataLocked(c.CUID, next)
 	s.mu.Unlock()
 	if err := done.wait(); err != nil {
+		s.reconcileACLs(c.CUID) // what a reconcile saw meanwhile is undone
 		return errStore(err)
 	}
 	s.reconcileACLs(c.CUID)
+	s.NotifyACLs(c.CUID)
 	return nil
 }
 
 // aclViewsLocked renders ACLs with pending-lifetime and, where a backend
-// measured the ACL's traffic, statistics (RFC 8783 §7.3). A backend
-// measures an ACL as a whole, so statistics are given for an ACL of one
-// ACE only; otherwise they are absent, never made up.
+// measured the ACL's traffic, statistics (RFC 8783 §7.3): per ACE from a
+// backend that counts each filter (divert.Counters.Matched, summed over
+// the ACE's filters); from one that counts the ACL as a whole, only for an
+// ACL of one ACE. Otherwise they are absent, never made up.
 func (s *Service) aclViewsLocked(cuid string, recs []*aclRec) []data.ACL {
 	out := make([]data.ACL, len(recs))
 	for i, r := range recs {
 		a := r.ACL
 		a.PendingLifetime = s.pendingLifetime(r.Expires)
 		a.ACEs.ACE = slices.Clone(a.ACEs.ACE)
-		if m := s.aclMeters[divert.Key{CUID: cuid, ACL: a.Name}]; m != nil && len(a.ACEs.ACE) == 1 {
-			var pk, oc uint64
-			for _, bm := range m.byBackend {
-				pk += bm.base.PktsDropped + bm.last.PktsDropped
-				oc += bm.base.BytesDropped + bm.last.BytesDropped
+		if m := s.aclMeters[divert.Key{CUID: cuid, ACL: a.Name}]; m != nil {
+			for j, st := range aceStatistics(r, m) {
+				a.ACEs.ACE[j].Statistics = st
 			}
-			p, o := data.Counter64(pk), data.Counter64(oc)
-			a.ACEs.ACE[0].Statistics = &data.Statistics{MatchedPackets: &p, MatchedOctets: &o}
 		}
 		out[i] = a
+	}
+	return out
+}
+
+// aceStatistics sums what the backends measured of r per ACE; an ACE no
+// backend measured has nil.
+func aceStatistics(r *aclRec, m *meter) []*data.Statistics {
+	aces := r.ACL.ACEs.ACE
+	// Filters holds each ACE's filters in order: their counts give the
+	// ranges of Matched that belong to each ACE.
+	spans := make([]int, len(aces))
+	total := 0
+	for j := range aces {
+		fs, _ := aceFilters(&aces[j], r.Dests) // checked when the ACL was written
+		spans[j] = len(fs)
+		total += len(fs)
+	}
+	pk, oc := make([]uint64, len(aces)), make([]uint64, len(aces))
+	seen := make([]bool, len(aces))
+	for _, bm := range m.byBackend {
+		switch {
+		case len(bm.last.Matched) == total && total > 0:
+			at := 0
+			for j, n := range spans {
+				for f := at; f < at+n; f++ {
+					c := bm.last.Matched[f]
+					if f < len(bm.base.Matched) {
+						c.Packets += bm.base.Matched[f].Packets
+						c.Bytes += bm.base.Matched[f].Bytes
+					}
+					pk[j] += c.Packets
+					oc[j] += c.Bytes
+				}
+				at += n
+				seen[j] = true
+			}
+		case bm.last.Matched == nil && len(aces) == 1:
+			pk[0] += bm.base.PktsDropped + bm.last.PktsDropped
+			oc[0] += bm.base.BytesDropped + bm.last.BytesDropped
+			seen[0] = true
+		}
+	}
+	out := make([]*data.Statistics, len(aces))
+	for j := range aces {
+		if seen[j] {
+			p, o := data.Counter64(pk[j]), data.Counter64(oc[j])
+			out[j] = &data.Statistics{MatchedPackets: &p, MatchedOctets: &o}
+		}
 	}
 	return out
 }
@@ -237,11 +286,42 @@ func (s *Service) measuredACL(backend string, k divert.Key, c divert.Counters) {
 		bm = &backendMeter{}
 		m.byBackend[backend] = bm
 	}
-	if c.BytesDropped < bm.last.BytesDropped || c.PktsDropped < bm.last.PktsDropped {
+	if c.BytesDropped < bm.last.BytesDropped || c.PktsDropped < bm.last.PktsDropped || matchedDecreased(bm.last.Matched, c.Matched) {
 		bm.base.BytesDropped += bm.last.BytesDropped
 		bm.base.PktsDropped += bm.last.PktsDropped
+		bm.base.Matched = addMatched(bm.base.Matched, bm.last.Matched)
 	}
+	if len(c.Matched) != len(bm.last.Matched) && bm.last.Matched != nil {
+		bm.base.Matched = nil // other filters (the ACL was replaced): counted anew
+	}
+	c.Matched = slices.Clone(c.Matched)
 	bm.last = c
+}
+
+// matchedDecreased reports whether a filter's counter went down (the
+// device's counters were reset) between two samples of the same filters.
+func matchedDecreased(last, next []divert.FilterCount) bool {
+	if len(last) != len(next) {
+		return false
+	}
+	for i := range next {
+		if next[i].Packets < last[i].Packets || next[i].Bytes < last[i].Bytes {
+			return true
+		}
+	}
+	return false
+}
+
+// addMatched adds b to a, filter by filter (a grows to b's length).
+func addMatched(a, b []divert.FilterCount) []divert.FilterCount {
+	if len(a) < len(b) {
+		a = append(a, make([]divert.FilterCount, len(b)-len(a))...)
+	}
+	for i := range b {
+		a[i].Packets += b[i].Packets
+		a[i].Bytes += b[i].Bytes
+	}
+	return a
 }
 
 // enforced reports whether an ACL is to be handed to the backends now.

@@ -58,6 +58,9 @@ func (s *Service) controlACLs(c Client, mr *dots.Request, efficacy bool) error {
 	done := s.writeDataLocked(c.CUID, next)
 	s.mu.Unlock()
 	if err := done.wait(); err != nil {
+		// The change was in memory until the write failed: a reconcile
+		// meanwhile (another mitigation's outcome) may have enforced it.
+		s.reconcileACLs(c.CUID)
 		diag, _ := json.Marshal(map[string]any{"ietf-dots-signal-channel:mitigation-scope": map[string]any{
 			"scope": []any{map[string]any{"ietf-dots-signal-control:acl-list": list}}}})
 		return &dots.Error{Code: dots.ServiceUnavailable, Diag: string(diag), Err: err}

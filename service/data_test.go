@@ -528,3 +528,48 @@ func TestACLBackendCheck(t *testing.T) {
 		t.Errorf("a refused acl is kept: %v", acls)
 	}
 }
+
+// TestACLStatisticsPerACE: a backend that counts each filter
+// (Counters.Matched) gives each ACE of a multi-ACE ACL its own statistics,
+// carried over a device counter reset; one that counts only the ACL as a
+// whole gives none for such an ACL.
+func TestACLStatisticsPerACE(t *testing.T) {
+	fb := newFilters()
+	f := newFixture(t, service.Options{Backends: []divert.Diverter{fb}})
+	register(t, f.svc, alpha)
+	body := `{"ietf-dots-data-channel:acls":{"acl":[{"name":"two","type":"ipv4-acl-type","activation-type":"immediate",
+		"aces":{"ace":[
+		{"name":"syn","matches":{"ipv4":{"destination-ipv4-network":"203.0.113.0/26","source-ipv4-network":"192.0.2.0/24"}},"actions":{"forwarding":"drop"}},
+		{"name":"udp","matches":{"ipv4":{"destination-ipv4-network":"203.0.113.64/26","protocol":17}},"actions":{"forwarding":"drop"}}]}}]}}`
+	acls := mustACLs(t, body)
+	fs, err := service.Filters(&acls[0], nil)
+	if err != nil || len(fs) != 2 {
+		t.Fatalf("filters of the ACL: %d, %v; the test wants one per ACE", len(fs), err)
+	}
+	if _, err := f.svc.PutACLs(alpha, acls, false, service.Insert{}); err != nil {
+		t.Fatal(err)
+	}
+	k := divert.Key{CUID: alpha.CUID, ACL: "two"}
+	stats := func() (out []string) {
+		got, _ := f.svc.ACLs(alpha, "two")
+		for _, e := range got[0].ACEs.ACE {
+			if e.Statistics == nil {
+				out = append(out, e.Name+":-")
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s:%d/%d", e.Name, *e.Statistics.MatchedPackets, *e.Statistics.MatchedOctets))
+		}
+		return out
+	}
+	f.svc.Measured("whole", k, divert.Counters{BytesDropped: 900, PktsDropped: 9})
+	if got := stats(); !slices.Equal(got, []string{"syn:-", "udp:-"}) {
+		t.Fatalf("a whole-ACL count split over two ACEs: %v", got)
+	}
+	f.svc.Measured("filters", k, divert.Counters{BytesDropped: 700, PktsDropped: 7,
+		Matched: []divert.FilterCount{{Packets: 3, Bytes: 300}, {Packets: 4, Bytes: 400}}})
+	f.svc.Measured("filters", k, divert.Counters{BytesDropped: 150, PktsDropped: 2, // reset
+		Matched: []divert.FilterCount{{Packets: 1, Bytes: 100}, {Packets: 1, Bytes: 50}}})
+	if got := stats(); !slices.Equal(got, []string{"syn:4/400", "udp:5/450"}) {
+		t.Fatalf("per-ACE statistics %v, want syn:4/400 udp:5/450", got)
+	}
+}

@@ -159,7 +159,7 @@ func (s *Service) aclStatusLocked(r *mitigation.Record) {
 
 // NotifyACLs tells the watchers (the signal channel's observers) the
 // current state of the client's active mitigations after its ACLs changed
-// by other means than a mitigation request, e.g. over the data channel: RFC
+// by other means than a mitigation request (PutACLs and DeleteACL call it): RFC
 // 9133 §3.2.1 wants a change of activation type during a mitigation in the
 // next notification, and the status carries the activation types and the
 // accept-list conflict as they are now. Without an active mitigation there

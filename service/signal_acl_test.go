@@ -229,9 +229,10 @@ func TestSignalACLStatus(t *testing.T) {
 	}
 }
 
-// TestNotifyACLs: after a data-channel change of an ACL during a
-// mitigation, NotifyACLs hands the watchers the client's active requests
-// as they now are: the accept-list conflict gone with the deactivated ACL.
+// TestNotifyACLs: a data-channel change of an ACL during a mitigation
+// hands the watchers the client's active requests as they now are (RFC
+// 9133 §3.2.1): the accept-list conflict gone with the deactivated ACL,
+// back with it, and gone again when the ACL is deleted.
 func TestNotifyACLs(t *testing.T) {
 	// No mitigator: no backend outcome adds events of its own.
 	f := newFixture(t, service.Options{})
@@ -265,16 +266,29 @@ func TestNotifyACLs(t *testing.T) {
 		t.Fatalf("creation event %+v, want mid 1 with the accept-list conflict", ev)
 	}
 	f.svc.NotifyACLs(beta.CUID) // no mitigation: nothing to tell
+	noConflict := func(what string) {
+		t.Helper()
+		if ev := next(); len(ev.Changed) != 1 || ev.Changed[0].MID != 1 || ev.Changed[0].Conflict != nil {
+			t.Fatalf("%s: event %+v (conflict %s), want mid 1 without a conflict", what, ev, conflictOf(ev.Changed[0].Conflict))
+		}
+	}
 	if _, err := f.svc.PutACLs(alpha, accept("deactivate"), true, service.Insert{}); err != nil {
 		t.Fatal(err)
 	}
+	noConflict("after the deactivation")
+	if _, err := f.svc.PutACLs(alpha, accept("immediate"), true, service.Insert{}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(); len(ev.Changed) != 1 || conflictOf(ev.Changed[0].Conflict) != "conflict-with-acceptlist allow/ipv4-acl-type" {
+		t.Fatalf("after the reactivation: event %+v, want mid 1 with the accept-list conflict", ev)
+	}
+	if err := f.svc.DeleteACL(alpha, "allow"); err != nil {
+		t.Fatal(err)
+	}
+	noConflict("after the deletion")
 	select {
 	case ev := <-events:
-		t.Fatalf("an event before NotifyACLs: %+v", ev)
+		t.Fatalf("an extra event: %+v", ev)
 	case <-time.After(100 * time.Millisecond):
-	}
-	f.svc.NotifyACLs(alpha.CUID)
-	if ev := next(); len(ev.Changed) != 1 || ev.Changed[0].MID != 1 || ev.Changed[0].Conflict != nil {
-		t.Fatalf("event %+v (conflict %s), want mid 1 without a conflict", ev, conflictOf(ev.Changed[0].Conflict))
 	}
 }
