@@ -118,6 +118,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := devDashboard(cfg, *dir, *dashListen, flagSet(fs, "dashboard-listen"), stdout); err != nil {
 		return err
 	}
+	if cfg.Metrics.Listen != "" {
+		fmt.Fprintf(stdout, "  metrics: http://%s/metrics (Prometheus)\n", cfg.Metrics.Listen)
+	}
 	return serve(ctx, cfg, stderr)
 }
 
