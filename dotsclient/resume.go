@@ -8,6 +8,8 @@ import (
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
+
+	"github.com/levee-dots/levee/tlsprofile"
 )
 
 // SessionCache keeps the (D)TLS sessions a client has had with its
@@ -118,24 +120,10 @@ func (d *dtlsSessions) len() int {
 }
 
 // The client offers only AEAD suites with ephemeral ECDH (RFC 9132 §7,
-// RFC 9325 §4.2), as the server accepts (dotsserver/resume.go).
+// RFC 9325 §4.2), as the server accepts (tlsprofile).
 var (
-	dtlsCipherSuites = []piondtls.CipherSuiteID{
-		piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-		piondtls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-		piondtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-		piondtls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-		piondtls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-		piondtls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-	}
-	tlsCipherSuites = []uint16{
-		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-		tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-	}
+	dtlsCipherSuites = tlsprofile.DTLSCipherSuites()
+	tlsCipherSuites  = tlsprofile.TLSCipherSuites()
 )
 
 // dtlsOptions are the pion options of a connection attempt: the

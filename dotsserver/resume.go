@@ -1,10 +1,6 @@
 package dotsserver
 
-import (
-	"crypto/tls"
-
-	piondtls "github.com/pion/dtls/v3"
-)
+import "github.com/levee-dots/levee/tlsprofile"
 
 // The (D)TLS profile of the signal channel (RFC 9132 §7, which points to
 // RFC 7525, now RFC 9325).
@@ -38,24 +34,9 @@ import (
 //     ChangeCipherSpec (after the client's certificate and Finished have
 //     been verified) holds for every handshake (README.md).
 
-// dtlsCipherSuites are the DTLS 1.2 suites of the signal channel, in order
-// of preference.
-var dtlsCipherSuites = []piondtls.CipherSuiteID{
-	piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	piondtls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	piondtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	piondtls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	piondtls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	piondtls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-}
-
-// tlsCipherSuites are the TLS 1.2 suites of the signal channel (crypto/tls
-// orders them itself).
-var tlsCipherSuites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-}
+// dtlsCipherSuites and tlsCipherSuites are the signal channel's AEAD
+// suites (tlsprofile), as the client offers them.
+var (
+	dtlsCipherSuites = tlsprofile.DTLSCipherSuites()
+	tlsCipherSuites  = tlsprofile.TLSCipherSuites()
+)
