@@ -50,12 +50,15 @@ type Burst struct {
 	Length, Pause time.Duration
 }
 
-// ShotBursts are the attack behind the screenshot: 90 s in three bursts
-// of different rates with pauses between, 170,000 packets at most.
+// ShotBursts are the attack behind the screenshot: about 2 minutes in
+// three bursts of different rates with pauses between, 230,000 packets at
+// most. The last is longer than divert/scrub.MeasuredNoteInterval (the
+// scrubbing note's rates are rewritten once a minute), so that the note
+// in the picture, taken near its end, was read during it.
 var ShotBursts = []Burst{
 	{Rate: 1000, Length: 20 * time.Second, Pause: 10 * time.Second},
 	{Rate: 3000, Length: 20 * time.Second, Pause: 10 * time.Second},
-	{Rate: 2000, Length: 30 * time.Second},
+	{Rate: 2000, Length: 75 * time.Second},
 }
 
 // ShotResult is what the screenshot's bursts did, and where the picture
@@ -71,11 +74,19 @@ type ShotResult struct {
 }
 
 // burst floods at b.Rate for b.Length (paced: Rate/100 packets every
-// 10 ms), and returns the packets sent.
+// 10 ms, in floods of at most 25 s), and returns the packets sent.
 func (s *scenario) burst(b Burst) (int, error) {
-	n := b.Rate * int(b.Length/time.Second)
-	return s.l.Flood(Attacker, Flood{Src: AttackSrc, Dst: AttackDst, Count: n, Size: AttackPayload,
-		Duration: b.Length, Burst: max(1, b.Rate/100), Pause: 10 * time.Millisecond})
+	sent := 0
+	for left := b.Length; left > 0; left -= 25 * time.Second {
+		d := min(left, 25*time.Second)
+		n, err := s.l.Flood(Attacker, Flood{Src: AttackSrc, Dst: AttackDst, Count: b.Rate * int(d/time.Second), Size: AttackPayload,
+			Duration: d, Burst: max(1, b.Rate/100), Pause: 10 * time.Millisecond})
+		sent += n
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
 }
 
 // screenshot sends ShotBursts under mitigation and, during the last one,
@@ -93,7 +104,7 @@ func (s *scenario) screenshot(ctx context.Context) error {
 	if s.daemons != "" {
 		ns = s.l.Namespace(s.daemons)
 	}
-	b, err := chromium.Start(chromium.Options{Netns: ns, Profile: profile, Width: 1280, Height: 1024})
+	b, err := chromium.Start(chromium.Options{Netns: ns, Profile: profile, Width: 1280, Height: 1100})
 	if err != nil {
 		return err
 	}
@@ -127,7 +138,7 @@ func (s *scenario) screenshot(ctx context.Context) error {
 	}
 	done := make(chan sent, 1)
 	go func() { n, err := s.burst(ShotBursts[last]); done <- sent{n, err} }()
-	shotErr := s.shoot(b, ShotBursts[last].Length-8*time.Second)
+	shotErr := s.shoot(b, ShotBursts[last].Length-7*time.Second)
 	d := <-done
 	r.Sent += d.n
 	if d.err != nil {
