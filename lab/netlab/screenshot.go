@@ -93,8 +93,6 @@ func (s *scenario) burst(b Burst) (int, error) {
 // has headless Chromium, where dotsd runs, log in to the dashboard with
 // its token and take a picture of the mitigation's page.
 func (s *scenario) screenshot(ctx context.Context) error {
-	r := &ShotResult{Path: s.o.Screenshot}
-	s.res.Shot = r
 	profile, err := os.MkdirTemp("", "netlab-chromium-")
 	if err != nil {
 		return fmt.Errorf("netlab: screenshot: %w", err)
@@ -112,6 +110,14 @@ func (s *scenario) screenshot(ctx context.Context) error {
 	if err := s.login(b); err != nil {
 		return err
 	}
+	return s.bursts(ctx, b)
+}
+
+// bursts sends ShotBursts, shoots the picture during the last one, and
+// checks where the bursts went.
+func (s *scenario) bursts(ctx context.Context, b *chromium.Browser) error {
+	r := &ShotResult{Path: s.o.Screenshot}
+	s.res.Shot = r
 	scr0, err := s.l.ScrubberDropped()
 	if err != nil {
 		return err
@@ -122,31 +128,23 @@ func (s *scenario) screenshot(ctx context.Context) error {
 	}
 	p0, _ := dropped(sc0)
 	at0 := s.count.Count()
-	last := len(ShotBursts) - 1
-	for i, bu := range ShotBursts[:last] {
-		n, err := s.burst(bu)
+	for i, bu := range ShotBursts {
+		var n int
+		if i < len(ShotBursts)-1 {
+			n, err = s.burst(bu)
+		} else {
+			n, err = s.lastBurst(b, bu)
+		}
 		r.Sent += n
 		if err != nil {
 			return err
 		}
-		s.step("screenshot: burst %d of %d, %d attack packets at %d/s for %v, then %v without", i+1, len(ShotBursts), n, bu.Rate, bu.Length, bu.Pause)
+		then := ""
+		if bu.Pause > 0 {
+			then = fmt.Sprintf(", then %v without", bu.Pause)
+		}
+		s.step("screenshot: burst %d of %d, %d attack packets at %d/s for %v%s", i+1, len(ShotBursts), n, bu.Rate, bu.Length, then)
 		time.Sleep(bu.Pause)
-	}
-	type sent struct {
-		n   int
-		err error
-	}
-	done := make(chan sent, 1)
-	go func() { n, err := s.burst(ShotBursts[last]); done <- sent{n, err} }()
-	shotErr := s.shoot(b, ShotBursts[last].Length-7*time.Second)
-	d := <-done
-	r.Sent += d.n
-	if d.err != nil {
-		return d.err
-	}
-	s.step("screenshot: burst %d of %d, %d attack packets at %d/s for %v", len(ShotBursts), len(ShotBursts), d.n, ShotBursts[last].Rate, ShotBursts[last].Length)
-	if shotErr != nil {
-		return shotErr
 	}
 	sc, err := s.status(ctx, "bursts counted", func(sc dots.Scope) bool { p, _ := dropped(sc); return p >= p0+uint64(r.Sent) })
 	p, _ := dropped(sc)
@@ -157,6 +155,19 @@ func (s *scenario) screenshot(ctx context.Context) error {
 	s.step("screenshot: %d attack packets in %d bursts, %d reached the target, scrubber dropped %d, %s status pkts-dropped +%d; picture of %s in %s",
 		r.Sent, len(ShotBursts), r.Reached, r.Scrubbed.Packets, s.who, r.PktsDropped, s.res.Dashboard, r.Path)
 	return errors.Join(err, rerr)
+}
+
+// lastBurst sends bu and, 7 s before its end, shoots the picture.
+func (s *scenario) lastBurst(b *chromium.Browser, bu Burst) (int, error) {
+	type sent struct {
+		n   int
+		err error
+	}
+	done := make(chan sent, 1)
+	go func() { n, err := s.burst(bu); done <- sent{n, err} }()
+	shotErr := s.shoot(b, bu.Length-7*time.Second)
+	d := <-done
+	return d.n, errors.Join(d.err, shotErr)
 }
 
 // login logs the browser in with the dashboard's token, through the login
