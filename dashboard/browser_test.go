@@ -1,8 +1,9 @@
+//go:build linux
+
 package dashboard_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"math"
 	"net"
@@ -25,18 +26,13 @@ import (
 	"github.com/levee-dots/levee/store"
 )
 
-// updateScreenshot rewrites the README's picture from this run.
-var updateScreenshot = flag.Bool("update-screenshot", false, "write the mitigation detail screenshot to docs/dashboard-mitigation.png")
-
-// screenshotPath is where the run's screenshot goes: the repository's
-// docs/ with -update-screenshot, else $LEVEE_TEST_ARTIFACTS when set,
-// else the test's temporary directory.
+// screenshotPath is where the run's screenshot goes: $LEVEE_TEST_ARTIFACTS
+// when set, else the test's temporary directory. Its counters are fed by
+// the test, so it is never the README's picture (that one is of the
+// scrubbing lab: dotslab screenshot).
 func screenshotPath(t *testing.T) string {
-	switch {
-	case *updateScreenshot:
-		return filepath.Join("..", "docs", "dashboard-mitigation.png")
-	case os.Getenv("LEVEE_TEST_ARTIFACTS") != "":
-		return filepath.Join(os.Getenv("LEVEE_TEST_ARTIFACTS"), "dashboard-mitigation.png")
+	if dir := os.Getenv("LEVEE_TEST_ARTIFACTS"); dir != "" {
+		return filepath.Join(dir, "dashboard-mitigation.png")
 	}
 	return filepath.Join(t.TempDir(), "dashboard-mitigation.png")
 }

@@ -1,8 +1,9 @@
 // Command dotslab runs Levee's labs of network namespaces for a person at
 // a terminal, and exports them for containerlab.
 //
-//	dotslab run scrubbing [--bin DIR] [--dir DIR] [--keep]
+//	dotslab run scrubbing [--bin DIR] [--dir DIR] [--keep] [--dashboard]
 //	dotslab run escalation [--bin DIR] [--dir DIR] [--keep]
+//	dotslab screenshot [--out FILE] [--bin DIR] [--dir DIR]
 //	dotslab export containerlab [--out FILE] [--image IMAGE]
 //
 // It builds nothing: `make lab` builds bin/ and runs

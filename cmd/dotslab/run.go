@@ -17,10 +17,11 @@ import (
 )
 
 const usage = `usage:
-  dotslab run scrubbing [--bin DIR] [--dir DIR] [--keep]
+  dotslab run scrubbing [--bin DIR] [--dir DIR] [--keep] [--dashboard]
       build the scrubbing lab in network namespaces, run the scenario step by
       step with real dotsd, scrubd, dotsctl, BIRD and packets, and remove it
-      (--keep: leave it up with the mitigation active until Ctrl-C)
+      (--keep: leave it up with the mitigation active until Ctrl-C;
+      --dashboard: dotsd serves its dashboard, on loopback where it runs)
   dotslab run escalation [--bin DIR] [--dir DIR] [--keep]
       the same lab with an escalation ladder: FlowSpec first, scrubbing after
       the client reports under-attack, FlowSpec again after it reports the
@@ -29,6 +30,11 @@ const usage = `usage:
       the loss lab (client and dotsd in two namespaces, random loss each way):
       the share of mitigation requests acknowledged within 10 s and the
       median time to acknowledgement, beside their targets
+  dotslab screenshot [--out FILE] [--bin DIR] [--dir DIR]
+      the scrubbing scenario with dotsd's dashboard on; under mitigation,
+      about 90 s of bursts of attack packets, then headless Chromium's
+      picture of the mitigation's dashboard page (default
+      docs/dashboard-mitigation.png)
   dotslab export containerlab [--out FILE] [--image IMAGE]
       write the same lab as a containerlab topology, with its configurations
       and a development PKI beside it
@@ -38,6 +44,9 @@ const usage = `usage:
 var errNotRoot = errors.New("needs root (network namespaces); run: sudo make lab")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "screenshot" {
+		return screenshot(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("give a command and a lab")
@@ -67,6 +76,7 @@ func runScenario(ctx context.Context, name string, scenario func(context.Context
 	bin := fs.String("bin", "bin", "directory with dotsd, scrubd and dotsctl (make build)")
 	dir := fs.String("dir", "", "directory for configurations, PKI and logs (default: a temporary one, removed)")
 	keep := fs.Bool("keep", false, "leave the lab up with the mitigation active until Ctrl-C")
+	dash := fs.Bool("dashboard", false, "serve dotsd's dashboard on loopback where dotsd runs (with --keep: to look at it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,7 +91,7 @@ func runScenario(ctx context.Context, name string, scenario func(context.Context
 		return err
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
-	res, err := scenario(ctx, netlab.ScenarioOptions{Bins: bins, Dir: *dir, Logf: logf, Keep: *keep})
+	res, err := scenario(ctx, netlab.ScenarioOptions{Bins: bins, Dir: *dir, Logf: logf, Keep: *keep, Dashboard: *dash})
 	if err != nil {
 		if errors.Is(err, netlab.ErrNotRoot) {
 			return errNotRoot

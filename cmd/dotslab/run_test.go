@@ -24,6 +24,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"export", "containerlab", "extra"}, "unexpected"},
 		{[]string{"run", "scrubbing", "--nope"}, "flag provided but not defined"},
 		{[]string{"run", "escalation", "extra"}, `run escalation: unexpected ["extra"]`},
+		{[]string{"screenshot", "extra"}, `screenshot: unexpected ["extra"]`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errb bytes.Buffer

@@ -37,7 +37,14 @@ type DaemonConfig struct {
 	// the edge then also receives FlowSpec (ipv4-flowspec), which its
 	// BIRD keeps in FlowTable.
 	Escalation *escalate.Ladder
+	// Dashboard, if set, is where dotsd serves its dashboard (host:port),
+	// with the bearer token in DashboardToken beside dotsd.yaml.
+	Dashboard string
 }
+
+// DashboardToken is the file of the dashboard's token, in the lab's
+// directory (mode 0600, as dotsd requires).
+const DashboardToken = "dashboard.token"
 
 // Scrubd is scrubd.yaml; paths are relative to the file (the PKI of
 // pki.Dev in the same directory).
@@ -61,7 +68,8 @@ table: %s
 // mitigations go to scrubd (polled every 200 ms) and, with BGP, the
 // on-ramp is announced to the edge with the scrubber as next hop. With an
 // escalation ladder the ladder picks the countermeasure, and the edge
-// receives FlowSpec rules too.
+// receives FlowSpec rules too. With Dashboard, dotsd serves its dashboard
+// there.
 func (c DaemonConfig) Dotsd() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `signal: {listen: [%q]}
@@ -96,6 +104,9 @@ divert:
 `, c.NodeAddr)
 	if l := c.Escalation; l != nil {
 		fmt.Fprintf(&b, "escalation:\n  alpha: {steps: [%s], up-after: %v, down-after: %v}\n", strings.Join(l.Steps, ", "), l.Up, l.Down)
+	}
+	if c.Dashboard != "" {
+		fmt.Fprintf(&b, "dashboard: {listen: %q, token-file: %s}\n", c.Dashboard, DashboardToken)
 	}
 	return b.String()
 }

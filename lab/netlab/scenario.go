@@ -64,6 +64,16 @@ type ScenarioOptions struct {
 	// Restart, if set, kills scrubd with SIGKILL under mitigation and
 	// starts it again (see RestartOptions).
 	Restart *RestartOptions
+	// Dashboard serves dotsd's dashboard on loopback where dotsd runs
+	// (ScenarioResult.Dashboard), with a fresh token in
+	// Dir/dashboard.token.
+	Dashboard bool
+	// Screenshot, if set, is a PNG file: after the attack, under
+	// mitigation, bursts of attack packets (ShotBursts) go to the target
+	// for about 90 s, and headless Chromium, in dotsd's namespace, takes
+	// a picture of the dashboard's page of the mitigation, its plots
+	// drawn from scrubd's drop counters. It implies Dashboard.
+	Screenshot string
 }
 
 // Attack traffic: 64-byte UDP payloads to the target's port 123.
@@ -102,6 +112,10 @@ type ScenarioResult struct {
 	Left      Leftovers // after withdraw and scrubd's stop
 	After     Traffic   // after withdraw
 	Took      time.Duration
+	// Dashboard is the dashboard's URL (with ScenarioOptions.Dashboard),
+	// reachable where dotsd runs.
+	Dashboard string
+	Shot      *ShotResult // with ScenarioOptions.Screenshot
 }
 
 // Traffic is one bounded flood and what became of it.
@@ -148,6 +162,7 @@ type scenario struct {
 	res                 *ScenarioResult
 	n                   int
 	ladder              *escalate.Ladder // RunEscalation's; nil: RunScrubbing
+	token               string           // the dashboard's
 }
 
 // RunScrubbing runs the scrubbing scenario with real packets, real dotsd,
@@ -195,6 +210,9 @@ func newScenario(o ScenarioOptions) (*scenario, error) {
 	}
 	if o.Attack <= 0 {
 		o.Attack = 5000
+	}
+	if o.Screenshot != "" {
+		o.Dashboard = true
 	}
 	if err := checkTools(o); err != nil {
 		return nil, err
@@ -247,7 +265,11 @@ func (s *scenario) steps() []func(context.Context) error {
 	if s.ladder != nil {
 		return append(steps, s.firstStep, s.escalateUp, s.onRamp, s.attack, s.escalateDown)
 	}
-	return append(steps, s.onRamp, s.attack)
+	steps = append(steps, s.onRamp, s.attack)
+	if s.o.Screenshot != "" {
+		steps = append(steps, s.screenshot)
+	}
+	return steps
 }
 
 func (s *scenario) run(ctx context.Context) error {
@@ -355,7 +377,7 @@ func freePort() (string, error) {
 // the state of an earlier run in the same directory (dotsd's store,
 // dotsctl's mids, the daemons' logs).
 func (s *scenario) configure() error {
-	for _, name := range []string{"levee.db", "alpha-state.json", "dotsd.log", "scrubd.log", "bird.log"} {
+	for _, name := range []string{"levee.db", "alpha-state.json", "dotsd.log", "scrubd.log", "bird.log", DashboardToken} {
 		if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("netlab: scenario: %w", err)
 		}
@@ -372,6 +394,11 @@ func (s *scenario) configure() error {
 			return err
 		}
 		if s.cfg.SignalAddr, err = freePort(); err != nil {
+			return err
+		}
+	}
+	if s.o.Dashboard {
+		if err := s.dashboard(); err != nil {
 			return err
 		}
 	}

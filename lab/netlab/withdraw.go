@@ -34,6 +34,14 @@ func (s *scenario) hold(ctx context.Context) {
 	}
 	fmt.Fprintf(&b, "  %s%s --config %s status %d\n", ctl, s.o.Bins.Dotsctl, filepath.Join(s.dir, "dotsctl.yaml"), s.res.MID)
 	fmt.Fprintf(&b, "  tail -f %s\n", filepath.Join(s.dir, "*.log"))
+	if s.res.Dashboard != "" {
+		fmt.Fprintf(&b, "dashboard: %s (log in with the token in %s)", s.res.Dashboard, filepath.Join(s.dir, DashboardToken))
+		if s.daemons != "" {
+			fmt.Fprintf(&b, ", on the loopback of %s: e.g. ip netns exec %s curl -H \"Authorization: Bearer $(cat %s)\" %sapi/mitigations",
+				ns[Control], ns[Control], filepath.Join(s.dir, DashboardToken), s.res.Dashboard)
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("press Ctrl-C to withdraw the mitigation and remove the lab")
 	s.o.Logf("%s", b.String())
 	<-ctx.Done()
@@ -191,6 +199,9 @@ func (r *ScenarioResult) Problems() []string {
 	}
 	if r.Escalation != nil {
 		p = append(p, r.Escalation.Problems(r.EdgeRoute)...)
+	}
+	if r.Shot != nil {
+		p = append(p, r.Shot.Problems()...)
 	}
 	add(r.WithdrawCode == "2.02", "withdraw answered %q, want 2.02 (Deleted)", r.WithdrawCode)
 	add(r.Left.Empty(), "after withdraw: %s", r.Left)
