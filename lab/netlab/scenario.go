@@ -363,14 +363,28 @@ func (s *scenario) write(name, text string) (string, error) {
 	return p, nil
 }
 
-// freePort is a free TCP port on 127.0.0.1 of the caller's namespace.
+// freePort is a port on 127.0.0.1 of the caller's namespace free for
+// both TCP and UDP.
 func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("netlab: free port: %w", err)
+	// dotsd listens on the port over TCP (TLS) and UDP (DTLS): both must be
+	// free, or its start fails on "address already in use".
+	var err error
+	for range 20 {
+		var ln net.Listener
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			break
+		}
+		addr := ln.Addr().String()
+		pc, uerr := net.ListenPacket("udp", addr)
+		ln.Close()
+		if uerr == nil {
+			pc.Close()
+			return addr, nil
+		}
+		err = uerr
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return "", fmt.Errorf("netlab: free port: %w", err)
 }
 
 // configure writes the PKI and the daemons' configurations, and removes
