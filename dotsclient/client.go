@@ -401,6 +401,14 @@ func (c *Client) libErr(err error) { c.log.Debug("coap", "err", err) }
 
 // serveServer answers the server's requests: heartbeats (2.04), nothing else.
 func (c *Client) serveServer(w mux.ResponseWriter, r *mux.Message) {
+	if class := r.Code() >> 5; class >= 2 && class <= 5 {
+		// A response that answers no request of the client (a late answer
+		// to a request given up) is rejected, never answered with a
+		// response (RFC 7252 §5.3.2): a 4.04 to a server that did the same
+		// would never end.
+		c.log.Debug("response to no request of the client ignored", "code", r.Code().String())
+		return
+	}
 	path, _ := r.Options().Path()
 	if r.Code() != codes.PUT || strings.TrimPrefix(path, "/") != strings.TrimPrefix(hbPath, "/") {
 		if r.Code() != codes.Empty {
