@@ -118,7 +118,9 @@ func refreshable(s dots.Status) bool {
 }
 
 // requestParams are the attributes of a request a refresh repeats (RFC
-// 9132 §4.4.1: everything but the lifetime unchanged).
+// 9132 §4.4.1: everything but the lifetime unchanged). Not its acl-list:
+// the ACL switch was the request's (RFC 9133 §3.2.1), and repeating it
+// would undo a change made since over the data channel.
 func requestParams(sc dots.Scope) dots.Scope {
 	return dots.Scope{TargetPrefix: sc.TargetPrefix, TargetPortRange: sc.TargetPortRange, TargetProtocol: sc.TargetProtocol,
 		TargetFQDN: sc.TargetFQDN, TargetURI: sc.TargetURI, AliasName: sc.AliasName,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/levee-dots/levee/dots"
 )
@@ -59,4 +60,21 @@ func TestMitigateAliasAndACL(t *testing.T) {
 
 	err = e.fails(t, "mitigate", "--target", "203.0.113.10/32", "--acl", "an-accept-list")
 	contains(t, "mitigate --acl without an activation", err.Error(), "NAME=ACTIVATION")
+}
+
+// TestAgentRefreshLeavesACLs: the agent's refresh of a request made with
+// --acl does not switch the ACLs again (the switch is the request's, RFC
+// 9133 §3.2.1; a refresh changes only the lifetime): a change made over
+// the data channel after the request stays.
+func TestAgentRefreshLeavesACLs(t *testing.T) {
+	e := newDataEnv(t)
+	e.ok(t, "acl", "create", "--name", "allow", "--dst", "203.0.113.10/32", "--src", "192.0.2.0/24",
+		"--action", "accept", "--activation", "immediate")
+	a := startAgent(t, e)
+	contains(t, "attack", e.ok(t, "mitigate", "--target", "203.0.113.10/32"), "mid 1 created")
+	contains(t, "mitigate --acl", e.ok(t, "mitigate", "--target", "203.0.113.10/32", "--lifetime", "4", "--acl", "allow=deactivate"), "mid 2 ")
+	contains(t, "after --acl", rowOf(t, e.ok(t, "acl", "list"), "allow"), "deactivate")
+	e.ok(t, "acl", "activate", "allow", "immediate")
+	waitWithin(t, "refresh of mid 2", a.out, "mid 2 refreshed", 6*time.Second)
+	contains(t, "after the refresh", rowOf(t, e.ok(t, "acl", "list"), "allow"), "immediate")
 }
