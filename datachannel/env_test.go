@@ -31,7 +31,7 @@ type env struct {
 	dir string
 }
 
-func start(t testing.TB, o service.Options) *env {
+func start(t testing.TB, o service.Options, mutate ...func(*datachannel.Options)) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
 	var err error
@@ -56,11 +56,15 @@ func start(t testing.TB, o service.Options) *env {
 	}
 	e.svc.Start()
 	domains := dotstest.Domains()
-	srv, err := datachannel.New(datachannel.Options{Service: e.svc, Certificate: cert, ClientCAs: roots, MaxBody: 64 << 10,
+	opts := datachannel.Options{Service: e.svc, Certificate: cert, ClientCAs: roots, MaxBody: 64 << 10,
 		Identify: func(c *x509.Certificate) (datachannel.Identity, error) {
 			id, err := dotsserver.IdentifyCertificate(domains, c)
 			return datachannel.Identity{CUID: id.CUID, SPKI: id.SPKI, Domain: id.Domain}, err
-		}})
+		}}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	srv, err := datachannel.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
