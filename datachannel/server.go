@@ -51,6 +51,10 @@ type Options struct {
 	// signal channel's rules (dotsserver.IdentifyCertificate).
 	Identify func(*x509.Certificate) (Identity, error)
 	MaxBody  int64 // 0: DefaultMaxBody
+	// Observe, when set, is told each request answered: its method (GET,
+	// POST, PUT, DELETE or OTHER), the HTTP status and the time taken (for
+	// metrics).
+	Observe func(method string, status int, d time.Duration)
 
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration // 0: defaults
 }
@@ -154,7 +158,48 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, data.Errorf(404, data.TagInvalidValue, "no resource %s: the RESTCONF root is /restconf (RFC 8040 §3.1)", r.URL.Path))
 	})
-	return mux
+	if s.opts.Observe == nil {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		mux.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		s.opts.Observe(methodLabel(r.Method), sw.status, time.Since(start))
+	})
+}
+
+// statusWriter notes the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// methodLabel bounds the method to the ones the data channel serves, so
+// that a client cannot make up label values.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete:
+		return m
+	}
+	return "OTHER"
 }
 
 // hostMeta is RFC 8040 §3.1 root discovery (RFC 6415 XRD).

@@ -3,6 +3,7 @@ package metrics
 import (
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,9 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	hbSent   *prometheus.CounterVec
 	hbMissed *prometheus.CounterVec
+
+	dataRequests *prometheus.CounterVec
+	dataLatency  *prometheus.HistogramVec
 }
 
 // latencyBuckets cover a request answered from memory (well under a
@@ -64,7 +68,16 @@ func New(opts Options) *Metrics {
 		Name: "levee_signal_heartbeats_missed_total",
 		Help: "Heartbeats the server sent that the client did not answer in time, by transport.",
 	}, []string{"transport"})
-	m.reg.MustRegister(m.requests, m.latency, m.hbSent, m.hbMissed,
+	m.dataRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "levee_data_requests_total",
+		Help: "Data-channel (RFC 8783) requests answered, by method (GET, POST, PUT, DELETE, OTHER) and HTTP status.",
+	}, []string{"method", "code"})
+	m.dataLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "levee_data_request_duration_seconds",
+		Help:    "Time from a data-channel request's headers to its answer, by method.",
+		Buckets: latencyBuckets,
+	}, []string{"method"})
+	m.reg.MustRegister(m.requests, m.latency, m.hbSent, m.hbMissed, m.dataRequests, m.dataLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -88,6 +101,14 @@ func (m *Metrics) Register(cs ...prometheus.Collector) error {
 func (m *Metrics) Request(method, resource string, code dots.Code, d time.Duration) {
 	m.requests.WithLabelValues(method, resource, codeLabels[code]).Inc()
 	m.latency.WithLabelValues(method, resource).Observe(d.Seconds())
+}
+
+// DataRequest counts one answered data-channel request and observes its
+// latency (datachannel.Options.Observe); method is one of five values and
+// status an HTTP status, so the series stay few.
+func (m *Metrics) DataRequest(method string, status int, d time.Duration) {
+	m.dataRequests.WithLabelValues(method, strconv.Itoa(status)).Inc()
+	m.dataLatency.WithLabelValues(method).Observe(d.Seconds())
 }
 
 // Heartbeat counts one heartbeat sent, and whether it was missed

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/levee-dots/levee/datachannel"
 	"github.com/levee-dots/levee/dotsserver"
@@ -93,12 +94,12 @@ func dataURL(listen string) string {
 // startData starts the data channel when data.listen is set (nil
 // otherwise), with the signal channel's certificate, client CAs, client
 // domains and revocation lists.
-func startData(cfg *fileConfig, svc *service.Service, signal *dotsserver.Server, cert tls.Certificate, cas *x509.CertPool, log *slog.Logger) (*datachannel.Server, error) {
+func startData(cfg *fileConfig, svc *service.Service, signal *dotsserver.Server, cert tls.Certificate, cas *x509.CertPool, observe func(string, int, time.Duration), log *slog.Logger) (*datachannel.Server, error) {
 	if cfg.Data.Listen == "" {
 		return nil, nil
 	}
 	srv, err := datachannel.New(datachannel.Options{Logger: log, Service: svc, Certificate: cert, ClientCAs: cas,
-		CurrentClientCAs: signal.ClientCAs,
+		CurrentClientCAs: signal.ClientCAs, Observe: observe,
 		Identify: func(c *x509.Certificate) (datachannel.Identity, error) {
 			id, err := signal.IdentifyCertificate(c)
 			return datachannel.Identity{CUID: id.CUID, SPKI: id.SPKI, Domain: id.Domain}, err

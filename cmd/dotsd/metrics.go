@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/levee-dots/levee/divert/bgp"
 	"github.com/levee-dots/levee/divert/dns"
@@ -62,6 +63,15 @@ func (x *dotsdMetrics) hooks() dotsserver.Hooks {
 		return dotsserver.Hooks{}
 	}
 	return dotsserver.Hooks{Request: x.Request, Heartbeat: x.Heartbeat}
+}
+
+// dataObserver feeds the data channel's requests to the metrics (nil
+// without metrics).
+func (x *dotsdMetrics) dataObserver() func(string, int, time.Duration) {
+	if x == nil {
+		return nil
+	}
+	return x.DataRequest
 }
 
 // start registers the components' collectors and serves /metrics; the

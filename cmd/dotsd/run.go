@@ -229,7 +229,7 @@ func serve(ctx context.Context, cfg *fileConfig, logw io.Writer) error {
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
-	data, err := startData(cfg, svc, srv, cert, cas, log)
+	data, err := startData(cfg, svc, srv, cert, cas, mx.dataObserver(), log)
 	if err != nil {
 		srv.Close()
 		return err
