@@ -117,6 +117,30 @@ func (s *Service) writeDataLocked(cuid string, next *dataClient) *commit {
 	})
 }
 
+// editData is a change of a registered client's record: edit changes a
+// copy (or refuses, its error returned as it is), which replaces the
+// record in memory and goes to disk; a failed write is undone and
+// answered with errStore.
+func (s *Service) editData(cuid string, edit func(next *dataClient) error) error {
+	s.mu.Lock()
+	cur, ok := s.data[cuid]
+	if !ok {
+		s.mu.Unlock()
+		return errNotRegistered(cuid)
+	}
+	next := cur.clone()
+	if err := edit(next); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	done := s.writeDataLocked(cuid, next)
+	s.mu.Unlock()
+	if err := done.wait(); err != nil {
+		return errStore(err)
+	}
+	return nil
+}
+
 // RegisterDataClient registers the client on the data channel (RFC 8783
 // §5.1). With replace false (POST) an existing registration is a 409
 // resource-denied; with replace true (PUT) the registration's cdid is
@@ -219,39 +243,28 @@ func (s *Service) PutAliases(c Client, aliases []data.Alias, replace bool) (crea
 			return false, err
 		}
 	}
-	s.mu.Lock()
-	cur, ok := s.data[c.CUID]
-	if !ok {
-		s.mu.Unlock()
-		return false, errNotRegistered(c.CUID)
-	}
-	next := cur.clone()
-	created = true
 	exp := s.now().Add(DataLifetime)
-	for _, a := range aliases {
-		a.PendingLifetime = nil
-		rec := &aliasRec{Alias: a, Expires: exp}
-		if i := next.alias(a.Name); i >= 0 {
-			if !replace {
-				s.mu.Unlock()
-				return false, data.Errorf(409, data.TagResourceDenied, "alias %q already exists", a.Name)
+	created = true
+	err = s.editData(c.CUID, func(next *dataClient) error {
+		for _, a := range aliases {
+			a.PendingLifetime = nil
+			rec := &aliasRec{Alias: a, Expires: exp}
+			if i := next.alias(a.Name); i >= 0 {
+				if !replace {
+					return data.Errorf(409, data.TagResourceDenied, "alias %q already exists", a.Name)
+				}
+				next.Aliases[i] = rec
+				created = false
+				continue
 			}
-			next.Aliases[i] = rec
-			created = false
-			continue
+			next.Aliases = append(next.Aliases, rec)
 		}
-		next.Aliases = append(next.Aliases, rec)
-	}
-	if len(next.Aliases) > MaxAliasesPerClient {
-		s.mu.Unlock()
-		return false, data.Errorf(409, data.TagResourceDenied, "a client may hold at most %d aliases", MaxAliasesPerClient)
-	}
-	done := s.writeDataLocked(c.CUID, next)
-	s.mu.Unlock()
-	if err := done.wait(); err != nil {
-		return false, errStore(err)
-	}
-	return created, nil
+		if len(next.Aliases) > MaxAliasesPerClient {
+			return data.Errorf(409, data.TagResourceDenied, "a client may hold at most %d aliases", MaxAliasesPerClient)
+		}
+		return nil
+	})
+	return created && err == nil, err
 }
 
 // ownedAlias checks the alias's addresses against the client's domain; its
@@ -301,25 +314,14 @@ func (s *Service) Aliases(c Client, name string) ([]data.Alias, error) {
 
 // DeleteAlias deletes one of the client's aliases (RFC 8783 §6.3).
 func (s *Service) DeleteAlias(c Client, name string) error {
-	s.mu.Lock()
-	dc, ok := s.data[c.CUID]
-	if !ok {
-		s.mu.Unlock()
-		return errNotRegistered(c.CUID)
-	}
-	i := dc.alias(name)
-	if i < 0 {
-		s.mu.Unlock()
-		return data.Errorf(404, data.TagInvalidValue, "alias %q does not exist", name)
-	}
-	next := dc.clone()
-	next.Aliases = slices.Delete(next.Aliases, i, i+1)
-	done := s.writeDataLocked(c.CUID, next)
-	s.mu.Unlock()
-	if err := done.wait(); err != nil {
-		return errStore(err)
-	}
-	return nil
+	return s.editData(c.CUID, func(next *dataClient) error {
+		i := next.alias(name)
+		if i < 0 {
+			return data.Errorf(404, data.TagInvalidValue, "alias %q does not exist", name)
+		}
+		next.Aliases = slices.Delete(next.Aliases, i, i+1)
+		return nil
+	})
 }
 
 // aliasTargets returns the named aliases of a client, for a signal-channel

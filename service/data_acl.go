@@ -91,28 +91,20 @@ func (s *Service) PutACLs(c Client, acls []data.ACL, replace bool, in Insert) (c
 			return false, accessDenied("acl %q is refused by the mitigator's policy: %v", a.Name, err)
 		}
 	}
-	s.mu.Lock()
-	cur, ok := s.data[c.CUID]
-	if !ok {
-		s.mu.Unlock()
-		return false, errNotRegistered(c.CUID)
-	}
-	next := cur.clone()
-	created, err = placeACLs(next, recs, replace, in)
-	if err == nil && len(next.ACLs) > MaxACLsPerClient {
-		err = data.Errorf(409, data.TagResourceDenied, "a client may hold at most %d acls", MaxACLsPerClient)
-	}
+	err = s.editData(c.CUID, func(next *dataClient) error {
+		var err error
+		created, err = placeACLs(next, recs, replace, in)
+		if err == nil && len(next.ACLs) > MaxACLsPerClient {
+			err = data.Errorf(409, data.TagResourceDenied, "a client may hold at most %d acls", MaxACLsPerClient)
+		}
+		return err
+	})
+	// After a failed write too: a reconcile meanwhile may have seen the
+	// change before it was undone.
+	s.reconcileACLs(c.CUID)
 	if err != nil {
-		s.mu.Unlock()
 		return false, err
 	}
-	done := s.writeDataLocked(c.CUID, next)
-	s.mu.Unlock()
-	if err := done.wait(); err != nil {
-		s.reconcileACLs(c.CUID) // what a reconcile saw meanwhile is undone
-		return false, errStore(err)
-	}
-	s.reconcileACLs(c.CUID)
 	s.NotifyACLs(c.CUID)
 	return created, nil
 }
@@ -176,26 +168,18 @@ func (s *Service) ACLs(c Client, name string) ([]data.ACL, error) {
 // DeleteACL deletes one of the client's ACLs (RFC 8783 §7.4); an
 // enforced one is withdrawn from the backends.
 func (s *Service) DeleteACL(c Client, name string) error {
-	s.mu.Lock()
-	dc, ok := s.data[c.CUID]
-	if !ok {
-		s.mu.Unlock()
-		return errNotRegistered(c.CUID)
+	err := s.editData(c.CUID, func(next *dataClient) error {
+		i := next.acl(name)
+		if i < 0 {
+			return data.Errorf(404, data.TagInvalidValue, "acl %q does not exist", name)
+		}
+		next.ACLs = slices.Delete(next.ACLs, i, i+1)
+		return nil
+	})
+	s.reconcileACLs(c.CUID) // after a failed write too, as in PutACLs
+	if err != nil {
+		return err
 	}
-	i := dc.acl(name)
-	if i < 0 {
-		s.mu.Unlock()
-		return data.Errorf(404, data.TagInvalidValue, "acl %q does not exist", name)
-	}
-	next := dc.clone()
-	next.ACLs = slices.Delete(next.ACLs, i, i+1)
-	done := s.writeDataLocked(c.CUID, next)
-	s.mu.Unlock()
-	if err := done.wait(); err != nil {
-		s.reconcileACLs(c.CUID) // what a reconcile saw meanwhile is undone
-		return errStore(err)
-	}
-	s.reconcileACLs(c.CUID)
 	s.NotifyACLs(c.CUID)
 	return nil
 }
