@@ -89,12 +89,18 @@ func (e *certExpiry) NotAfter() map[string]time.Time {
 // ends; stop waits for a check in progress.
 func watchExpiry(ctx context.Context, e *certExpiry, ticks <-chan time.Time) (stop func()) {
 	e.check()
+	return everyTick(ctx, ticks, expiryCheckEvery, e.check)
+}
+
+// everyTick runs f at every tick (nil ticks: every d) until ctx ends or
+// stop is called; stop waits for a run in progress.
+func everyTick(ctx context.Context, ticks <-chan time.Time, d time.Duration, f func()) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if ticks == nil {
-			t := time.NewTicker(expiryCheckEvery)
+			t := time.NewTicker(d)
 			defer t.Stop()
 			ticks = t.C
 		}
@@ -103,7 +109,7 @@ func watchExpiry(ctx context.Context, e *certExpiry, ticks <-chan time.Time) (st
 			case <-ctx.Done():
 				return
 			case <-ticks:
-				e.check()
+				f()
 			}
 		}
 	}()

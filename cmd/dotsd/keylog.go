@@ -30,27 +30,9 @@ func openKeyLog(ctx context.Context, path string, log *slog.Logger, ticks <-chan
 			"file", path)
 	}
 	warn()
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if ticks == nil {
-			t := time.NewTicker(keyLogWarnEvery)
-			defer t.Stop()
-			ticks = t.C
-		}
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticks:
-				warn()
-			}
-		}
-	}()
+	stop := everyTick(ctx, ticks, keyLogWarnEvery, warn)
 	return k, func() {
-		cancel()
-		<-done
+		stop()
 		_ = k.Close()
 	}, nil
 }
