@@ -57,36 +57,8 @@ func coapAs(t *testing.T, dir, client, method, uri string, body *dots.Message) s
 // acl-list in a mitigation request switches one off during the attack. An
 // alias created with curl is the target of a coap-client request.
 func TestDataChannelFlowSpec(t *testing.T) {
-	for _, tool := range []string{"curl", "coap-client-openssl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
-		}
-	}
-	bin := buildDotsd(t)
-	e := startEdges(t)
-	dir, port := t.TempDir(), freePort(t)
-	cfg := bgpDotsdConfig(t, dir, port, e, 24)
-	dataAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "data:\n  listen: %q\n", dataAddr)
-	f.Close()
-	startDotsd(t, bin, "--config", cfg)
-
-	c := filepath.Join(dir, "clients", "alpha")
-	_, leaf, err := pki.LoadKeyPair(filepath.Join(c, "cert.pem"), filepath.Join(c, "key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cuid := pki.CUID(leaf)
-	root := "https://" + dataAddr + "/restconf/data/ietf-dots-data-channel:dots-data"
-	acl := func(name, activation, dst, src string) string {
-		return `{"ietf-dots-data-channel:acls":{"acl":[{"name":"` + name + `","type":"ipv4-acl-type","activation-type":"` + activation +
-			`","aces":{"ace":[{"name":"r1","matches":{"ipv4":{"destination-ipv4-network":"` + dst + `","source-ipv4-network":"` + src +
-			`"}},"actions":{"forwarding":"drop"}}]}}]}}`
-	}
+	d := startDataDotsd(t)
+	e, dir, port, cuid, root, acl := d.edges, d.dir, d.port, d.cuid, d.root, dropACL
 	for _, st := range []struct{ url, body string }{
 		{root, `{"ietf-dots-data-channel:dots-client":[{"cuid":"` + cuid + `"}]}`},
 		{root + "/dots-client=" + cuid, acl("during-attack", "activate-when-mitigating", "203.0.113.0/25", "192.0.2.0/24")},
@@ -143,4 +115,50 @@ func TestDataChannelFlowSpec(t *testing.T) {
 	}
 	web := want{family: "ipv4-unicast", prefix: "203.0.113.20/32", nexthop: "192.0.2.1", communities: []string{"65535:666"}}
 	e.holds(t, "the alias's target diverted", allEdges, web, duringAttack)
+}
+
+// dataDotsd is a real dotsd with the data channel on, BGP toward FRR, BIRD
+// and ExaBGP, for tests that drive it with curl and coap-client.
+type dataDotsd struct {
+	edges *edges
+	dir   string // its directory: PKI, configuration, store
+	port  int    // the signal channel's port
+	cuid  string // client alpha's
+	root  string // the data channel's dots-data URL
+}
+
+func startDataDotsd(t *testing.T) dataDotsd {
+	t.Helper()
+	for _, tool := range []string{"curl", "coap-client-openssl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	bin := buildDotsd(t)
+	d := dataDotsd{edges: startEdges(t), dir: t.TempDir(), port: freePort(t)}
+	cfg := bgpDotsdConfig(t, d.dir, d.port, d.edges, 24)
+	dataAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "data:\n  listen: %q\n", dataAddr)
+	f.Close()
+	startDotsd(t, bin, "--config", cfg)
+	c := filepath.Join(d.dir, "clients", "alpha")
+	_, leaf, err := pki.LoadKeyPair(filepath.Join(c, "cert.pem"), filepath.Join(c, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cuid = pki.CUID(leaf)
+	d.root = "https://" + dataAddr + "/restconf/data/ietf-dots-data-channel:dots-data"
+	return d
+}
+
+// dropACL is an RFC 8783 body of one ACL with one ACE that drops src
+// toward dst.
+func dropACL(name, activation, dst, src string) string {
+	return `{"ietf-dots-data-channel:acls":{"acl":[{"name":"` + name + `","type":"ipv4-acl-type","activation-type":"` + activation +
+		`","aces":{"ace":[{"name":"r1","matches":{"ipv4":{"destination-ipv4-network":"` + dst + `","source-ipv4-network":"` + src +
+		`"}},"actions":{"forwarding":"drop"}}]}}]}}`
 }

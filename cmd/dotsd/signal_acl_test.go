@@ -2,16 +2,11 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/levee-dots/levee/dots"
-	"github.com/levee-dots/levee/pki"
 )
 
 // TestSignalACLFlowSpec: an ACL that drops 192.0.2.0/24 toward alpha's
@@ -24,37 +19,9 @@ import (
 // when the mitigation is withdrawn the immediate ACLs stay at the routers
 // and the activate-when-mitigating one goes.
 func TestSignalACLFlowSpec(t *testing.T) {
-	for _, tool := range []string{"curl", "coap-client-openssl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
-		}
-	}
-	bin := buildDotsd(t)
-	e := startEdges(t)
-	dir, port := t.TempDir(), freePort(t)
-	cfg := bgpDotsdConfig(t, dir, port, e, 24)
-	dataAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "data:\n  listen: %q\n", dataAddr)
-	f.Close()
-	startDotsd(t, bin, "--config", cfg)
-
-	c := filepath.Join(dir, "clients", "alpha")
-	_, leaf, err := pki.LoadKeyPair(filepath.Join(c, "cert.pem"), filepath.Join(c, "key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cuid := pki.CUID(leaf)
-	root := "https://" + dataAddr + "/restconf/data/ietf-dots-data-channel:dots-data"
+	d := startDataDotsd(t)
+	e, dir, port, cuid, root, acl := d.edges, d.dir, d.port, d.cuid, d.root, dropACL
 	client := root + "/dots-client=" + cuid
-	acl := func(name, activation, dst, src string) string {
-		return `{"ietf-dots-data-channel:acls":{"acl":[{"name":"` + name + `","type":"ipv4-acl-type","activation-type":"` + activation +
-			`","aces":{"ace":[{"name":"r1","matches":{"ipv4":{"destination-ipv4-network":"` + dst + `","source-ipv4-network":"` + src +
-			`"}},"actions":{"forwarding":"drop"}}]}}]}}`
-	}
 	for _, st := range []struct{ url, body string }{
 		{root, `{"ietf-dots-data-channel:dots-client":[{"cuid":"` + cuid + `"}]}`},
 		{client, acl("drop-192", "activate-when-mitigating", "203.0.113.0/26", "192.0.2.0/24")},
